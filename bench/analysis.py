@@ -1,0 +1,205 @@
+"""Results folder -> tidy DataFrames and the sweep summary. Pure functions; plots live in bench/plots.py."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+
+from bench.results import OK, SUMMARY_FILE, TELEMETRY_FILE, read_requests, read_run, run_dirs
+
+SUMMARY_COLUMNS = [
+    "variant", "status", "reason", "wall_clock_s", "speedup", "output_tok_per_s", "requests_per_s",
+    "ttft_s_p50", "tpot_s_p50", "latency_s_p50", "n_requests", "n_failed", "exact_match", "f1",
+    "identical_to_baseline", "spec_acceptance_rate", "spec_mean_acceptance_length",
+    "util_mean_pct", "mem_peak_mib", "startup_s",
+]  # fmt: skip
+
+
+def load_runs(sweep_dir: Path) -> pd.DataFrame:
+    """One row per variant: run.json flattened (stats, server metrics, busiest device's telemetry)."""
+    rows = []
+    for d in run_dirs(Path(sweep_dir)):
+        run = read_run(d)
+        if run is None:
+            continue
+        row = {k: v for k, v in dataclasses.asdict(run).items() if not isinstance(v, (dict, list))}
+        row |= run.stats
+        row |= {k: v for k, v in run.server_metrics.items() if not isinstance(v, (dict, list))}
+        # The device that did the work: a GPU's figure, or the vLLM process tree's on the CPU engine.
+        devices = [t for t in run.telemetry if t["device"].startswith("gpu")] or [
+            t for t in run.telemetry if t["device"] == "server"
+        ]
+        if devices:
+            row["util_mean_pct"] = max(t["util_mean_pct"] or 0.0 for t in devices)
+            row["mem_peak_mib"] = sum(t["mem_peak_mib"] or 0.0 for t in devices)
+            row["telemetry_source"] = devices[0]["source"]
+        row["run_dir"] = str(d)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def load_requests(sweep_dir: Path) -> pd.DataFrame:
+    """One row per request of every variant, with a `variant` column."""
+    frames = []
+    for d in run_dirs(Path(sweep_dir)):
+        records = list(read_requests(d))
+        if records:
+            frames.append(pd.DataFrame(records).assign(variant=d.name))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def load_telemetry(sweep_dir: Path) -> pd.DataFrame:
+    frames = []
+    for d in run_dirs(Path(sweep_dir)):
+        path = d / TELEMETRY_FILE
+        if path.exists() and path.stat().st_size:
+            frames.append(pd.read_csv(path).assign(variant=d.name))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def identical_share(requests: pd.DataFrame, baseline: str) -> pd.Series:
+    """Per variant, the share of its answers identical to the baseline's answer to the same question."""
+    if requests.empty or baseline not in set(requests["variant"]):
+        return pd.Series(dtype=float)
+    ok = requests[requests["error"].isna()]
+    base = ok[ok["variant"] == baseline].set_index("question_id")["answer"]
+    joined = ok.join(base.rename("baseline_answer"), on="question_id", how="inner")
+    return (joined["answer"] == joined["baseline_answer"]).groupby(joined["variant"]).mean()
+
+
+def summary_table(sweep_dir: Path, baseline: str = "single") -> pd.DataFrame:
+    runs = load_runs(sweep_dir)
+    if runs.empty:
+        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+    base = runs.loc[(runs["variant"] == baseline) & (runs["status"] == OK), "wall_clock_s"]
+    # Speed-up means the same work done faster: only complete runs get one.
+    runs["speedup"] = (base.iloc[0] / runs["wall_clock_s"]).where(runs["status"] == OK) if len(base) else None
+    runs["identical_to_baseline"] = runs["variant"].map(identical_share(load_requests(sweep_dir), baseline))
+    for col in SUMMARY_COLUMNS:
+        if col not in runs:
+            runs[col] = None
+    return (
+        runs[SUMMARY_COLUMNS].sort_values("variant", key=lambda s: s != baseline, kind="stable").reset_index(drop=True)
+    )
+
+
+def write_summary(sweep_dir: Path, baseline: str = "single") -> pd.DataFrame:
+    table = summary_table(sweep_dir, baseline)
+    table.to_csv(Path(sweep_dir) / SUMMARY_FILE, index=False)
+    return table
+
+
+def format_summary(table: pd.DataFrame) -> str:
+    """The one-screen end-of-sweep table."""
+    if table.empty:
+        return "no runs"
+    view = pd.DataFrame(
+        {
+            "variant": table["variant"],
+            "status": table["status"],
+            "wall clock": table["wall_clock_s"].map(lambda v: f"{v:.1f} s" if pd.notna(v) else "-"),
+            "output tok/s": table["output_tok_per_s"].map(lambda v: f"{v:.1f}" if pd.notna(v) else "-"),
+            "speed-up": table["speedup"].map(lambda v: f"{v:.2f}x" if pd.notna(v) else "-"),
+            "F1": table["f1"].map(lambda v: f"{v:.2f}" if pd.notna(v) else "-"),
+            "reason": table["reason"].fillna("").map(lambda s: s if len(s) <= 70 else s[:67] + "..."),
+        }
+    )
+    return view.to_string(index=False)
+
+
+def load_provenance(sweep_dir: Path) -> pd.DataFrame:
+    """One row per variant: where its numbers came from (versions, machine, commit, time, command)."""
+    rows = []
+    for d in run_dirs(Path(sweep_dir)):
+        run = read_run(d)
+        if run is None:
+            continue
+        p, server = run.provenance or {}, run.server or {}
+        gpus = p.get("gpus") or []
+        rows.append(
+            {
+                "variant": run.variant,
+                "status": run.status,
+                "started_at": run.started_at or p.get("time"),
+                "engine": server.get("engine") or p.get("engine"),
+                "vllm_version": p.get("vllm_version"),
+                "torch_version": p.get("torch_version"),
+                "git_commit": p.get("git_commit"),
+                "host": p.get("host"),
+                "cpu": f"{p.get('cpu')} ({p.get('cpu_count')} cores)" if p.get("cpu") else None,
+                "gpus": ", ".join(f"{g.get('name')} (driver {g.get('driver')})" for g in gpus) or None,
+                "model": server.get("model_path") or (server.get("config") or {}).get("model"),
+                "command": " ".join(map(str, server.get("command") or [])) or None,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def stack_sweeps(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Several sweeps' tables as one, with a `sweep` column (the sweep's label) first."""
+    parts = [f.assign(sweep=name) for name, f in frames.items() if not f.empty]
+    if not parts:
+        return pd.DataFrame()
+    out = pd.concat(parts, ignore_index=True)
+    return out[["sweep", *[c for c in out.columns if c != "sweep"]]]
+
+
+def telemetry_timeline(telemetry: pd.DataFrame, requests: pd.DataFrame) -> pd.DataFrame:
+    """Telemetry plus `t_s`: seconds since the variant's first request (else its first sample)."""
+    if telemetry.empty:
+        return telemetry.assign(t_s=pd.Series(dtype=float))
+    keys = [k for k in ("sweep", "variant") if k in telemetry]
+    tel = telemetry.copy()
+    tel["time"] = pd.to_numeric(tel["time"], errors="coerce")
+    tel["util_pct"] = pd.to_numeric(tel["util_pct"], errors="coerce")
+    start = tel.groupby(keys)["time"].transform("min")
+    if not requests.empty and "start_time" in requests and set(keys) <= set(requests.columns):
+        first = requests.assign(start_time=pd.to_numeric(requests["start_time"], errors="coerce"))
+        first = first.groupby(keys)["start_time"].min().rename("first_request")
+        # Both clocks are epoch seconds, so a sample taken before the first request gets a negative t_s.
+        start = tel.join(first, on=keys)["first_request"].fillna(start)
+    return tel.assign(t_s=tel["time"] - start)
+
+
+def latency_ecdf(requests: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per variant (and sweep), the successful requests' sorted `column` values and their cumulative share."""
+    keys = [k for k in ("sweep", "variant") if k in requests]
+    if requests.empty or column not in requests:
+        return pd.DataFrame(columns=[*keys, "value", "share"])
+    ok = requests[requests["error"].isna()] if "error" in requests else requests
+    ok = ok.assign(value=pd.to_numeric(ok[column], errors="coerce")).dropna(subset=["value"])
+    ok = ok.sort_values([*keys, "value"])
+    share = (ok.groupby(keys).cumcount() + 1) / ok.groupby(keys)["value"].transform("size")
+    return ok[keys].assign(value=ok["value"], share=share).reset_index(drop=True)
+
+
+def summary_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The summary with units and rounding, as text: for summary.md and the HTML report."""
+    if table.empty or "variant" not in table:
+        return pd.DataFrame()
+
+    def fmt(col: str, spec: str, scale: float = 1.0, suffix: str = "") -> pd.Series:
+        values = pd.to_numeric(table[col], errors="coerce") if col in table else pd.Series(float("nan"), table.index)
+        return values.map(lambda v: f"{v * scale:{spec}}{suffix}" if pd.notna(v) else "-")
+
+    view = {
+        "sweep": table["sweep"] if "sweep" in table else None,
+        "variant": table["variant"],
+        "status": table["status"] if "status" in table else None,
+        "wall clock": fmt("wall_clock_s", ".1f", suffix=" s"),
+        "speed-up": fmt("speedup", ".2f", suffix="x"),
+        "output tok/s": fmt("output_tok_per_s", ".1f"),
+        "TTFT p50": fmt("ttft_s_p50", ".0f", 1000, " ms"),
+        "TPOT p50": fmt("tpot_s_p50", ".0f", 1000, " ms"),
+        "latency p50": fmt("latency_s_p50", ".2f", suffix=" s"),
+        "F1": fmt("f1", ".2f"),
+        "EM": fmt("exact_match", ".2f"),
+        "same answer as baseline": fmt("identical_to_baseline", ".0%"),
+        "spec accept": fmt("spec_acceptance_rate", ".0%"),
+        "util mean": fmt("util_mean_pct", ".0f", suffix=" %"),
+        "mem peak": fmt("mem_peak_mib", ".0f", suffix=" MiB"),
+        "reason": table["reason"].fillna("") if "reason" in table else "",
+    }
+    return pd.DataFrame({k: v for k, v in view.items() if v is not None})

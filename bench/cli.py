@@ -1,0 +1,212 @@
+"""`python -m bench VERB ...`: the verb is taken off first, since Hydra would read it as an override."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+_STATUSES: list[str] = []  # one per variant run in this process, for the exit status
+
+HELP = """\
+usage: python -m bench VERB [ARGS]
+
+exit status of run: 0 every variant completed, 1 some variant failed (see the summary),
+2 bad input, 130 interrupted (re-run the same command to resume).
+
+verbs:
+  run [OVERRIDES]            start a vLLM server per variant, replay the QA set, record everything
+  analyze RESULTS_DIR        summary table (and charts) of a results folder
+  compare BASELINE CURRENT   regression verdicts between two results folders
+
+run examples:
+  python -m bench run                              server=single on the default engine
+  python -m bench run +sweep=parallel              single, tp2, pp2 -> results/parallel/
+  python -m bench run +sweep=decoding dataset.sample_size=20
+  python -m bench run server=spec_ngram engine=cpu model=/models/my-hf-folder
+
+config groups (conf/):
+  server=   single tp2 pp2 spec_draft spec_ngram awq   (add a YAML file to add a variant)
+  dataset=  builtin squad_file hf                      (dataset.sample_size=N dataset.seed=S)
+  load=     sequential
+  +sweep=   parallel decoding quantization all
+  engine=   auto cpu cuda
+
+`python -m bench run --help` shows the composed config; `--cfg job` prints it without running.
+Set BENCH_DEBUG=1 for tracebacks.
+"""
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(HELP)
+        return 0
+    verb, rest = argv[0], argv[1:]
+    debug = os.environ.get("BENCH_DEBUG") == "1"
+    from bench.errors import BenchError
+
+    try:
+        if verb == "run":
+            return _run(rest)
+        if verb == "analyze":
+            return _analyze(rest)
+        if verb == "compare":
+            from bench.compare import main as compare_main
+
+            return compare_main(rest)
+    except BenchError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"bench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "bench: interrupted; servers stopped, finished results kept. Re-run the same command to resume.",
+            file=sys.stderr,
+        )
+        return 130
+    print(f"bench: unknown verb {verb!r}; verbs: run, analyze, compare (python -m bench --help)", file=sys.stderr)
+    return 2
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _variants_named(overrides: list[str]) -> list[str]:
+    """Variant names a command asks for, directly (server=a,b) or through a sweep preset (+sweep=NAME)."""
+    from omegaconf import OmegaConf
+
+    names: list[str] = []
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if key.lstrip("+~") == "server":
+            names += value.split(",")
+        elif key.lstrip("+") == "sweep" and (CONF_DIR / "sweep" / f"{value}.yaml").is_file():
+            params = OmegaConf.load(CONF_DIR / "sweep" / f"{value}.yaml").hydra.sweeper.params
+            names += str(params.get("server", "")).split(",")
+    return [n.strip() for n in names if n.strip()]
+
+
+def _check_variants(overrides: list[str]) -> None:
+    """An unknown variant is refused before any server starts, not after the first ones ran."""
+    from bench.errors import ConfigError
+
+    known = sorted(p.stem for p in (CONF_DIR / "server").glob("*.yaml"))
+    unknown = [n for n in _variants_named(overrides) if n not in known]
+    if unknown:
+        raise ConfigError(
+            f"unknown server variant {', '.join(unknown)}; available: {', '.join(known)}"
+            f" (add conf/server/NAME.yaml to define one)"
+        )
+
+
+def _run(overrides: list[str]) -> int:
+    import hydra
+    from omegaconf import DictConfig
+
+    from bench.config import register_schemas
+
+    _check_variants(overrides)
+    register_schemas()
+    # SIGTERM (a CI job cancelled, `kill`) takes the same clean path as Ctrl-C.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    status = 0
+    _STATUSES.clear()
+
+    @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+    def task(cfg: DictConfig) -> None:
+        nonlocal status
+        from bench.errors import BenchError
+
+        try:
+            _task(cfg)
+        except BenchError as e:
+            # Inside Hydra's runner: report here, one line, and stop the sweep.
+            if os.environ.get("BENCH_DEBUG") == "1":
+                traceback.print_exc()
+            print(f"bench: error: {e}", file=sys.stderr)
+            status = 2
+            raise SystemExit(2) from None
+
+    sys.argv = [sys.argv[0], *overrides]
+    try:
+        task()
+    except SystemExit as e:
+        # Hydra exits 1 after printing a config error of its own (typo, unknown group option).
+        return 2 if e.code == 1 else int(e.code or 0)
+    if status:
+        return status
+    # Every variant ran to its end: 0 only if all of them completed, so scripts notice a failed one.
+    return 0 if all(s == "ok" for s in _STATUSES) else 1
+
+
+def _task(cfg: Any) -> None:
+    import logging
+
+    # One INFO line per request from the HTTP client would bury the progress bar.
+    for name in ("httpx", "httpx2", "openai"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    from bench.analysis import write_summary
+    from bench.config import to_bench_config
+    from bench.runner import run_variant
+
+    bc = to_bench_config(cfg)
+    try:
+        result = run_variant(bc)
+    finally:
+        write_summary(Path(bc.out_dir), bc.baseline_variant)
+    _STATUSES.append(result.status)
+    line = f"bench: {result.variant}: {result.status}"
+    if result.reason:
+        line += f" ({result.reason})"
+    print(line, file=sys.stderr)
+
+
+def _analyze(args: list[str]) -> int:
+    from bench.analysis import format_summary, summary_table
+    from bench.errors import BenchError
+    from bench.report import analyze
+
+    p = argparse.ArgumentParser(
+        prog="python -m bench analyze",
+        description="Summarize a results folder: summary.csv/.md, charts/ (PNG, SVG) and report.html.",
+    )
+    p.add_argument("results_dir", type=Path)
+    p.add_argument("--baseline", default="single", help="variant the speed-up is measured against")
+    p.add_argument("--compare", type=Path, metavar="OTHER_DIR", help="another results folder to chart side by side")
+    a = p.parse_args(args)
+    for d in (a.results_dir, a.compare):
+        if d is not None and not d.is_dir():
+            raise BenchError(f"no results folder at {d}")
+    report = analyze(a.results_dir, a.baseline, a.compare)
+    print(format_summary(summary_table(a.results_dir, a.baseline)))
+    print(f"\nreport: {report}\ncharts: {report.parent / 'charts'}")
+    return 0
+
+
+class SummaryCallback:
+    """Hydra callback: the one-screen summary once a run or sweep ends."""
+
+    def _print(self, config: Any) -> None:
+        from bench.analysis import format_summary, summary_table
+
+        out_dir = Path(config.out_dir)
+        if out_dir.is_dir():
+            print(f"\n{format_summary(summary_table(out_dir, config.baseline_variant))}\n\nresults: {out_dir}")
+
+    def on_run_end(self, config: Any, **kwargs: Any) -> None:
+        self._print(config)
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        self._print(config)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("on_"):  # the other hooks Hydra calls do nothing here
+            return lambda *a, **k: None
+        raise AttributeError(name)

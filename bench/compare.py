@@ -1,0 +1,355 @@
+"""Regression verdicts between two results folders: `python -m bench compare BASELINE CURRENT`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import math
+import os
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeGuard
+
+import numpy as np
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError
+
+from bench.analysis import load_runs
+from bench.errors import BenchError, ConfigError
+from bench.results import OK, RUN_FILE, RunResult, read_run, run_dirs
+
+REGRESSION, MISSING, IMPROVEMENT, NOISE = "regression", "missing", "improvement", "within noise"
+ALL_METRICS = "all"  # the metric of a verdict about a whole variant (absent, or not ok, on one side)
+# A median of fewer values has almost nothing to resample: below this the threshold decides alone.
+MIN_TRIALS = 3
+
+
+class CompareError(BenchError):
+    """A results folder that cannot be compared."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    higher_is_better: bool
+    absolute: bool = False  # threshold is a difference in the metric's unit, not a fraction of the baseline
+
+
+METRICS: dict[str, Metric] = {
+    "wall_clock_s": Metric(higher_is_better=False),
+    "output_tok_per_s": Metric(higher_is_better=True),
+    "ttft_s_p50": Metric(higher_is_better=False),
+    "ttft_s_p99": Metric(higher_is_better=False),
+    "tpot_s_p50": Metric(higher_is_better=False),
+    "mem_peak_mib": Metric(higher_is_better=False),  # peak GPU memory, or the server's RSS on the CPU engine
+    "f1": Metric(higher_is_better=True, absolute=True),
+    "spec_acceptance_rate": Metric(higher_is_better=True, absolute=True),
+}
+
+
+@dataclass
+class Thresholds:
+    """Smallest change that counts, per metric: a fraction of the baseline (f1 and acceptance: absolute)."""
+
+    wall_clock_s: float = 0.10
+    output_tok_per_s: float = 0.10
+    ttft_s_p50: float = 0.15  # a few slow first tokens move a median of short prompts more than the wall-clock
+    ttft_s_p99: float = 0.25  # the tail is one or two requests per pass: noisier still
+    tpot_s_p50: float = 0.10
+    mem_peak_mib: float = 0.10
+    # Greedy decoding makes answers nearly deterministic, so a small absolute drop is already a change.
+    f1: float = 0.02
+    spec_acceptance_rate: float = 0.05
+    # The bootstrap: how sure before a change counts, and a fixed seed so a folder pair always gets one verdict.
+    confidence: float = 0.95
+    resamples: int = 2000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Side:
+    """One variant in one results folder."""
+
+    status: str
+    reason: str | None = None
+    values: dict[str, float] = field(default_factory=dict)  # run-level figures (load_runs' row)
+    trials: dict[str, list[float]] = field(default_factory=dict)  # one figure per pass, where recorded
+    context: dict[str, str] = field(default_factory=dict)  # what the figures depend on besides our code
+
+    def value(self, metric: str) -> float | None:
+        """The median over passes where there are passes, so it is the figure the bootstrap tests."""
+        trials = self.trials.get(metric)
+        return float(np.median(trials)) if trials else self.values.get(metric)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    variant: str
+    metric: str  # ALL_METRICS when the whole variant is missing
+    verdict: str  # REGRESSION | IMPROVEMENT | NOISE | MISSING
+    baseline: float | None = None
+    current: float | None = None
+    change_pct: float | None = None  # (current - baseline) / baseline * 100
+    threshold: float | None = None  # as in Thresholds: a fraction, or absolute for f1 and acceptance
+    ci: tuple[float, float] | None = None  # of median(current) - median(baseline), in the metric's unit
+    basis: str = ""
+    note: str = ""
+
+
+def load_thresholds(path: Path | None = None) -> Thresholds:
+    """Defaults, overridden by a YAML file of `metric: threshold` lines; unknown keys are refused."""
+    if path is None:
+        return Thresholds()
+    if not Path(path).is_file():
+        raise ConfigError(f"no thresholds file at {path}")
+    valid = [f.name for f in dataclasses.fields(Thresholds)]
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Thresholds), OmegaConf.load(path))
+    except ConfigKeyError as e:
+        close = difflib.get_close_matches(str(e.key), valid, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{path}: unknown key {e.key!r}{hint}; valid keys: {', '.join(valid)}") from None
+    except Exception as e:  # YAML syntax, a wrong type, a list: omegaconf and yaml raise several types
+        raise ConfigError(f"{path}: {str(e).splitlines()[0]}") from None
+    th = OmegaConf.to_object(merged)
+    assert isinstance(th, Thresholds)
+    negative = [m for m in METRICS if getattr(th, m) < 0]
+    if negative or not 0 < th.confidence < 1 or th.resamples < 1:
+        raise ConfigError(f"{path}: thresholds must be >= 0, 0 < confidence < 1 and resamples >= 1")
+    return th
+
+
+def _context(run: RunResult) -> dict[str, str]:
+    p = run.provenance
+    gpus = ", ".join(str(g.get("name")) for g in p.get("gpus") or []) or "none"
+    keys = ("engine", "vllm_version", "torch_version", "cpu")
+    return {k: str(p.get(k)) for k in keys} | {"gpus": gpus, "config_hash": run.config_hash}
+
+
+def context_changes(baseline: dict[str, Side], current: dict[str, Side]) -> list[str]:
+    """What differs besides the code under test, e.g. another machine or vLLM: it explains a verdict."""
+    seen: dict[tuple[str, str, str], list[str]] = {}
+    for variant in sorted(baseline.keys() & current.keys()):
+        b, c = baseline[variant].context, current[variant].context
+        for key in b.keys() & c.keys():
+            if b[key] != c[key]:
+                seen.setdefault((key, b[key], c[key]), []).append(variant)
+    return [f"{key}: {b} -> {c} ({', '.join(vs)})" for (key, b, c), vs in sorted(seen.items())]
+
+
+def _number(v: object) -> TypeGuard[float]:
+    return isinstance(v, (int, float)) and not math.isnan(v)
+
+
+def load_results(sweep_dir: Path) -> dict[str, Side]:
+    """Variant (folder name) -> Side, for every <variant>/run.json in a sweep's folder."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise CompareError(f"no results folder at {sweep_dir}")
+    dirs = list(run_dirs(sweep_dir))
+    if not dirs:
+        hint = ": that is one variant's folder, pass its parent" if (sweep_dir / RUN_FILE).exists() else ""
+        raise CompareError(f"no <variant>/{RUN_FILE} in {sweep_dir}{hint} (expected a sweep's folder: results/nightly)")
+    rows = {Path(r["run_dir"]).name: r for r in load_runs(sweep_dir).to_dict("records")}
+    out: dict[str, Side] = {}
+    for d in dirs:
+        run, row = read_run(d), rows.get(d.name)
+        if run is None or row is None:
+            out[d.name] = Side("unreadable", f"{d / RUN_FILE} could not be parsed")
+            continue
+        trials = {m: [float(v) for t in run.trials if _number(v := t.get(m))] for m in METRICS}
+        out[d.name] = Side(
+            run.status,
+            run.reason,
+            {m: float(row[m]) for m in METRICS if _number(row.get(m))},
+            {m: v for m, v in trials.items() if v},
+            _context(run),
+        )
+    return out
+
+
+def bootstrap_median_diff_ci(
+    base: Sequence[float], cur: Sequence[float], resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of median(cur) - median(base), each sample resampled on its own."""
+    b, c = np.asarray(base, dtype=float), np.asarray(cur, dtype=float)
+    if b.size == 0 or c.size == 0:
+        raise ValueError("both samples need at least one value")
+    rng = np.random.default_rng(seed)
+    med_b = np.median(rng.choice(b, (resamples, b.size)), axis=1)
+    med_c = np.median(rng.choice(c, (resamples, c.size)), axis=1)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(med_c - med_b, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def classify(change: float, threshold: float, higher_is_better: bool, ci: tuple[float, float] | None = None) -> str:
+    """Beyond the threshold, and (given an interval of the difference) with all of the interval on that side of 0."""
+    sign = -1.0 if higher_is_better else 1.0  # after this, positive means worse
+    worse, better = sign * change > threshold, -sign * change > threshold
+    if ci is not None:
+        lo, hi = sorted(sign * x for x in ci)
+        worse, better = worse and lo > 0, better and hi < 0
+    return REGRESSION if worse else IMPROVEMENT if better else NOISE
+
+
+def compare_metric(variant: str, name: str, base: Side, cur: Side, th: Thresholds) -> Verdict | None:
+    """None when neither side measured the metric (e.g. acceptance rate without speculation)."""
+    metric, threshold = METRICS[name], getattr(th, name)
+    bv, cv = base.value(name), cur.value(name)
+    if bv is None and cv is None:
+        return None
+    if bv is None or cv is None:
+        side = "baseline" if bv is None else "current"
+        return Verdict(variant, name, MISSING, bv, cv, threshold=threshold, note=f"not measured in the {side} run")
+    if bv == 0 and not metric.absolute:
+        return Verdict(variant, name, MISSING, bv, cv, threshold=threshold, note="baseline is 0: no relative change")
+    change_pct = (cv - bv) / abs(bv) * 100 if bv else None
+    change = cv - bv if metric.absolute else (cv - bv) / abs(bv)
+    bt, ct = base.trials.get(name, []), cur.trials.get(name, [])
+    ci = None
+    if len(bt) >= MIN_TRIALS and len(ct) >= MIN_TRIALS:
+        ci = bootstrap_median_diff_ci(bt, ct, th.resamples, th.confidence, th.seed)
+        basis = f"bootstrap {th.confidence:.0%} CI, n={len(bt)}/{len(ct)}"
+    else:
+        basis = f"threshold only (n<{MIN_TRIALS})"
+    verdict = classify(change, threshold, metric.higher_is_better, ci)
+    note = ""
+    if verdict == NOISE and classify(change, threshold, metric.higher_is_better) != NOISE:
+        note = "beyond the threshold, but the interval includes no change"
+    return Verdict(variant, name, verdict, bv, cv, change_pct, threshold, ci, basis, note)
+
+
+def _not_ok(side: Side | None, label: str) -> str | None:
+    if side is None:
+        return f"absent from the {label} folder"
+    if side.status != OK:
+        return f"{label}: {side.status}" + (f" ({side.reason})" if side.reason else "")
+    return None
+
+
+def compare_results(
+    baseline: dict[str, Side], current: dict[str, Side], thresholds: Thresholds | None = None,
+    metrics: Sequence[str] | None = None,
+) -> list[Verdict]:  # fmt: skip
+    """Every variant of either side x every metric, regressions first, then missing, improvements, noise."""
+    th = thresholds or Thresholds()
+    names = list(metrics or METRICS)
+    unknown = [m for m in names if m not in METRICS]
+    if unknown:
+        raise ConfigError(f"unknown metric {unknown[0]!r}; valid: {', '.join(METRICS)}")
+    out: list[Verdict] = []
+    for variant in sorted(baseline.keys() | current.keys()):
+        b, c = baseline.get(variant), current.get(variant)
+        problems = [p for p in (_not_ok(b, "baseline"), _not_ok(c, "current")) if p]
+        if problems or b is None or c is None:
+            out.append(Verdict(variant, ALL_METRICS, MISSING, note="; ".join(problems)))
+            continue
+        out += [v for m in names if (v := compare_metric(variant, m, b, c, th))]
+    order = [REGRESSION, MISSING, IMPROVEMENT, NOISE]
+    return sorted(out, key=lambda v: order.index(v.verdict))  # stable: variant, then metric order within
+
+
+def compare_dirs(
+    baseline: Path, current: Path, thresholds: Thresholds | None = None, metrics: Sequence[str] | None = None
+) -> list[Verdict]:
+    return compare_results(load_results(Path(baseline)), load_results(Path(current)), thresholds, metrics)
+
+
+def exit_code(verdicts: Sequence[Verdict], fail_on_missing: bool = False) -> int:
+    kinds = {v.verdict for v in verdicts}
+    return int(REGRESSION in kinds or (fail_on_missing and MISSING in kinds))
+
+
+def summary_line(verdicts: Sequence[Verdict]) -> str:
+    n = Counter(v.verdict for v in verdicts)
+    labels = {REGRESSION: "regressions", MISSING: "missing", IMPROVEMENT: "improvements", NOISE: "within noise"}
+    return ", ".join(f"{n[k]} {label}" for k, label in labels.items())
+
+
+HEADERS = ("variant", "metric", "baseline", "current", "change", "threshold", "verdict", "basis")
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+
+
+def _cells(v: Verdict) -> list[str]:
+    absolute = v.metric in METRICS and METRICS[v.metric].absolute
+    change = f"{v.change_pct:+.1f}%" if v.change_pct is not None else "-"
+    if absolute and v.baseline is not None and v.current is not None:
+        change = f"{v.current - v.baseline:+.3f} ({change})"
+    threshold = "-" if v.threshold is None else f"{v.threshold:g} abs" if absolute else f"{v.threshold * 100:g}%"
+    basis = v.basis
+    if v.ci is not None and absolute:
+        basis += f" [{v.ci[0]:+.3f}, {v.ci[1]:+.3f}]"
+    elif v.ci is not None and v.baseline:
+        basis += f" [{v.ci[0] / v.baseline:+.0%}, {v.ci[1] / v.baseline:+.0%}]"
+    basis = "; ".join(s for s in (basis, v.note) if s)
+    return [v.variant, v.metric, _fmt(v.baseline), _fmt(v.current), change, threshold, v.verdict, basis]
+
+
+def format_table(verdicts: Sequence[Verdict], context: Sequence[str] = ()) -> str:
+    """The terminal table; regressions and missing rows in capitals, since they are what needs a look."""
+    rows = [list(HEADERS)]
+    for v in verdicts:
+        cells = _cells(v)
+        cells[6] = cells[6].upper() if v.verdict in (REGRESSION, MISSING) else cells[6]
+        rows.append(cells)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    out = [lines[0], "  ".join("-" * w for w in widths), *lines[1:]]
+    return "\n".join(out + (["", "differs between the two sides:", *(f"  {c}" for c in context)] if context else []))
+
+
+def format_markdown(verdicts: Sequence[Verdict], baseline: Path, current: Path, context: Sequence[str] = ()) -> str:
+    """A CI job summary: headline counts, then the table."""
+    lines = [
+        "## bench compare",
+        "",
+        f"Baseline `{baseline}`, current `{current}`: **{summary_line(verdicts)}**.",
+        "",
+        "| " + " | ".join(HEADERS) + " |",
+        "|" + "---|" * len(HEADERS),
+    ]
+    for v in verdicts:
+        cells = [c.replace("|", "\\|") for c in _cells(v)]
+        cells[6] = f"**{cells[6]}**" if v.verdict in (REGRESSION, MISSING) else cells[6]
+        lines.append("| " + " | ".join(cells) + " |")
+    if context:
+        lines += ["", "Differs between the two sides (may explain a verdict):", "", *(f"- `{c}`" for c in context)]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m bench compare",
+        description="Regression verdicts between two sweep folders (see docs/regression.md). "
+        "Exit 1 on a regression, 2 on bad input.",
+    )
+    p.add_argument("baseline", type=Path, help="the promoted baseline, e.g. results/baselines/MACHINE/nightly")
+    p.add_argument("current", type=Path, help="the run to judge, e.g. results/nightly")
+    p.add_argument("--thresholds", type=Path, metavar="FILE", help="YAML over the defaults: conf/compare/default.yaml")
+    p.add_argument("--markdown", type=Path, metavar="OUT.md", help="also write the table as Markdown")
+    p.add_argument("--metric", action="extend", nargs="+", choices=list(METRICS), metavar="NAME",
+                   help=f"compare only these metrics (default: all of {', '.join(METRICS)})")  # fmt: skip
+    p.add_argument("--fail-on-missing", action="store_true", help="exit 1 when a variant or metric is missing")
+    a = p.parse_args(argv)
+    thresholds = load_thresholds(a.thresholds)
+    baseline, current = load_results(a.baseline), load_results(a.current)
+    verdicts, context = compare_results(baseline, current, thresholds, a.metric), context_changes(baseline, current)
+    print(format_table(verdicts, context))
+    markdown = format_markdown(verdicts, a.baseline, a.current, context)
+    if a.markdown:
+        a.markdown.parent.mkdir(parents=True, exist_ok=True)
+        a.markdown.write_text(markdown, encoding="utf-8")
+    if os.environ.get("GITHUB_STEP_SUMMARY"):  # set by GitHub Actions: the job's summary page
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as f:
+            f.write(markdown)
+    print(f"bench: compare: {summary_line(verdicts)}", file=sys.stderr)
+    return exit_code(verdicts, a.fail_on_missing)

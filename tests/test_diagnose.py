@@ -1,0 +1,39 @@
+"""Known vLLM start-up failures become one actionable line."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.diagnose import diagnose
+
+CASES = [
+    (
+        "ValueError: The model's max seq len (131072) is larger than the maximum number of tokens that can be "
+        "stored in KV cache (88528). Try increasing `gpu_memory_utilization` or decreasing `max_model_len`",
+        "lower server.max_model_len to <= 88528",
+    ),
+    (
+        "ValueError: Total number of attention heads (9) must be divisible by tensor parallel size (2).",
+        "9 attention heads, not divisible by tensor_parallel_size=2",
+    ),
+    ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", "out of GPU memory"),
+    ("OSError: [Errno 98] Address already in use", "port was taken"),
+    (
+        "ValueError: World size (2) is larger than the number of available GPUs (1) in this node.",
+        "needs 2 GPUs but 1 are visible",
+    ),
+]
+
+
+@pytest.mark.parametrize(("log", "expected"), CASES)
+def test_known_failures(log, expected):
+    assert expected in diagnose("INFO starting\n" + log + "\nINFO bye")
+
+
+def test_falls_back_to_the_last_error_line():
+    log = "INFO a\nRuntimeError: first\nINFO b\nAttributeError: '_C' object has no attribute 'cpu_gemm_wna16'\n"
+    assert diagnose(log) == "AttributeError: '_C' object has no attribute 'cpu_gemm_wna16'"
+
+
+def test_nothing_to_say():
+    assert diagnose("INFO all fine\n") is None

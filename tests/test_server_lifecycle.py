@@ -1,0 +1,96 @@
+"""Server lifecycle against a stand-in process: readiness, early death, timeout, group kill, busy port."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from bench.config import ServerConfig
+from bench.errors import ServerError
+from bench.server import VllmServer, build_command, free_port, port_in_use
+
+FAKE = str(Path(__file__).with_name("fake_server.py"))
+
+
+def _server(tmp_path, mode: str, timeout: float = 20.0) -> VllmServer:
+    port = free_port("127.0.0.1")
+    return VllmServer(
+        [sys.executable, FAKE, mode, str(port)],
+        "127.0.0.1",
+        port,
+        tmp_path / "server.log",
+        {},
+        timeout,
+        stop_timeout_s=2,
+    )
+
+
+def _assert_all_gone(pids: list[int]) -> None:
+    assert pids
+    assert not [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+
+def test_healthy_server_then_whole_group_stopped(tmp_path):
+    srv = _server(tmp_path, "ok")
+    with srv:
+        assert srv.healthy() and srv.startup_s is not None
+        pids = srv.pids()
+        assert len(pids) >= 2  # the server and its grandchild
+    _assert_all_gone(pids)
+    assert not port_in_use("127.0.0.1", srv.port)
+
+
+def test_sigterm_ignored_escalates_to_sigkill(tmp_path):
+    srv = _server(tmp_path, "stubborn")
+    with srv:
+        pids = srv.pids()
+    _assert_all_gone(pids)
+
+
+def test_early_death_reports_the_diagnosis(tmp_path):
+    with pytest.raises(
+        ServerError, match="exited with code 1 before becoming healthy: the model has 9 attention heads"
+    ):
+        with _server(tmp_path, "die"):
+            pass
+    assert "Total number of attention heads" in (tmp_path / "server.log").read_text()
+
+
+def test_never_healthy_times_out_and_is_killed(tmp_path):
+    srv = _server(tmp_path, "never", timeout=2)
+    with pytest.raises(ServerError, match="not healthy after 2 s"):
+        with srv:
+            pass
+    assert srv.proc is None
+    _assert_all_gone(list(srv._known))
+
+
+def test_port_in_use_is_refused_before_starting(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        srv = VllmServer([sys.executable, FAKE, "ok", str(port)], "127.0.0.1", port, tmp_path / "l", {}, 5)
+        with pytest.raises(ServerError, match=f"port {port} on 127.0.0.1 is in use"):
+            with srv:
+                pass
+        assert srv.proc is None
+
+
+def test_command_uses_current_flag_spellings():
+    server = ServerConfig(
+        model="/m", dtype="float32", enforce_eager=True,
+        speculative_config={"method": "draft_model", "model": "bundled:x", "num_speculative_tokens": 3},
+        extra_args=["--max-num-seqs", "4"],
+    )  # fmt: skip
+    cmd = build_command(server, "/m", 8123, draft_model="/draft")
+    assert cmd[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    assert cmd[cmd.index("--speculative-config") + 1] == (
+        '{"method": "draft_model", "model": "/draft", "num_speculative_tokens": 3}'
+    )
+    assert "--enforce-eager" in cmd and cmd[-2:] == ["--max-num-seqs", "4"]
+    assert cmd[cmd.index("--port") + 1] == "8123" and cmd[cmd.index("--host") + 1] == "127.0.0.1"
