@@ -195,10 +195,14 @@ class SummaryCallback:
 
     def _print(self, config: Any) -> None:
         from bench.analysis import format_summary, summary_table
+        from bench.report import analyze
 
         out_dir = Path(config.out_dir)
-        if out_dir.is_dir():
-            print(f"\n{format_summary(summary_table(out_dir, config.baseline_variant))}\n\nresults: {out_dir}")
+        if not out_dir.is_dir():
+            return
+        print(f"\n{format_summary(summary_table(out_dir, config.baseline_variant))}\n")
+        report = analyze(out_dir, config.baseline_variant)
+        print(f"results: {out_dir}\nreport:  {report}")
 
     def on_run_end(self, config: Any, **kwargs: Any) -> None:
         self._print(config)

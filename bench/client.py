@@ -18,10 +18,8 @@ def make_client(base_url: str, api_key: str | None, timeout_s: float) -> openai.
 
 
 def messages(item: QAItem, system_prompt: str) -> list[dict[str, str]]:
-    return [
-        {"role": "system", "content": system_prompt},
-        {"role": "user", "content": item.user_prompt()},
-    ]
+    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return [*system, {"role": "user", "content": item.user_prompt()}]
 
 
 def send(

