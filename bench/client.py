@@ -1,15 +1,22 @@
-"""Replay QA items as streamed chat completions and time every chunk."""
+"""Replay QA items as streamed chat completions, one at a time, N at a time, or at a request rate."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import openai
 
 from bench.dataset import QAItem
 from bench.results import RequestRecord
 from bench.scoring import score
+
+# A torn stream or connection the SDK did not wrap ends up as one of these.
+_REQUEST_ERRORS = (openai.APIError, OSError, ValueError, asyncio.TimeoutError)
 
 
 def make_client(base_url: str, api_key: str | None, timeout_s: float) -> openai.OpenAI:
@@ -17,101 +24,192 @@ def make_client(base_url: str, api_key: str | None, timeout_s: float) -> openai.
     return openai.OpenAI(base_url=f"{base_url}/v1", api_key=api_key or "EMPTY", timeout=timeout_s, max_retries=0)
 
 
-def messages(item: QAItem, system_prompt: str) -> list[dict[str, str]]:
+def make_async_client(base_url: str, api_key: str | None, timeout_s: float, concurrency: int) -> openai.AsyncOpenAI:
+    import httpx2
+
+    # The pool is sized to the load: a request never queues for a connection inside the client.
+    limits = httpx2.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+    return openai.AsyncOpenAI(
+        base_url=f"{base_url}/v1",
+        api_key=api_key or "EMPTY",
+        timeout=timeout_s,
+        max_retries=0,
+        http_client=openai.DefaultAsyncHttpx2Client(limits=limits, timeout=timeout_s),
+    )
+
+
+def request_args(model: str, item: QAItem, system_prompt: str, max_tokens: int) -> dict[str, Any]:
     system = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    return [*system, {"role": "user", "content": item.user_prompt()}]
+    return {
+        "model": model,
+        "messages": [*system, {"role": "user", "content": item.user_prompt()}],
+        "max_tokens": max_tokens,
+        "temperature": 0.0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+
+
+class _Stream:
+    """One streamed response as it arrives; the sync and async senders share it."""
+
+    def __init__(self) -> None:
+        self.start_wall, self.t0 = time.time(), time.perf_counter()
+        self.chunk_times: list[float] = []
+        self.parts: list[str] = []
+        self.usage: Any = None
+        self.finish_reason: str | None = None
+        self.error: str | None = None
+
+    def add(self, chunk: Any) -> None:
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        for choice in chunk.choices:
+            if choice.delta and choice.delta.content:
+                self.chunk_times.append(time.perf_counter())
+                self.parts.append(choice.delta.content)
+            if choice.finish_reason:
+                self.finish_reason = choice.finish_reason
+
+    def fail(self, e: BaseException) -> None:
+        self.error = f"{type(e).__name__}: {e}"[:500]
+
+    def record(
+        self, item: QAItem, index: int, repeat: int, level: float, scheduled: float | None
+    ) -> RequestRecord:
+        t1 = time.perf_counter()
+        answer = "".join(self.parts).strip()
+        out = self.usage.completion_tokens if self.usage else None
+        first = self.chunk_times[0] if self.chunk_times else None
+        itl = [b - a for a, b in zip(self.chunk_times, self.chunk_times[1:], strict=False)]
+        # vLLM's definition: time per output token after the first, so TTFT is not counted twice.
+        tpot = (t1 - first) / (out - 1) if first is not None and out and out > 1 else None
+        error = self.error or (None if self.usage else "stream ended without a usage chunk")
+        s = score(answer, item.answers)
+        return RequestRecord(
+            index=index,
+            question_id=item.id,
+            lang=item.lang,
+            question=item.question,
+            prompt=item.user_prompt(),
+            references=item.answers,
+            answer=answer,
+            start_time=self.start_wall,
+            end_time=self.start_wall + (t1 - self.t0),
+            latency_s=t1 - self.t0,
+            ttft_s=first - self.t0 if first is not None else None,
+            itl_s=itl,
+            tpot_s=tpot,
+            prompt_tokens=self.usage.prompt_tokens if self.usage else None,
+            output_tokens=out,
+            finish_reason=self.finish_reason,
+            error=error,
+            exact_match=s.exact_match,
+            f1=s.f1,
+            repeat=repeat,
+            level=level,
+            scheduled_time=scheduled,
+        )
 
 
 def send(
-    client: openai.OpenAI,
+    client: openai.OpenAI, model: str, item: QAItem, index: int, system_prompt: str, max_tokens: int
+) -> RequestRecord:
+    """One greedy streamed request, blocking (warm-up, cross-checks). Failures are recorded, not raised."""
+    s = _Stream()
+    try:
+        for chunk in client.chat.completions.create(**request_args(model, item, system_prompt, max_tokens)):
+            s.add(chunk)
+    except _REQUEST_ERRORS as e:
+        s.fail(e)
+    return s.record(item, index, 0, 1.0, None)
+
+
+@dataclass(frozen=True)
+class Level:
+    """One load level: at most `concurrency` in flight; with `rate`, arrivals at that mean rate (req/s)."""
+
+    concurrency: int
+    rate: float | None = None
+    burstiness: float = 1.0  # gamma shape of the gaps: 1 is Poisson, < 1 burstier, > 1 more even
+    max_requests: int | None = None
+    max_duration_s: float | None = None
+
+    @property
+    def value(self) -> float:
+        return self.rate if self.rate is not None else float(self.concurrency)
+
+
+async def _replay(
+    target: tuple[str, str | None, float],
     model: str,
-    item: QAItem,
-    index: int,
+    items: list[QAItem],
     system_prompt: str,
     max_tokens: int,
-    repeat: int = 0,
-) -> RequestRecord:
-    """One greedy streamed request. Failures become a record with `error` set, never an exception."""
-    start_wall, t0 = time.time(), time.perf_counter()
-    chunk_times: list[float] = []
-    parts: list[str] = []
-    usage = None
-    finish_reason = None
-    error = None
-    try:
-        stream = client.chat.completions.create(
-            model=model,
-            messages=messages(item, system_prompt),  # type: ignore[arg-type]
-            max_tokens=max_tokens,
-            temperature=0.0,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        for chunk in stream:
-            if chunk.usage is not None:
-                usage = chunk.usage
-            for choice in chunk.choices:
-                if choice.delta and choice.delta.content:
-                    chunk_times.append(time.perf_counter())
-                    parts.append(choice.delta.content)
-                if choice.finish_reason:
-                    finish_reason = choice.finish_reason
-    except openai.APIError as e:
-        error = f"{type(e).__name__}: {e}"[:500]
-    except (OSError, ValueError) as e:  # a torn stream or connection the SDK did not wrap
-        error = f"{type(e).__name__}: {e}"[:500]
-    t1 = time.perf_counter()
-    answer = "".join(parts).strip()
-    output_tokens = usage.completion_tokens if usage else None
-    ttft = chunk_times[0] - t0 if chunk_times else None
-    itl = [b - a for a, b in zip(chunk_times, chunk_times[1:], strict=False)]
-    # vLLM's definition: time per output token after the first, so TTFT is not counted twice.
-    tpot = (
-        (t1 - chunk_times[0]) / (output_tokens - 1)
-        if ttft is not None and output_tokens and output_tokens > 1
-        else None
-    )
-    if error is None and usage is None:
-        error = "stream ended without a usage chunk"
-    s = score(answer, item.answers)
-    return RequestRecord(
-        index=index,
-        question_id=item.id,
-        lang=item.lang,
-        question=item.question,
-        prompt=item.user_prompt(),
-        references=item.answers,
-        answer=answer,
-        start_time=start_wall,
-        end_time=start_wall + (t1 - t0),
-        latency_s=t1 - t0,
-        ttft_s=ttft,
-        itl_s=itl,
-        tpot_s=tpot,
-        prompt_tokens=usage.prompt_tokens if usage else None,
-        output_tokens=output_tokens,
-        finish_reason=finish_reason,
-        error=error,
-        exact_match=s.exact_match,
-        f1=s.f1,
-        repeat=repeat,
-    )
+    level: Level,
+    repeat: int,
+    on_record: Callable[[RequestRecord], None],
+    should_stop: Callable[[], str | None],
+    seed: int,
+) -> str | None:
+    slots = asyncio.Semaphore(level.concurrency)
+    in_flight: set[asyncio.Task[None]] = set()
+    gaps = np.random.default_rng(seed + repeat)
+    start_wall, start = time.time(), time.perf_counter()
+    due = 0.0
+    stopped: str | None = None
+    client = make_async_client(*target, level.concurrency)
+
+    async def one(item: QAItem, index: int, scheduled: float | None) -> None:
+        s = _Stream()
+        try:
+            stream = await client.chat.completions.create(**request_args(model, item, system_prompt, max_tokens))
+            async for chunk in stream:
+                s.add(chunk)
+        except _REQUEST_ERRORS as e:
+            s.fail(e)
+        finally:
+            slots.release()
+        on_record(s.record(item, index, repeat, level.value, scheduled))
+
+    for index, item in enumerate(items):
+        if level.max_requests is not None and index >= level.max_requests:
+            break
+        if level.max_duration_s is not None and time.perf_counter() - start >= level.max_duration_s:
+            break
+        scheduled = None
+        if level.rate:
+            due += gaps.gamma(level.burstiness, 1.0 / (level.rate * level.burstiness))
+            await asyncio.sleep(max(0.0, start + due - time.perf_counter()))
+            scheduled = start_wall + due  # compared with start_time, it shows when the client fell behind
+        await slots.acquire()
+        stopped = should_stop()
+        if stopped:
+            slots.release()
+            break
+        task = asyncio.create_task(one(item, index, scheduled))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)  # finished requests are on disk, not held here
+    if in_flight:
+        await asyncio.gather(*in_flight)
+    await client.close()
+    return stopped
 
 
-def replay_sequential(
-    client: openai.OpenAI,
+def replay(
+    target: tuple[str, str | None, float],
     model: str,
     items: Iterable[QAItem],
     system_prompt: str,
     max_tokens: int,
+    level: Level,
     on_record: Callable[[RequestRecord], None],
     should_stop: Callable[[], str | None] = lambda: None,
     repeat: int = 0,
+    seed: int = 0,
 ) -> str | None:
-    """One request at a time, as the write-up did. Returns why it stopped early, or None."""
-    for i, item in enumerate(items):
-        reason = should_stop()
-        if reason:
-            return reason
-        on_record(send(client, model, item, i, system_prompt, max_tokens, repeat))
-    return None
+    """Replay `items` at one load level against `target` (base URL, API key, request timeout).
+    Returns why it stopped early, or None. One event loop per level, so the client is made inside it."""
+    return asyncio.run(
+        _replay(target, model, list(items), system_prompt, max_tokens, level, repeat, on_record, should_stop, seed)
+    )

@@ -72,7 +72,13 @@ class DatasetConfig:
 @dataclass
 class LoadConfig:
     name: str = "sequential"
-    concurrency: int = 1
+    concurrency: int = 1  # requests in flight at most
+    request_rate: float | None = None  # req/s with random arrivals; None: as fast as concurrency allows
+    burstiness: float = 1.0  # gamma shape of arrival gaps: 1 Poisson, < 1 burstier
+    # Swept inside one server start: concurrencies, or rates when request_rate is set. Empty: one level.
+    levels: list[float] = field(default_factory=list)
+    max_requests: int | None = None  # per level and pass
+    max_duration_s: float | None = None  # per level and pass
     request_timeout_s: float = 120.0
     warmup_requests: int = 1
 

@@ -46,6 +46,8 @@ class RequestRecord:
     exact_match: float
     f1: float
     repeat: int = 0  # which pass over the dataset (config `repeats`)
+    level: float = 1.0  # the load level: concurrency, or request rate (req/s) for rate loads
+    scheduled_time: float | None = None  # rate loads: when the arrival process wanted it sent
 
 
 @dataclass

@@ -9,16 +9,18 @@ import json
 import statistics
 import sys
 import time
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
 
 from bench import metrics, provenance, telemetry
-from bench.client import make_client, replay_sequential, send
-from bench.config import BenchConfig, ServerConfig, resolve_server
+from bench.client import Level, make_client, replay, send
+from bench.config import BenchConfig, LoadConfig, ServerConfig, resolve_server
 from bench.dataset import load_dataset
 from bench.diagnose import diagnose
-from bench.errors import BenchError, ConfigError
+from bench.errors import BenchError, ConfigError, ServerError
 from bench.models import resolve_model
 from bench.results import (
     FAILED,
@@ -38,6 +40,8 @@ from bench.results import (
 )
 from bench.server import VllmServer, build_command, free_port, log_tail
 from bench.stats import run_stats, trial_stats
+
+HUNG_AFTER_TIMEOUTS = 3
 
 
 def pick_engine(engine: str) -> str:
@@ -81,6 +85,16 @@ def preflight(server: ServerConfig, model_path: str, engine: str) -> str | None:
     return None
 
 
+def load_levels(load: LoadConfig) -> list[Level]:
+    """The load levels of one server start: `load.levels` are rates for rate loads, else concurrencies."""
+    common = {"burstiness": load.burstiness, "max_requests": load.max_requests, "max_duration_s": load.max_duration_s}
+    if not load.levels:
+        return [Level(load.concurrency, load.request_rate, **common)]
+    if load.request_rate is not None:
+        return [Level(load.concurrency, float(v), **common) for v in load.levels]
+    return [Level(int(v), None, **common) for v in load.levels]
+
+
 def make_server(server: ServerConfig, model: str, draft_model: str | None, log_path: Path) -> VllmServer:
     """The variant's server, not yet started: a free port unless one is configured."""
     port = server.port or free_port(server.host)
@@ -89,6 +103,22 @@ def make_server(server: ServerConfig, model: str, draft_model: str | None, log_p
         env["VLLM_API_KEY"] = server.api_key  # an env var, so the key never shows in `ps` or the log
     cmd = build_command(server, model, port, draft_model)
     return VllmServer(cmd, server.host, port, log_path, env, server.startup_timeout_s)
+
+
+def start_server(
+    server: ServerConfig, model: str, draft_model: str | None, log_path: Path, on_command: Callable[[list[str]], None]
+) -> VllmServer:
+    """A healthy server. A picked port can be taken between our check and the server's bind: one retry."""
+    for attempt in (1, 2):
+        srv = make_server(server, model, draft_model, log_path)
+        on_command(srv.cmd)
+        try:
+            return srv.__enter__()
+        except ServerError as e:
+            if server.port or attempt == 2 or "port was taken" not in str(e):
+                raise
+            print(f"bench: {server.name}: {e}; retrying on another port", file=sys.stderr)
+    raise AssertionError("unreachable")
 
 
 def _now() -> str:
@@ -144,9 +174,11 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
     if refusal:
         result.reason = refusal
         return
-    srv_ctx = make_server(server, model, draft_model, run_dir / SERVER_LOG)
-    result.server |= {"command": provenance.redact_args(srv_ctx.cmd), "model_path": model}
-    with srv_ctx as srv:
+
+    def on_command(cmd: list[str]) -> None:
+        result.server |= {"command": provenance.redact_args(cmd), "model_path": model}
+
+    with start_server(server, model, draft_model, run_dir / SERVER_LOG, on_command) as srv:
         result.startup_s = srv.startup_s
         client = make_client(srv.base_url, server.api_key, cfg.load.request_timeout_s)
         prompt, max_tokens = cfg.dataset.system_prompt, server.max_tokens
@@ -154,39 +186,56 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
             send(client, server.served_model_name, items[i % len(items)], -1, prompt, max_tokens)
         before = metrics.scrape(srv.base_url, server.api_key)
         n_done = 0
+        n_planned = sum(min(len(items), lv.max_requests or len(items)) for lv in load_levels(cfg.load)) * cfg.repeats
 
         def record(rec: RequestRecord) -> None:
             nonlocal n_done
             writer.write(rec)
+            recent.append(rec)
             n_done += 1
             bar.update(1)
             if rec.error:
                 bar.set_postfix_str(f"failed: {rec.error[:40]}")
 
+        recent: deque[RequestRecord] = deque(maxlen=HUNG_AFTER_TIMEOUTS)
+
         def server_gone() -> str | None:
-            if srv.alive():
-                return None
-            code = srv.proc.poll() if srv.proc else None
-            hint = diagnose(log_tail(run_dir / SERVER_LOG, 400))
-            return f"server exited with code {code} during the replay" + (f": {hint}" if hint else "")
+            if not srv.alive():
+                code = srv.proc.poll() if srv.proc else None
+                hint = diagnose(log_tail(run_dir / SERVER_LOG, 400))
+                return f"server exited with code {code} during the replay" + (f": {hint}" if hint else "")
+            # A hung server would cost every remaining request its full timeout: stop after a few.
+            timeouts = [r for r in recent if r.error and "Timeout" in r.error]
+            if len(timeouts) == HUNG_AFTER_TIMEOUTS:
+                return (
+                    f"server stopped answering: {HUNG_AFTER_TIMEOUTS} requests in a row timed out after "
+                    f"{cfg.load.request_timeout_s:.0f} s (load.request_timeout_s)"
+                )
+            return None
 
         with (
             RequestWriter(run_dir / REQUESTS_FILE) as writer,
             telemetry.Sampler(cfg.telemetry_interval_s, engine == "cuda", srv.pids) as sampler,
             metrics.KvPeakPoller(srv.base_url, server.api_key) as kv,
-            tqdm(total=len(items) * cfg.repeats, desc=server.name, unit="req", file=sys.stderr) as bar,
+            tqdm(total=n_planned, desc=server.name, unit="req", file=sys.stderr) as bar,
         ):
             stopped = None
+            target = (srv.base_url, server.api_key, cfg.load.request_timeout_s)
             try:
-                for rep in range(cfg.repeats):
-                    t0 = time.perf_counter()
-                    try:
-                        stopped = replay_sequential(
-                            client, server.served_model_name, items, prompt, max_tokens, record, server_gone, rep
-                        )
-                        stopped = stopped or server_gone()  # died during the last request
-                    finally:
-                        result.trials.append({"repeat": rep, "wall_clock_s": time.perf_counter() - t0})
+                for level in load_levels(cfg.load):
+                    for rep in range(cfg.repeats):
+                        t0 = time.perf_counter()
+                        try:
+                            stopped = replay(
+                                target, server.served_model_name, items, prompt, max_tokens, level,
+                                record, server_gone, rep, cfg.dataset.seed,
+                            )  # fmt: skip
+                            stopped = stopped or server_gone()  # died during the last request
+                        finally:
+                            wall = time.perf_counter() - t0
+                            result.trials.append({"repeat": rep, "level": level.value, "wall_clock_s": wall})
+                        if stopped:
+                            break
                     if stopped:
                         break
             finally:
@@ -195,8 +244,7 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
         result.server_metrics = metrics.summarize(before, after, kv.peak)
         result.telemetry = telemetry.summarize(sampler.samples, None)
     if stopped:
-        total = len(items) * cfg.repeats
-        result.status, result.reason = PARTIAL, f"{stopped}; {n_done} of {total} requests measured and kept"
+        result.status, result.reason = PARTIAL, f"{stopped}; {n_done} of {n_planned} requests measured and kept"
     else:
         result.status = OK
 
@@ -210,7 +258,12 @@ def _finish(result: RunResult, run_dir: Path) -> None:
     if walls:
         result.wall_clock_s = float(statistics.median(walls))
         result.trials = [
-            trial_stats([r for r in records if r.get("repeat", 0) == t["repeat"]], t["wall_clock_s"], int(t["repeat"]))
+            trial_stats(
+                [r for r in records if (r.get("repeat", 0), r.get("level", 1.0)) == (t["repeat"], t.get("level", 1.0))],
+                t["wall_clock_s"],
+                int(t["repeat"]),
+            )
+            | {"level": t.get("level", 1.0)}
             for t in result.trials
         ]
     result.stats = run_stats(records, sum(walls) if walls else None)

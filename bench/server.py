@@ -111,6 +111,8 @@ class VllmServer:
         return f"http://{host}:{self.port}"
 
     def __enter__(self) -> VllmServer:
+        if self.proc is not None:  # started already (see runner.start_server): the block only stops it
+            return self
         try:
             self.start()
             self.wait_healthy()
@@ -197,6 +199,7 @@ class VllmServer:
             return
         self._remember_children()
         self._signal_group(signal.SIGTERM)
+        self._signal_group(signal.SIGCONT)  # a stopped (hung) process only acts on SIGTERM once resumed
         try:
             self.proc.wait(timeout=self.stop_timeout_s)
         except subprocess.TimeoutExpired:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bench import metrics, telemetry
-from bench.client import make_client, replay_sequential, send
+from bench.client import Level, make_client, replay, send
 from bench.config import DatasetConfig, resolve_server
 from bench.dataset import load_dataset
 from bench.models import resolve_model
@@ -55,7 +55,7 @@ def main() -> None:
                     for probe in probes:
                         stack.enter_context(probe)
                     t0 = time.perf_counter()
-                    replay_sequential(client, name, items, prompt, server.max_tokens, lambda r: None)
+                    replay((srv.base_url, None, 300), name, items, prompt, server.max_tokens, Level(1), lambda r: None)
                     walls[on].append(time.perf_counter() - t0)
                 print(f"telemetry {'on ' if on else 'off'}: {walls[on][-1]:.2f} s", flush=True)
     on, off = statistics.fmean(walls[True]), statistics.fmean(walls[False])

@@ -12,6 +12,9 @@ subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
 if mode == "die":
     print("ValueError: Total number of attention heads (9) must be divisible by tensor parallel size (2).", flush=True)
     sys.exit(1)
+if mode == "port_taken":
+    print("OSError: [Errno 98] Address already in use", flush=True)
+    sys.exit(1)
 if mode == "stubborn":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # only SIGKILL ends it
 if mode == "never":

@@ -1,0 +1,81 @@
+"""The load engine against an instant local endpoint: caps, arrival schedules, records, bounded memory."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.client import Level, replay
+from bench.config import LoadConfig
+from bench.dataset import QAItem
+from bench.results import RequestRecord
+from bench.runner import load_levels
+from bench.server import VllmServer, free_port
+
+ENDPOINT = str(Path(__file__).resolve().parents[1] / "benchmarks" / "instant_endpoint.py")
+ITEMS = [QAItem(f"q{i}", "When?", "It opened in 1901.", ["1901"], "en") for i in range(40)]
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory):
+    port = free_port("127.0.0.1")
+    log = tmp_path_factory.mktemp("instant") / "log"
+    with VllmServer([sys.executable, ENDPOINT, str(port), "8"], "127.0.0.1", port, log, {}, 30, 5) as srv:
+        yield (srv.base_url, None, 30.0)
+
+
+def _run(endpoint, level: Level, items=ITEMS, stop=lambda: None) -> tuple[list[RequestRecord], str | None]:
+    records: list[RequestRecord] = []
+    why = replay(endpoint, "m", items, "", 8, level, records.append, stop)
+    return records, why
+
+
+def test_sequential_records_every_request_with_streaming_timings(endpoint):
+    records, why = _run(endpoint, Level(1))
+    assert why is None and len(records) == 40 and not [r for r in records if r.error]
+    assert all(r.output_tokens == 8 and len(r.itl_s) == 7 and 0 < r.ttft_s <= r.latency_s for r in records)
+    # one at a time: each request starts after the previous one ended
+    ordered = sorted(records, key=lambda r: r.start_time)
+    assert all(b.start_time >= a.end_time - 1e-3 for a, b in zip(ordered, ordered[1:], strict=False))
+
+
+def test_concurrency_cap_is_reached_and_never_exceeded(endpoint):
+    records, _ = _run(endpoint, Level(4))
+    events = sorted([(r.start_time, 1) for r in records] + [(r.end_time, -1) for r in records])
+    in_flight = peak = 0
+    for _, delta in events:
+        in_flight += delta
+        peak = max(peak, in_flight)
+    assert len(records) == 40 and peak <= 4 and all(r.level == 4 for r in records)
+
+
+def test_rate_load_follows_its_schedule(endpoint):
+    records, _ = _run(endpoint, Level(64, rate=40.0), ITEMS[:30])
+    times = sorted(r.scheduled_time for r in records)
+    span = times[-1] - times[0]
+    assert 29 / span == pytest.approx(40, rel=0.5)  # Poisson: loose, but not off by a factor
+    assert all(r.start_time - r.scheduled_time < 0.5 for r in records)  # the client kept up
+
+
+def test_limits_and_early_stop(endpoint):
+    records, _ = _run(endpoint, Level(2, max_requests=5))
+    assert len(records) == 5
+    calls = iter(range(100))
+    records, why = _run(endpoint, Level(1), stop=lambda: "server gone" if next(calls) >= 3 else None)
+    assert why == "server gone" and len(records) == 3
+
+
+def test_levels_from_config():
+    assert [lv.concurrency for lv in load_levels(LoadConfig(levels=[1, 2, 4]))] == [1, 2, 4]
+    rates = load_levels(LoadConfig(request_rate=1.0, concurrency=256, levels=[0.5, 2]))
+    assert [(lv.rate, lv.concurrency) for lv in rates] == [(0.5, 256), (2.0, 256)]
+    assert load_levels(LoadConfig()) == [Level(1)]
+
+
+def test_a_refused_request_is_recorded_not_raised(tmp_path):
+    port = free_port("127.0.0.1")  # nothing listens there
+    records: list[RequestRecord] = []
+    replay((f"http://127.0.0.1:{port}", None, 5.0), "m", ITEMS[:2], "", 8, Level(1), records.append)
+    assert len(records) == 2 and all(r.error and r.output_tokens is None for r in records)
