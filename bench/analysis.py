@@ -59,6 +59,16 @@ def load_telemetry(sweep_dir: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def load_trials(sweep_dir: Path) -> pd.DataFrame:
+    """One row per variant, load level and pass: the figures behind throughput-vs-load curves."""
+    rows = []
+    for d in run_dirs(Path(sweep_dir)):
+        run = read_run(d)
+        if run is not None:
+            rows += [{"variant": run.variant, "status": run.status, **t} for t in run.trials]
+    return pd.DataFrame(rows)
+
+
 def identical_share(requests: pd.DataFrame, baseline: str) -> pd.Series:
     """Per variant, the share of its answers identical to the baseline's answer to the same question."""
     if requests.empty or baseline not in set(requests["variant"]):

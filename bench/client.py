@@ -74,9 +74,7 @@ class _Stream:
     def fail(self, e: BaseException) -> None:
         self.error = f"{type(e).__name__}: {e}"[:500]
 
-    def record(
-        self, item: QAItem, index: int, repeat: int, level: float, scheduled: float | None
-    ) -> RequestRecord:
+    def record(self, item: QAItem, index: int, repeat: int, level: float, scheduled: float | None) -> RequestRecord:
         t1 = time.perf_counter()
         answer = "".join(self.parts).strip()
         out = self.usage.completion_tokens if self.usage else None

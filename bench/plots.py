@@ -502,3 +502,35 @@ def speculative_chart(summary: pd.DataFrame) -> Figure:
         fig.text(0.01, 0.0, f"no figures: {note}", fontsize=9, color=TEXT_GREY, va="bottom")
     _sweep_legend(fig, sweeps, "hatch")
     return fig
+
+
+def load_chart(trials: pd.DataFrame) -> Figure:
+    """Throughput against load, and latency against throughput, per variant (mean over passes)."""
+    fig = _figure(12, 4.2)
+    title = "Output throughput and latency as the load rises, per variant"
+    if trials.empty or trials.groupby("variant")["level"].nunique().max() < 2:
+        return _message(fig, title, "one load level per variant: sweep load.levels to draw this chart")
+    rate = "load" in trials and bool((trials["load"] == "rate").any())
+    per = trials.groupby(["variant", "level"], as_index=False)[["output_tok_per_s", "latency_s_p50"]].mean()
+    left, right = fig.subplots(1, 2)
+    for variant, rows in per.groupby("variant"):
+        rows = rows.sort_values("level")
+        color = variant_color(str(variant))
+        left.plot(rows["level"], rows["output_tok_per_s"], marker="o", color=color, label=str(variant))
+        right.plot(rows["output_tok_per_s"], rows["latency_s_p50"], marker="o", color=color, label=str(variant))
+        for _, r in rows.iterrows():
+            right.annotate(f"{r['level']:g}", (r["output_tok_per_s"], r["latency_s_p50"]), fontsize=8,
+                           xytext=(4, 4), textcoords="offset points")  # fmt: skip
+    left.set_xlabel("request rate (req/s)" if rate else "concurrency (requests in flight)")
+    left.set_ylabel("output tokens/s")
+    left.set_title("throughput vs load", loc="left")
+    right.set_xlabel("output tokens/s")
+    right.set_ylabel("end-to-end latency p50 (s)")
+    right.set_title("latency vs throughput (labels: load level)", loc="left")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.margins(x=0.08, y=0.15)  # room for the level labels at the ends
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, x=0.01, ha="left")
+    return fig

@@ -22,6 +22,7 @@ from bench.analysis import (
     load_provenance,
     load_requests,
     load_telemetry,
+    load_trials,
     stack_sweeps,
     summary_table,
     summary_view,
@@ -39,6 +40,7 @@ CHARTS = {
     "latency": "Latency distributions",
     "quality_speed": "Quality vs speed",
     "speculative": "Speculative decoding",
+    "load": "Throughput and latency vs load",
 }
 DPI = 120
 
@@ -54,6 +56,7 @@ class Sweep:
     timeline: pd.DataFrame
     provenance: pd.DataFrame
     errors: list[str] = field(default_factory=list)
+    trials: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 @dataclass
@@ -84,7 +87,8 @@ def load_sweep(path: Path, baseline: str = "single", name: str | None = None, wr
     provenance = _try(errors, "provenance", lambda: load_provenance(path))
     # load_runs skips a torn run.json (a killed writer); say so, or the variant would just be missing.
     errors += [f"{d.name}: {RUN_FILE} unreadable, variant left out" for d in run_dirs(path) if read_run(d) is None]
-    return Sweep(name or path.name, path, summary, requests, timeline, provenance, errors)
+    trials = _try(errors, "trials", lambda: load_trials(path))
+    return Sweep(name or path.name, path, summary, requests, timeline, provenance, errors, trials)
 
 
 def stack(sweeps: list[Sweep]) -> Sweep:
@@ -108,6 +112,7 @@ def figures(sweep: Sweep, baseline: str = "single") -> dict[str, Callable[[], Fi
         "latency": lambda: plots.latency_chart(sweep.requests, sweep.summary),
         "quality_speed": lambda: plots.quality_speed_chart(sweep.summary, baseline),
         "speculative": lambda: plots.speculative_chart(sweep.summary),
+        "load": lambda: plots.load_chart(sweep.trials),
     }
 
 

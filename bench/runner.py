@@ -233,7 +233,10 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
                             stopped = stopped or server_gone()  # died during the last request
                         finally:
                             wall = time.perf_counter() - t0
-                            result.trials.append({"repeat": rep, "level": level.value, "wall_clock_s": wall})
+                            kind = "rate" if level.rate is not None else "concurrency"
+                            result.trials.append(
+                                {"repeat": rep, "level": level.value, "load": kind, "wall_clock_s": wall}
+                            )
                         if stopped:
                             break
                     if stopped:
@@ -263,7 +266,7 @@ def _finish(result: RunResult, run_dir: Path) -> None:
                 t["wall_clock_s"],
                 int(t["repeat"]),
             )
-            | {"level": t.get("level", 1.0)}
+            | {"level": t.get("level", 1.0), "load": t.get("load", "concurrency")}
             for t in result.trials
         ]
     result.stats = run_stats(records, sum(walls) if walls else None)
