@@ -18,7 +18,7 @@ SUMMARY_COLUMNS = [
 
 
 def load_runs(sweep_dir: Path) -> pd.DataFrame:
-    """One row per variant: run.json flattened (stats, server metrics, busiest device's telemetry)."""
+    """One row per variant: run.json flattened (stats, server metrics; busiest device's utilization, memory summed)."""
     rows = []
     for d in run_dirs(Path(sweep_dir)):
         run = read_run(d)
@@ -32,9 +32,9 @@ def load_runs(sweep_dir: Path) -> pd.DataFrame:
             t for t in run.telemetry if t["device"] == "server"
         ]
         if devices:
-            row["util_mean_pct"] = max(t["util_mean_pct"] or 0.0 for t in devices)
-            row["mem_peak_mib"] = sum(t["mem_peak_mib"] or 0.0 for t in devices)
-            row["telemetry_source"] = devices[0]["source"]
+            row["util_mean_pct"] = max(t.get("util_mean_pct") or 0.0 for t in devices)
+            row["mem_peak_mib"] = sum(t.get("mem_peak_mib") or 0.0 for t in devices)  # summed over GPUs
+            row["telemetry_source"] = devices[0].get("source")
         row["run_dir"] = str(d)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -6,12 +6,14 @@ import argparse
 import os
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 _STATUSES: list[str] = []  # one per variant run in this process, for the exit status
+_SWEEP_DIRS: list[Path] = []  # where the summary callback looked: jobs a launcher ran elsewhere report there
 
 HELP = """\
 usage: python -m bench VERB [ARGS]
@@ -33,8 +35,8 @@ run examples:
 config groups (conf/):
   server=   single tp2 pp2 spec_draft spec_ngram awq   (add a YAML file to add a variant)
   dataset=  builtin squad_file hf                      (dataset.sample_size=N dataset.seed=S)
-  load=     sequential
-  +sweep=   parallel decoding quantization all
+  load=     sequential concurrency rate concurrency_sweep rate_sweep
+  +sweep=   parallel decoding quantization all nightly
   engine=   auto cpu cuda
 
 `python -m bench run --help` shows the composed config; `--cfg job` prints it without running.
@@ -118,6 +120,8 @@ def _run(overrides: list[str]) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     status = 0
     _STATUSES.clear()
+    _SWEEP_DIRS.clear()
+    started = time.time()
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
     def task(cfg: DictConfig) -> None:
@@ -143,7 +147,22 @@ def _run(overrides: list[str]) -> int:
     if status:
         return status
     # Every variant ran to its end: 0 only if all of them completed, so scripts notice a failed one.
-    return 0 if all(s == "ok" for s in _STATUSES) else 1
+    statuses = _STATUSES or _statuses_on_disk(_SWEEP_DIRS, since=started)
+    return 0 if all(s == "ok" for s in statuses) else 1
+
+
+def _statuses_on_disk(sweep_dirs: list[Path], since: float) -> list[str]:
+    """Statuses of the runs that finished after `since`: a launcher (submitit...) ran them in other processes."""
+    import datetime as dt
+
+    from bench.results import read_run, run_dirs
+
+    out = []
+    for d in (run for sweep in sweep_dirs for run in run_dirs(sweep)):
+        run = read_run(d)
+        if run and run.finished_at and dt.datetime.fromisoformat(run.finished_at).timestamp() >= int(since):
+            out.append(run.status)
+    return out
 
 
 def _task(cfg: Any) -> None:
@@ -200,6 +219,7 @@ class SummaryCallback:
         out_dir = Path(config.out_dir)
         if not out_dir.is_dir():
             return
+        _SWEEP_DIRS.append(out_dir)
         print(f"\n{format_summary(summary_table(out_dir, config.baseline_variant))}\n")
         report = analyze(out_dir, config.baseline_variant)
         print(f"results: {out_dir}\nreport:  {report}")

@@ -89,6 +89,8 @@ class BenchConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     load: LoadConfig = field(default_factory=LoadConfig)
     engine: str = "auto"
+    # Endpoint mode: benchmark this already-running OpenAI-compatible server instead of starting one.
+    endpoint: str | None = None
     engines: dict[str, EngineConfig] = field(default_factory=dict)
     model: str = "bundled:smollm2-135m"
     sweep_name: str = "adhoc"

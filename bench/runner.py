@@ -38,7 +38,7 @@ from bench.results import (
     read_run,
     write_run,
 )
-from bench.server import VllmServer, build_command, free_port, log_tail
+from bench.server import RemoteServer, VllmServer, build_command, free_port, log_tail
 from bench.stats import run_stats, trial_stats
 
 HUNG_AFTER_TIMEOUTS = 3
@@ -167,18 +167,27 @@ def run_variant(cfg: BenchConfig) -> RunResult:
 
 def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, result: RunResult) -> None:
     items = load_dataset(cfg.dataset)
-    model = resolve_model(server.model)
-    draft = (server.speculative_config or {}).get("model")
-    draft_model = resolve_model(draft) if draft else None
-    refusal = preflight(server, model, engine)
-    if refusal:
-        result.reason = refusal
-        return
+    srv_ctx: VllmServer | RemoteServer
+    if cfg.endpoint:
+        srv_ctx = RemoteServer(cfg.endpoint, server.api_key)
+        result.server |= {"endpoint": srv_ctx.base_url}
+    else:
+        model = resolve_model(server.model)
+        draft = (server.speculative_config or {}).get("model")
+        draft_model = resolve_model(draft) if draft else None
+        refusal = preflight(server, model, engine)
+        if refusal:
+            result.reason = refusal
+            return
 
-    def on_command(cmd: list[str]) -> None:
-        result.server |= {"command": provenance.redact_args(cmd), "model_path": model}
+        def on_command(cmd: list[str]) -> None:
+            result.server |= {"command": provenance.redact_args(cmd), "model_path": model}
 
-    with start_server(server, model, draft_model, run_dir / SERVER_LOG, on_command) as srv:
+        srv_ctx = start_server(server, model, draft_model, run_dir / SERVER_LOG, on_command)
+    with srv_ctx as srv:
+        if isinstance(srv, RemoteServer) and server.served_model_name not in srv.models and srv.models:
+            server = dataclasses.replace(server, served_model_name=srv.models[0])
+            result.server["served_model_name"] = server.served_model_name
         result.startup_s = srv.startup_s
         client = make_client(srv.base_url, server.api_key, cfg.load.request_timeout_s)
         prompt, max_tokens = cfg.dataset.system_prompt, server.max_tokens
@@ -215,7 +224,8 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
 
         with (
             RequestWriter(run_dir / REQUESTS_FILE) as writer,
-            telemetry.Sampler(cfg.telemetry_interval_s, engine == "cuda", srv.pids) as sampler,
+            # An endpoint's server is elsewhere: this machine's CPU or GPUs would say nothing about it.
+            telemetry.Sampler(0 if cfg.endpoint else cfg.telemetry_interval_s, engine == "cuda", srv.pids) as sampler,
             metrics.KvPeakPoller(srv.base_url, server.api_key) as kv,
             tqdm(total=n_planned, desc=server.name, unit="req", file=sys.stderr) as bar,
         ):

@@ -228,3 +228,38 @@ class VllmServer:
             os.killpg(self.proc.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+class RemoteServer:
+    """An OpenAI-compatible server that is already running (endpoint mode): checked, never started or stopped."""
+
+    proc = None
+    startup_s = None
+
+    def __init__(self, url: str, api_key: str | None) -> None:
+        self.base_url = url.rstrip("/").removesuffix("/v1")
+        self.api_key = api_key
+        self.models: list[str] = []
+
+    def __enter__(self) -> RemoteServer:
+        req = urllib.request.Request(f"{self.base_url}/v1/models")
+        if self.api_key:
+            req.add_header("Authorization", f"Bearer {self.api_key}")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                self.models = [m["id"] for m in json.loads(r.read())["data"]]
+        except urllib.error.HTTPError as e:
+            hint = " (set server.api_key)" if e.code == 401 else ""
+            raise ServerError(f"endpoint {self.base_url} answered {e.code} to /v1/models{hint}") from e
+        except (urllib.error.URLError, OSError, ValueError, KeyError) as e:
+            raise ServerError(f"endpoint {self.base_url} is not reachable: {e}") from e
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def alive(self) -> bool:
+        return True  # not ours to watch: a dead endpoint shows as failed requests
+
+    def pids(self) -> list[int]:
+        return []

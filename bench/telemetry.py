@@ -55,7 +55,7 @@ class _Nvml:
         nv, out = self.nv, []
         for i, h in enumerate(self.handles):
             util = nv.nvmlDeviceGetUtilizationRates(h)
-            mem = nv.nvmlDeviceGetMemoryInfo(h)
+            mem = self._memory(h)
             try:
                 power = nv.nvmlDeviceGetPowerUsage(h) / 1000.0
             except nv.NVMLError:
@@ -63,6 +63,15 @@ class _Nvml:
             clock = nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM)
             out.append(Sample(now, f"gpu{i}", self.source, float(util.gpu), mem.used / 2**20, power, float(clock)))
         return out
+
+    def _memory(self, handle: Any) -> Any:
+        # v1's `used` also counts what the driver reserves (480 MiB on the H100 seen), which nvidia-smi
+        # leaves out; v2 matches nvidia-smi. Drivers or bindings without v2 fall back to v1.
+        nv = self.nv
+        try:
+            return nv.nvmlDeviceGetMemoryInfo(handle, version=nv.nvmlMemory_v2)
+        except (AttributeError, TypeError, nv.NVMLError):
+            return nv.nvmlDeviceGetMemoryInfo(handle)
 
     def close(self) -> None:
         self.nv.nvmlShutdown()

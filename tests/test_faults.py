@@ -55,7 +55,8 @@ def test_an_interrupted_model_make_leaves_nothing_usable(tmp_path, monkeypatch, 
     maker = [
         sys.executable,
         "-c",
-        f"import os, signal, sys, pathlib; d = pathlib.Path(sys.argv[1]); d.mkdir(); (d / 'config.json').write_text('{{}}'); {die}",
+        "import os, signal, sys, pathlib; d = pathlib.Path(sys.argv[1]); d.mkdir(); "
+        f"(d / 'config.json').write_text('{{}}'); {die}",
     ]
     with pytest.raises(ServerError, match="making bundled model m failed"):
         models._make_locked("m", out, maker)
