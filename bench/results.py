@@ -65,7 +65,7 @@ class RunResult:
     # The replay's wall-clock, excluding start-up and warm-up: the median over repeats.
     wall_clock_s: float | None = None
     # One dict of figures per pass over the dataset; their spread is what `compare` calls noise.
-    trials: list[dict[str, float | None]] = field(default_factory=list)
+    trials: list[dict[str, Any]] = field(default_factory=list)
     n_requests: int = 0
     n_ok: int = 0
     n_failed: int = 0

@@ -20,9 +20,9 @@ def _describe(name: str, values: list[float]) -> dict[str, float | None]:
 TRIAL_KEYS = ("output_tok_per_s", "requests_per_s", "ttft_s_p50", "ttft_s_p99", "tpot_s_p50", "latency_s_p50", "f1")
 
 
-def trial_stats(records: list[dict[str, Any]], wall_clock_s: float, repeat: int) -> dict[str, float | None]:
+def trial_stats(records: list[dict[str, Any]], wall_clock_s: float, repeat: int) -> dict[str, Any]:
     stats = run_stats(records, wall_clock_s)
-    return {"repeat": float(repeat), "wall_clock_s": wall_clock_s} | {k: stats[k] for k in TRIAL_KEYS}
+    return {"repeat": repeat, "wall_clock_s": wall_clock_s} | {k: stats[k] for k in TRIAL_KEYS}
 
 
 def run_stats(records: list[dict[str, Any]], wall_clock_s: float | None) -> dict[str, float | None]:

@@ -6,10 +6,18 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 
 from bench.cli import CONF_DIR
-from bench.config import BenchConfig, register_schemas, to_bench_config
+from bench.config import BenchConfig, DatasetConfig, ServerConfig, register_schemas, resolve_server, to_bench_config
+from bench.dataset import QAItem, load_dataset
 
 
 def compose(overrides: list[str]) -> BenchConfig:
     register_schemas()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return to_bench_config(hydra_compose(config_name="config", overrides=overrides))
+
+
+def cpu_single(n: int, seed: int) -> tuple[BenchConfig, ServerConfig, list[QAItem]]:
+    """The `single` variant as the CPU engine runs it, and n built-in questions."""
+    cfg = compose(["server=single"])
+    server = resolve_server(cfg.server, "cpu", cfg.engines["cpu"])
+    return cfg, server, load_dataset(DatasetConfig(path="data/qa.json", sample_size=n, seed=seed))

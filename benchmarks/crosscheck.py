@@ -21,13 +21,11 @@ from pathlib import Path
 
 from bench import metrics
 from bench.client import make_client, send
-from bench.config import DatasetConfig, resolve_server
-from bench.dataset import load_dataset
 from bench.models import resolve_model
 from bench.runner import make_server
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import compose  # noqa: E402
+from common import cpu_single  # noqa: E402
 
 
 def bench_round(client, name: str, items, max_tokens: int, base_url: str) -> dict[str, float]:
@@ -69,16 +67,14 @@ def main() -> None:
     p.add_argument("--n", type=int, default=16, help="questions per round")
     p.add_argument("--rounds", type=int, default=2)
     a = p.parse_args()
-    cfg = compose(["server=single"])
-    server = resolve_server(cfg.server, "cpu", cfg.engines["cpu"])
-    items = load_dataset(DatasetConfig(path="data/qa.json", sample_size=a.n, seed=1))
+    cfg, server, items = cpu_single(a.n, seed=1)
     model = resolve_model(server.model)
     with tempfile.TemporaryDirectory() as tmp:
         prompts = Path(tmp) / "prompts.jsonl"
         prompts.write_text("".join(json.dumps({"prompt": it.user_prompt()}, ensure_ascii=False) + "\n" for it in items))
         with make_server(server, model, None, Path(tmp) / "server.log") as srv:
             client = make_client(srv.base_url, None, 300)
-            for item in items[:2]:  # warm-up, outside both measurements
+            for item in items:  # warm-up over every prompt: both clients then meet the same prefix cache
                 send(client, server.served_model_name, item, -1, "", server.max_tokens)
             ours, theirs = [], []
             for r in range(a.rounds):

@@ -18,29 +18,26 @@ from pathlib import Path
 
 from bench import metrics, telemetry
 from bench.client import Level, make_client, replay, send
-from bench.config import DatasetConfig, resolve_server
-from bench.dataset import load_dataset
 from bench.models import resolve_model
 from bench.runner import make_server
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import compose  # noqa: E402
+from common import cpu_single  # noqa: E402
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=12, help="questions per replay")
-    p.add_argument("--pairs", type=int, default=3)
+    p.add_argument("--pairs", type=int, default=4)
     a = p.parse_args()
-    cfg = compose(["server=single"])
-    server = resolve_server(cfg.server, "cpu", cfg.engines["cpu"])
-    items = load_dataset(DatasetConfig(path="data/qa.json", sample_size=a.n, seed=2))
+    cfg, server, items = cpu_single(a.n, seed=2)
     name, prompt = server.served_model_name, cfg.dataset.system_prompt
     walls: dict[bool, list[float]] = {True: [], False: []}
     with tempfile.TemporaryDirectory() as tmp:
         with make_server(server, resolve_model(server.model), None, Path(tmp) / "server.log") as srv:
             client = make_client(srv.base_url, None, 300)
-            send(client, name, items[0], -1, prompt, server.max_tokens)
+            for item in items:  # one pass first: every measured pass then meets the same prefix cache
+                send(client, name, item, -1, prompt, server.max_tokens)
             order = [on for i in range(a.pairs) for on in ((True, False) if i % 2 == 0 else (False, True))]
             for on in order:
                 probes = (

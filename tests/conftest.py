@@ -173,6 +173,23 @@ def wait_for(predicate, timeout_s: float, what: str, proc: subprocess.Popen | No
         time.sleep(0.5)
 
 
+def signal_server_mid_replay(out: Path, args: list[str], sig: int) -> tuple[int, str]:
+    """Run bench (variant single) into `out`; after two requests send `sig` to its vLLM processes; let bench end."""
+    bench = subprocess.Popen(
+        [*BENCH_RUN, f"out_dir={out}", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        wait_for(lambda: lines(out / "single" / "requests.jsonl") >= 2, 600, "two requests", bench)
+        server = next(c for c in psutil.Process(bench.pid).children() if "vllm.entrypoints" in " ".join(c.cmdline()))
+        for p in [server, *server.children(recursive=True)]:
+            p.send_signal(sig)
+        output, _ = bench.communicate(timeout=300)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+    return bench.returncode, output
+
+
 def lines(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 

@@ -9,12 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
-import psutil
 import pytest
 
 from bench.results import read_requests
 from bench.server import port_in_use
-from tests.conftest import BENCH_RUN, SMALL, CpuSweep, lines, require_engine, vllm_processes, wait_for
+from tests.conftest import BENCH_RUN, SMALL, CpuSweep, lines, require_engine, signal_server_mid_replay, vllm_processes
 
 pytestmark = pytest.mark.server
 
@@ -112,23 +111,9 @@ def test_port_in_use_is_a_failed_variant_with_the_reason(tmp_path):
 def test_server_killed_mid_replay_keeps_the_measured_requests(tmp_path):
     require_engine()
     out = tmp_path / "r"
-    bench = subprocess.Popen(
-        [*BENCH_RUN, f"out_dir={out}", "dataset.sample_size=12"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_for(lambda: lines(out / "single" / "requests.jsonl") >= 2, 600, "two requests", bench)
-        server = next(c for c in psutil.Process(bench.pid).children() if "vllm.entrypoints" in " ".join(c.cmdline()))
-        for p in [server, *server.children(recursive=True)]:
-            p.send_signal(signal.SIGKILL)
-        output, _ = bench.communicate(timeout=300)
-    finally:
-        if bench.poll() is None:
-            bench.kill()
+    rc, output = signal_server_mid_replay(out, ["dataset.sample_size=12"], signal.SIGKILL)
     run = json.loads((out / "single" / "run.json").read_text())
-    assert bench.returncode == 1, output[-2000:]
+    assert rc == 1, output[-2000:]
     assert run["status"] == "partial" and "server exited with code -9 during the replay" in run["reason"]
     assert run["n_requests"] >= 2 and lines(out / "single" / "requests.jsonl") == run["n_requests"]
     assert vllm_processes() == []

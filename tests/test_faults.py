@@ -9,14 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from bench import models, runner
 from bench.config import ServerConfig
 from bench.errors import ServerError
 from bench.server import VllmServer, free_port
-from tests.conftest import BENCH_RUN, lines, require_engine, vllm_processes, wait_for
+from tests.conftest import BENCH_RUN, lines, require_engine, signal_server_mid_replay, vllm_processes, wait_for
 
 FAKE = str(Path(__file__).with_name("fake_server.py"))
 
@@ -74,23 +73,10 @@ def test_an_interrupted_model_make_leaves_nothing_usable(tmp_path, monkeypatch, 
 def test_a_hung_server_times_out_and_the_variant_stops_cleanly(tmp_path):
     require_engine()
     out = tmp_path / "r"
-    bench = subprocess.Popen(
-        [*BENCH_RUN, f"out_dir={out}", "dataset.sample_size=12", "load.request_timeout_s=10"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_for(lambda: lines(out / "single" / "requests.jsonl") >= 2, 600, "two requests", bench)
-        server = next(c for c in psutil.Process(bench.pid).children() if "vllm.entrypoints" in " ".join(c.cmdline()))
-        for p in [server, *server.children(recursive=True)]:
-            p.send_signal(signal.SIGSTOP)  # alive, port open, answering nothing
-        output, _ = bench.communicate(timeout=300)
-    finally:
-        if bench.poll() is None:
-            bench.kill()
+    # SIGSTOP: alive, port open, answering nothing
+    rc, output = signal_server_mid_replay(out, ["dataset.sample_size=12", "load.request_timeout_s=10"], signal.SIGSTOP)
     run = json.loads((out / "single" / "run.json").read_text())
-    assert bench.returncode == 1, output[-2000:]
+    assert rc == 1, output[-2000:]
     assert run["status"] == "partial" and "3 requests in a row timed out after 10 s" in run["reason"]
     assert run["n_requests"] >= 5 and run["n_failed"] >= 3
     assert vllm_processes() == []
