@@ -3,7 +3,8 @@
     python benchmarks/instant_endpoint.py PORT [CHUNKS]
 
 POST /v1/chat/completions streams CHUNKS one-word chunks, a usage chunk and [DONE] (or one JSON
-body without `stream`); GET /health answers 200. Loopback only.
+body without `stream`); GET /health answers 200; GET /v1/models lists the one model, `instant`, as
+bench's endpoint mode asks first. Loopback only.
 """
 
 from __future__ import annotations
@@ -47,9 +48,13 @@ async def health(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
+async def models(request: web.Request) -> web.Response:
+    return web.json_response({"object": "list", "data": [{"id": "instant", "object": "model", "owned_by": "bench"}]})
+
+
 def app() -> web.Application:
     a = web.Application()
-    a.add_routes([web.post("/v1/chat/completions", chat), web.get("/health", health)])
+    a.add_routes([web.post("/v1/chat/completions", chat), web.get("/health", health), web.get("/v1/models", models)])
     return a
 
 

@@ -22,13 +22,13 @@ def test_report_is_written_self_contained_with_every_variant(fake_results: Path)
     assert report == fake_results / "report.html"
     text = report.read_text()
     assert all(v in text for v in VARIANTS)
-    assert text.count("data:image/png;base64,") == 5
+    assert text.count("data:image/png;base64,") == 6  # every chart of report.CHARTS
     assert "http://" not in text and "https://" not in text  # opens from disk, offline
     assert "torn: run.json unreadable" in text  # a broken run is named, not silently missing
     assert "0.25.0" in text and "abc123" in text  # provenance
     md = (fake_results / "summary.md").read_text()
     assert "| single | ok |" in md and "failed" in md
-    for name in ("wall_clock", "utilization", "latency", "quality_speed", "speculative"):
+    for name in ("wall_clock", "utilization", "latency", "quality_speed", "speculative", "load"):
         assert (fake_results / "charts" / f"{name}.png").stat().st_size > 1000
         assert (fake_results / "charts" / f"{name}.svg").exists()
 
@@ -40,7 +40,7 @@ def test_a_failing_chart_is_named_in_the_report(fake_results: Path, monkeypatch:
     monkeypatch.setattr(plots, "latency_chart", broken)
     text = analyze(fake_results).read_text()
     assert "chart &#x27;latency&#x27; failed: ValueError: odd data" in text
-    assert text.count("data:image/png;base64,") == 4
+    assert text.count("data:image/png;base64,") == 5
     assert not (fake_results / "charts" / "latency.png").exists()
 
 

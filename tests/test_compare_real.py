@@ -1,0 +1,64 @@
+"""`compare` on real CPU-engine runs: the same configuration twice is noise; a real slowdown is a regression."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cli import CONF_DIR
+from bench.compare import REGRESSION, compare_dirs, exit_code, load_thresholds
+from tests.conftest import BENCH_RUN, require_engine
+
+pytestmark = pytest.mark.server
+# Three passes within one server start give compare a spread to judge noise by.
+NIGHTLY = ["server=single", "dataset.sample_size=6", "repeats=3"]
+# This machine's thresholds: passes of one server start share its noise, so the threshold must absorb it.
+THRESHOLDS = CONF_DIR / "compare" / "shared_cpu.yaml"
+
+
+def _sweep(out: Path, *extra: str) -> Path:
+    p = subprocess.run([*BENCH_RUN, *NIGHTLY, f"out_dir={out}", *extra], capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory) -> Path:
+    require_engine()
+    return _sweep(tmp_path_factory.mktemp("base") / "nightly")
+
+
+def _compare(baseline: Path, current: Path, *flags: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "bench", "compare", str(baseline), str(current), "--thresholds", str(THRESHOLDS), *flags]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def test_the_same_configuration_twice_is_within_noise(baseline, tmp_path):
+    current = _sweep(tmp_path / "nightly")
+    p = _compare(baseline, current)
+    assert p.returncode == 0, p.stdout
+    assert not [v for v in compare_dirs(baseline, current, load_thresholds(THRESHOLDS)) if v.verdict == REGRESSION]
+
+
+def test_a_real_slowdown_is_a_regression_with_a_nonzero_exit(baseline, tmp_path):
+    # bf16 decodes about 2.5x slower than float32 on AVX2-only CPUs: a real, reproducible slowdown.
+    current = _sweep(tmp_path / "nightly", "server.dtype=bfloat16")
+    p = _compare(baseline, current)
+    verdicts = compare_dirs(baseline, current, load_thresholds(THRESHOLDS))
+    slow = {v.metric for v in verdicts if v.verdict == REGRESSION}
+    assert p.returncode == 1 and exit_code(verdicts) == 1, p.stdout
+    assert {"wall_clock_s", "output_tok_per_s"} <= slow, p.stdout
+    assert "REGRESSION" in p.stdout.upper()
+
+
+def test_a_variant_missing_on_one_side_is_reported_not_a_crash(baseline, tmp_path):
+    current = Path(shutil.copytree(baseline, tmp_path / "nightly"))
+    (current / "single").rename(current / "single_v2")  # renamed: gone from one side, new on the other
+    p = _compare(baseline, current)
+    assert p.returncode == 0 and "missing" in p.stdout.lower(), p.stdout
+    assert "single_v2" in p.stdout and "single" in p.stdout
+    assert _compare(baseline, current, "--fail-on-missing").returncode == 1
