@@ -13,7 +13,7 @@ SUMMARY_COLUMNS = [
     "variant", "status", "reason", "wall_clock_s", "speedup", "output_tok_per_s", "requests_per_s",
     "ttft_s_p50", "tpot_s_p50", "latency_s_p50", "n_requests", "n_failed", "exact_match", "f1",
     "identical_to_baseline", "spec_acceptance_rate", "spec_mean_acceptance_length",
-    "util_mean_pct", "mem_peak_mib", "startup_s",
+    "util_mean_pct", "mem_peak_mib", "startup_s", "shutdown_s", "replay_s",
 ]  # fmt: skip
 
 
@@ -117,6 +117,21 @@ def format_summary(table: pd.DataFrame) -> str:
         }
     )
     return view.to_string(index=False)
+
+
+def time_split(table: pd.DataFrame) -> str:
+    """Where the sweep's server time went: starting and stopping servers vs replaying requests."""
+    total = {
+        c: pd.to_numeric(table[c], errors="coerce").sum() for c in ("startup_s", "shutdown_s", "replay_s") if c in table
+    }
+    spent = sum(total.values())
+    if not spent:
+        return ""
+    overhead = (total.get("startup_s", 0.0) + total.get("shutdown_s", 0.0)) / spent
+    return (
+        f"server time: start-up {total.get('startup_s', 0.0):.0f} s, replay {total.get('replay_s', 0.0):.0f} s,"
+        f" shutdown {total.get('shutdown_s', 0.0):.0f} s ({overhead:.0%} starting and stopping)"
+    )
 
 
 def load_provenance(sweep_dir: Path) -> pd.DataFrame:

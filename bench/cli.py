@@ -14,6 +14,7 @@ from typing import Any
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 _STATUSES: list[str] = []  # one per variant run in this process, for the exit status
 _SWEEP_DIRS: list[Path] = []  # where the summary callback looked: jobs a launcher ran elsewhere report there
+_UNKNOWN: list[str] = []  # variants a sweep named that have no conf/server/NAME.yaml
 
 HELP = """\
 usage: python -m bench VERB [ARGS]
@@ -80,32 +81,62 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _variants_named(overrides: list[str]) -> list[str]:
-    """Variant names a command asks for, directly (server=a,b) or through a sweep preset (+sweep=NAME)."""
+def _sweep_variants(name: str) -> list[str]:
     from omegaconf import OmegaConf
 
-    names: list[str] = []
-    for o in overrides:
-        key, _, value = o.partition("=")
-        if key.lstrip("+~") == "server":
-            names += value.split(",")
-        elif key.lstrip("+") == "sweep" and (CONF_DIR / "sweep" / f"{value}.yaml").is_file():
-            params = OmegaConf.load(CONF_DIR / "sweep" / f"{value}.yaml").hydra.sweeper.params
-            names += str(params.get("server", "")).split(",")
-    return [n.strip() for n in names if n.strip()]
+    path = CONF_DIR / "sweep" / f"{name}.yaml"
+    return str(OmegaConf.load(path).hydra.sweeper.params.get("server", "")).split(",") if path.is_file() else []
 
 
-def _check_variants(overrides: list[str]) -> None:
-    """An unknown variant is refused before any server starts, not after the first ones ran."""
+def _drop_unknown_variants(overrides: list[str]) -> tuple[list[str], list[str]]:
+    """The overrides without unknown variants, and those variants. All unknown is bad input (exit 2);
+    some unknown in a sweep are reported and recorded as failed, and the known ones still run."""
     from bench.errors import ConfigError
 
     known = sorted(p.stem for p in (CONF_DIR / "server").glob("*.yaml"))
-    unknown = [n for n in _variants_named(overrides) if n not in known]
+    kept, unknown, asked = [], [], []
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if key.lstrip("+~") == "server":
+            names = [n.strip() for n in value.split(",") if n.strip()]
+        elif key.lstrip("+") == "sweep":
+            names = [n.strip() for n in _sweep_variants(value) if n.strip()]
+        else:
+            kept.append(o)
+            continue
+        asked += names
+        unknown += [n for n in names if n not in known]
+        good = [n for n in names if n in known]
+        if key.lstrip("+") == "sweep":
+            kept.append(o)
+            if good and len(good) < len(names):  # the preset's list, less what does not exist
+                kept.append(f"hydra.sweeper.params.server={','.join(good)}")
+        elif good:
+            kept.append(f"{key}={','.join(good)}")
     if unknown:
-        raise ConfigError(
+        message = (
             f"unknown server variant {', '.join(unknown)}; available: {', '.join(known)}"
             f" (add conf/server/NAME.yaml to define one)"
         )
+        if len(unknown) == len(asked):
+            raise ConfigError(message)
+        print(f"bench: error: {message}; the other variants run", file=sys.stderr)
+    return kept, unknown
+
+
+def _record_unknown(out_dir: Path) -> None:
+    """Unknown variants of a sweep get a failed run.json, so the summary, report and exit status show them."""
+    import datetime as dt
+
+    from bench.results import FAILED, RunResult, write_run
+
+    known = sorted(p.stem for p in (CONF_DIR / "server").glob("*.yaml"))
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    for name in _UNKNOWN:
+        (out_dir / name).mkdir(parents=True, exist_ok=True)
+        reason = f"unknown server variant {name!r}; available: {', '.join(known)} (add conf/server/{name}.yaml)"
+        write_run(out_dir / name, RunResult(variant=name, status=FAILED, reason=reason, finished_at=now))
+        _STATUSES.append(FAILED)
 
 
 def _run(overrides: list[str]) -> int:
@@ -114,7 +145,8 @@ def _run(overrides: list[str]) -> int:
 
     from bench.config import register_schemas
 
-    _check_variants(overrides)
+    overrides, unknown = _drop_unknown_variants(overrides)
+    _UNKNOWN[:] = unknown
     register_schemas()
     # SIGTERM (a CI job cancelled, `kill`) takes the same clean path as Ctrl-C.
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -213,16 +245,20 @@ class SummaryCallback:
     """Hydra callback: the one-screen summary once a run or sweep ends."""
 
     def _print(self, config: Any) -> None:
-        from bench.analysis import format_summary, summary_table
+        from bench.analysis import format_summary, summary_table, time_split
         from bench.report import analyze
 
         out_dir = Path(config.out_dir)
         if not out_dir.is_dir():
             return
         _SWEEP_DIRS.append(out_dir)
-        print(f"\n{format_summary(summary_table(out_dir, config.baseline_variant))}\n")
+        table = summary_table(out_dir, config.baseline_variant)
+        print(f"\n{format_summary(table)}\n{time_split(table)}\n")
         report = analyze(out_dir, config.baseline_variant)
         print(f"results: {out_dir}\nreport:  {report}")
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        _record_unknown(Path(config.out_dir))
 
     def on_run_end(self, config: Any, **kwargs: Any) -> None:
         self._print(config)

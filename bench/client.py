@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+import aiohttp
 import numpy as np
 import openai
 
+from bench.config import CLIENTS
 from bench.dataset import QAItem
 from bench.results import RequestRecord
 from bench.scoring import score
 
-# A torn stream or connection the SDK did not wrap ends up as one of these.
-_REQUEST_ERRORS = (openai.APIError, OSError, ValueError, asyncio.TimeoutError)
-
-
-def make_client(base_url: str, api_key: str | None, timeout_s: float) -> openai.OpenAI:
-    # max_retries=0: a retried request would hide a server fault and distort its latency.
-    return openai.OpenAI(base_url=f"{base_url}/v1", api_key=api_key or "EMPTY", timeout=timeout_s, max_retries=0)
+# aiohttp: a plain HTTP client parsing the SSE stream itself, as `vllm bench serve` does; the openai SDK
+# builds a pydantic object per streamed chunk and on 2 cores sustained a fifth of vllm bench serve's
+# request rate (benchmarks/client_overhead.py), so it measures the client. `openai` is for those who
+# want the official SDK's own overhead in the numbers.
+# A torn stream or connection, a timeout, a body that is not JSON: recorded on the request, never raised.
+_REQUEST_ERRORS = (aiohttp.ClientError, openai.APIError, OSError, ValueError, asyncio.TimeoutError)
 
 
 def make_async_client(base_url: str, api_key: str | None, timeout_s: float, concurrency: int) -> openai.AsyncOpenAI:
@@ -29,6 +32,7 @@ def make_async_client(base_url: str, api_key: str | None, timeout_s: float, conc
 
     # The pool is sized to the load: a request never queues for a connection inside the client.
     limits = httpx2.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+    # max_retries=0: a retried request would hide a server fault and distort its latency.
     return openai.AsyncOpenAI(
         base_url=f"{base_url}/v1",
         api_key=api_key or "EMPTY",
@@ -36,6 +40,12 @@ def make_async_client(base_url: str, api_key: str | None, timeout_s: float, conc
         max_retries=0,
         http_client=openai.DefaultAsyncHttpx2Client(limits=limits, timeout=timeout_s),
     )
+
+
+def make_session(api_key: str | None, timeout_s: float, concurrency: int) -> aiohttp.ClientSession:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    connector = aiohttp.TCPConnector(limit=concurrency + 4, keepalive_timeout=60)
+    return aiohttp.ClientSession(connector=connector, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s))
 
 
 def request_args(model: str, item: QAItem, system_prompt: str, max_tokens: int) -> dict[str, Any]:
@@ -51,25 +61,40 @@ def request_args(model: str, item: QAItem, system_prompt: str, max_tokens: int) 
 
 
 class _Stream:
-    """One streamed response as it arrives; the sync and async senders share it."""
+    """One streamed response as it arrives, chunk by chunk as JSON objects, whichever client read it."""
 
     def __init__(self) -> None:
         self.start_wall, self.t0 = time.time(), time.perf_counter()
         self.chunk_times: list[float] = []
         self.parts: list[str] = []
-        self.usage: Any = None
+        self.usage: dict[str, Any] | None = None
         self.finish_reason: str | None = None
         self.error: str | None = None
 
-    def add(self, chunk: Any) -> None:
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-        for choice in chunk.choices:
-            if choice.delta and choice.delta.content:
-                self.chunk_times.append(time.perf_counter())
-                self.parts.append(choice.delta.content)
-            if choice.finish_reason:
-                self.finish_reason = choice.finish_reason
+    def add(self, chunk: dict[str, Any]) -> None:
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        choices = chunk.get("choices")
+        if choices:
+            # Timed like vLLM's benchmark client: every chunk that carries a choice. vLLM sends the first
+            # one (role only, empty content) as the first token comes out of the engine; a token whose
+            # text is still empty (a partial character) is a gap all the same.
+            self.chunk_times.append(time.perf_counter())
+        for choice in choices or ():
+            content = (choice.get("delta") or {}).get("content")
+            if content:
+                self.parts.append(content)
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+
+    def add_sse(self, buffer: bytes) -> bytes:
+        """Feed raw SSE bytes; returns the unfinished last line, to be prefixed to the next read."""
+        *lines, rest = buffer.split(b"\n")
+        for line in lines:
+            line = line.strip()
+            if line.startswith(b"data:") and (data := line[5:].strip()) != b"[DONE]":
+                self.add(json.loads(data))
+        return rest
 
     def fail(self, e: BaseException) -> None:
         self.error = f"{type(e).__name__}: {e}"[:500]
@@ -77,7 +102,8 @@ class _Stream:
     def record(self, item: QAItem, index: int, repeat: int, level: float, scheduled: float | None) -> RequestRecord:
         t1 = time.perf_counter()
         answer = "".join(self.parts).strip()
-        out = self.usage.completion_tokens if self.usage else None
+        usage = self.usage or {}
+        out = usage.get("completion_tokens")
         first = self.chunk_times[0] if self.chunk_times else None
         itl = [b - a for a, b in zip(self.chunk_times, self.chunk_times[1:], strict=False)]
         # vLLM's definition: time per output token after the first, so TTFT is not counted twice.
@@ -98,7 +124,7 @@ class _Stream:
             ttft_s=first - self.t0 if first is not None else None,
             itl_s=itl,
             tpot_s=tpot,
-            prompt_tokens=self.usage.prompt_tokens if self.usage else None,
+            prompt_tokens=usage.get("prompt_tokens"),
             output_tokens=out,
             finish_reason=self.finish_reason,
             error=error,
@@ -110,17 +136,21 @@ class _Stream:
         )
 
 
-def send(
-    client: openai.OpenAI, model: str, item: QAItem, index: int, system_prompt: str, max_tokens: int
-) -> RequestRecord:
-    """One greedy streamed request, blocking (warm-up, cross-checks). Failures are recorded, not raised."""
-    s = _Stream()
-    try:
-        for chunk in client.chat.completions.create(**request_args(model, item, system_prompt, max_tokens)):
-            s.add(chunk)
-    except _REQUEST_ERRORS as e:
-        s.fail(e)
-    return s.record(item, index, 0, 1.0, None)
+async def _post_aiohttp(session: aiohttp.ClientSession, url: str, args: dict[str, Any], s: _Stream) -> None:
+    async with session.post(url, json=args) as resp:
+        if resp.status != 200:
+            s.error = f"HTTP {resp.status}: {(await resp.text())[:300]}"
+            return
+        rest = b""
+        async for data in resp.content.iter_any():
+            rest = s.add_sse(rest + data)
+        s.add_sse(rest + b"\n")
+
+
+async def _post_openai(client: openai.AsyncOpenAI, args: dict[str, Any], s: _Stream) -> None:
+    stream = await client.chat.completions.create(**args)
+    async for chunk in stream:
+        s.add(chunk.to_dict())
 
 
 @dataclass(frozen=True)
@@ -149,6 +179,7 @@ async def _replay(
     on_record: Callable[[RequestRecord], None],
     should_stop: Callable[[], str | None],
     seed: int,
+    client: str,
 ) -> str | None:
     slots = asyncio.Semaphore(level.concurrency)
     in_flight: set[asyncio.Task[None]] = set()
@@ -156,14 +187,20 @@ async def _replay(
     start_wall, start = time.time(), time.perf_counter()
     due = 0.0
     stopped: str | None = None
-    client = make_async_client(*target, level.concurrency)
+    base_url, api_key, timeout_s = target
+    post: Callable[[dict[str, Any], _Stream], Awaitable[None]]
+    if client == "openai":
+        sdk = make_async_client(base_url, api_key, timeout_s, level.concurrency)
+        post, close = partial(_post_openai, sdk), sdk.close
+    else:
+        session = make_session(api_key, timeout_s, level.concurrency)
+        post, close = partial(_post_aiohttp, session, f"{base_url}/v1/chat/completions"), session.close
 
     async def one(item: QAItem, index: int, scheduled: float | None) -> None:
         s = _Stream()
+        args = request_args(model, item, system_prompt, max_tokens)
         try:
-            stream = await client.chat.completions.create(**request_args(model, item, system_prompt, max_tokens))
-            async for chunk in stream:
-                s.add(chunk)
+            await post(args, s)
         except _REQUEST_ERRORS as e:
             s.fail(e)
         finally:
@@ -190,7 +227,7 @@ async def _replay(
         task.add_done_callback(in_flight.discard)  # finished requests are on disk, not held here
     if in_flight:
         await asyncio.gather(*in_flight)
-    await client.close()
+    await close()
     return stopped
 
 
@@ -205,9 +242,15 @@ def replay(
     should_stop: Callable[[], str | None] = lambda: None,
     repeat: int = 0,
     seed: int = 0,
+    client: str = "aiohttp",
 ) -> str | None:
-    """Replay `items` at one load level against `target` (base URL, API key, request timeout).
-    Returns why it stopped early, or None. One event loop per level, so the client is made inside it."""
+    """Replay `items` at one load level against `target` (base URL, API key, request timeout) with
+    `client` (one of CLIENTS). Returns why it stopped early, or None. One event loop per level, so the
+    client is made inside it."""
+    if client not in CLIENTS:
+        raise ValueError(f"client {client!r} is not one of {', '.join(CLIENTS)}")
     return asyncio.run(
-        _replay(target, model, list(items), system_prompt, max_tokens, level, repeat, on_record, should_stop, seed)
+        _replay(
+            target, model, list(items), system_prompt, max_tokens, level, repeat, on_record, should_stop, seed, client
+        )
     )

@@ -12,6 +12,7 @@ from omegaconf import MISSING, DictConfig, MissingMandatoryValue, OmegaConf
 from bench.errors import ConfigError
 
 ENGINES = ("auto", "cpu", "cuda")
+CLIENTS = ("aiohttp", "openai")  # see bench/client.py
 
 
 @dataclass
@@ -81,6 +82,8 @@ class LoadConfig:
     max_duration_s: float | None = None  # per level and pass
     request_timeout_s: float = 120.0
     warmup_requests: int = 1
+    # aiohttp: light, never the bottleneck (as vllm bench serve); openai: the official SDK, its own cost included.
+    client: str = "aiohttp"
 
 
 @dataclass
@@ -95,6 +98,9 @@ class BenchConfig:
     model: str = "bundled:smollm2-135m"
     sweep_name: str = "adhoc"
     out_dir: str = "results/${sweep_name}"
+    # The run's folder under out_dir and its name in every table. A sweep that crosses variants with
+    # datasets names runs apart: run_name='${server.name}-${dataset.name}'.
+    run_name: str = "${server.name}"
     baseline_variant: str = "single"
     resume: bool = True
     # Passes over the dataset within one server start; >= 3 lets `compare` tell noise from a change.
@@ -121,6 +127,8 @@ def to_bench_config(cfg: DictConfig) -> BenchConfig:
     assert isinstance(obj, BenchConfig), type(obj)
     if obj.engine not in ENGINES:
         raise ConfigError(f"engine={obj.engine!r} is not one of {', '.join(ENGINES)}")
+    if obj.load.client not in CLIENTS:
+        raise ConfigError(f"load.client={obj.load.client!r} is not one of {', '.join(CLIENTS)}")
     return obj
 
 

@@ -100,7 +100,7 @@ def convert_gguf(name: str, out: Path) -> None:
         quantization_config=GgufConfig(gguf_file=filename, dequantize=True),
     )
     # Dequantized weights are plain bf16: drop the GGUF quantizer so vLLM sees an ordinary checkpoint.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # nn.Module's __setattr__ typing, not ours
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(out)

@@ -61,7 +61,9 @@ class RunResult:
     config_hash: str = ""
     started_at: str = ""
     finished_at: str = ""
-    startup_s: float | None = None
+    startup_s: float | None = None  # server start to healthy
+    shutdown_s: float | None = None  # SIGTERM to every process gone and the port free
+    replay_s: float | None = None  # every pass and load level, warm-up excluded
     # The replay's wall-clock, excluding start-up and warm-up: the median over repeats.
     wall_clock_s: float | None = None
     # One dict of figures per pass over the dataset; their spread is what `compare` calls noise.

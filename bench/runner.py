@@ -12,11 +12,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
 from bench import metrics, provenance, telemetry
-from bench.client import Level, make_client, replay, send
+from bench.client import Level, replay
 from bench.config import BenchConfig, LoadConfig, ServerConfig, resolve_server
 from bench.dataset import load_dataset
 from bench.diagnose import diagnose
@@ -52,13 +53,14 @@ def pick_engine(engine: str) -> str:
 
 def config_hash(server: ServerConfig, cfg: BenchConfig, engine: str) -> str:
     """What makes two runs comparable; resume re-runs a variant whose hash changed."""
-    key = {
-        "server": dataclasses.asdict(server),
+    fields = dataclasses.asdict(server)
+    fields.pop("port")  # a picked port is no part of the experiment
+    key: dict[str, Any] = {
+        "server": fields,
         "dataset": dataclasses.asdict(cfg.dataset),
         "load": dataclasses.asdict(cfg.load),
         "engine": engine,
     }
-    key["server"].pop("port")  # a picked port is no part of the experiment
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -87,12 +89,15 @@ def preflight(server: ServerConfig, model_path: str, engine: str) -> str | None:
 
 def load_levels(load: LoadConfig) -> list[Level]:
     """The load levels of one server start: `load.levels` are rates for rate loads, else concurrencies."""
-    common = {"burstiness": load.burstiness, "max_requests": load.max_requests, "max_duration_s": load.max_duration_s}
+
+    def level(concurrency: int, rate: float | None) -> Level:
+        return Level(concurrency, rate, load.burstiness, load.max_requests, load.max_duration_s)
+
     if not load.levels:
-        return [Level(load.concurrency, load.request_rate, **common)]
+        return [level(load.concurrency, load.request_rate)]
     if load.request_rate is not None:
-        return [Level(load.concurrency, float(v), **common) for v in load.levels]
-    return [Level(int(v), None, **common) for v in load.levels]
+        return [level(load.concurrency, float(v)) for v in load.levels]
+    return [level(int(v), None) for v in load.levels]
 
 
 def make_server(server: ServerConfig, model: str, draft_model: str | None, log_path: Path) -> VllmServer:
@@ -131,11 +136,11 @@ def run_variant(cfg: BenchConfig) -> RunResult:
     if engine not in cfg.engines:
         raise ConfigError(f"no engine profile {engine!r} in `engines`; have: {', '.join(cfg.engines)}")
     server = resolve_server(cfg.server, engine, cfg.engines[engine])
-    run_dir = Path(cfg.out_dir) / server.name
+    run_dir = Path(cfg.out_dir) / cfg.run_name
     chash = config_hash(server, cfg, engine)
     previous = read_run(run_dir)
     if cfg.resume and previous and previous.status == OK and previous.config_hash == chash:
-        print(f"bench: {server.name}: complete in {run_dir}, skipped (resume=false re-runs it)", file=sys.stderr)
+        print(f"bench: {cfg.run_name}: complete in {run_dir}, skipped (resume=false re-runs it)", file=sys.stderr)
         return previous
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -143,7 +148,7 @@ def run_variant(cfg: BenchConfig) -> RunResult:
     (run_dir / RUN_FILE).unlink(missing_ok=True)
     for name in (REQUESTS_FILE, TELEMETRY_FILE, SERVER_LOG):
         (run_dir / name).unlink(missing_ok=True)
-    result = RunResult(variant=server.name, status=FAILED, config_hash=chash, started_at=_now())
+    result = RunResult(variant=cfg.run_name, status=FAILED, config_hash=chash, started_at=_now())
     result.provenance = provenance.collect() | {"engine": engine}
     result.server = {
         "config": dataclasses.asdict(server) | {"env": provenance.redact_env(server.env), "api_key": None},
@@ -189,10 +194,11 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
             server = dataclasses.replace(server, served_model_name=srv.models[0])
             result.server["served_model_name"] = server.served_model_name
         result.startup_s = srv.startup_s
-        client = make_client(srv.base_url, server.api_key, cfg.load.request_timeout_s)
-        prompt, max_tokens = cfg.dataset.system_prompt, server.max_tokens
-        for i in range(cfg.load.warmup_requests):  # first requests pay one-off costs; not measured
-            send(client, server.served_model_name, items[i % len(items)], -1, prompt, max_tokens)
+        target = (srv.base_url, server.api_key, cfg.load.request_timeout_s)
+        prompt, max_tokens, client = cfg.dataset.system_prompt, server.max_tokens, cfg.load.client
+        warmup = [items[i % len(items)] for i in range(cfg.load.warmup_requests)]
+        # First requests pay one-off costs; not measured.
+        replay(target, server.served_model_name, warmup, prompt, max_tokens, Level(1), lambda r: None, client=client)
         before = metrics.scrape(srv.base_url, server.api_key)
         n_done = 0
         n_planned = sum(min(len(items), lv.max_requests or len(items)) for lv in load_levels(cfg.load)) * cfg.repeats
@@ -227,10 +233,9 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
             # An endpoint's server is elsewhere: this machine's CPU or GPUs would say nothing about it.
             telemetry.Sampler(0 if cfg.endpoint else cfg.telemetry_interval_s, engine == "cuda", srv.pids) as sampler,
             metrics.KvPeakPoller(srv.base_url, server.api_key) as kv,
-            tqdm(total=n_planned, desc=server.name, unit="req", file=sys.stderr) as bar,
+            tqdm(total=n_planned, desc=cfg.run_name, unit="req", file=sys.stderr) as bar,
         ):
             stopped = None
-            target = (srv.base_url, server.api_key, cfg.load.request_timeout_s)
             try:
                 for level in load_levels(cfg.load):
                     for rep in range(cfg.repeats):
@@ -238,7 +243,7 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
                         try:
                             stopped = replay(
                                 target, server.served_model_name, items, prompt, max_tokens, level,
-                                record, server_gone, rep, cfg.dataset.seed,
+                                record, server_gone, rep, cfg.dataset.seed, client,
                             )  # fmt: skip
                             stopped = stopped or server_gone()  # died during the last request
                         finally:
@@ -256,6 +261,7 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
         after = metrics.scrape(srv.base_url, server.api_key)
         result.server_metrics = metrics.summarize(before, after, kv.peak)
         result.telemetry = telemetry.summarize(sampler.samples, None)
+    result.shutdown_s = srv_ctx.shutdown_s
     if stopped:
         result.status, result.reason = PARTIAL, f"{stopped}; {n_done} of {n_planned} requests measured and kept"
     else:
@@ -268,6 +274,7 @@ def _finish(result: RunResult, run_dir: Path) -> None:
     failed = [r for r in records if r["error"]]
     result.n_requests, result.n_failed, result.n_ok = len(records), len(failed), len(records) - len(failed)
     walls = [t["wall_clock_s"] for t in result.trials if t["wall_clock_s"] is not None]
+    result.replay_s = sum(walls) if walls else None
     if walls:
         result.wall_clock_s = float(statistics.median(walls))
         result.trials = [

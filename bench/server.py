@@ -103,6 +103,7 @@ class VllmServer:
         self.stop_timeout_s = stop_timeout_s
         self.proc: subprocess.Popen[bytes] | None = None
         self.startup_s: float | None = None
+        self.shutdown_s: float | None = None
         self._known: dict[int, psutil.Process] = {}
 
     @property
@@ -197,6 +198,7 @@ class VllmServer:
         """SIGTERM the group, SIGKILL what is left, then check every process is gone and the port free."""
         if self.proc is None:
             return
+        t0 = time.monotonic()
         self._remember_children()
         self._signal_group(signal.SIGTERM)
         self._signal_group(signal.SIGCONT)  # a stopped (hung) process only acts on SIGTERM once resumed
@@ -219,6 +221,7 @@ class VllmServer:
         while port_in_use(self.host, self.port) and time.monotonic() < deadline:
             time.sleep(0.2)
         self.proc = None
+        self.shutdown_s = time.monotonic() - t0
         if alive:
             raise ServerError(f"server processes {[p.pid for p in alive]} survived SIGKILL")
 
@@ -235,6 +238,7 @@ class RemoteServer:
 
     proc = None
     startup_s = None
+    shutdown_s = None
 
     def __init__(self, url: str, api_key: str | None) -> None:
         self.base_url = url.rstrip("/").removesuffix("/v1")

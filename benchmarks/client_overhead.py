@@ -5,8 +5,9 @@
 
 Both clients replay the same number of streamed requests, at the same concurrency, against the
 same local instant endpoint (benchmarks/instant_endpoint.py, its own process), alternating
-(bench, vllm, bench, vllm) so drift hits both. Prints requests/s, streamed chunks/s and the
-client's CPU time per request (µs). --memory streams N records to disk and prints bench's peak RSS.
+(bench, vllm, bench over the openai SDK, bench, ...) so drift hits all. Prints requests/s, streamed
+chunks/s and the client's CPU time per request (µs). --memory streams N records to disk and prints
+bench's peak RSS.
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ def items(n: int) -> list[QAItem]:
     return [QAItem(f"q{i}", "When did it open?", "The bridge opened in 1901.", ["1901"], "en") for i in range(n)]
 
 
-def bench_client(target, n: int, concurrency: int, chunks: int) -> dict[str, float]:
+def bench_client(target, n: int, concurrency: int, chunks: int, client: str = "aiohttp") -> dict[str, float]:
     records: list[RequestRecord] = []
     cpu0, t0 = time.process_time(), time.perf_counter()
-    replay(target, "instant", items(n), "", chunks, Level(concurrency), records.append)
+    replay(target, "instant", items(n), "", chunks, Level(concurrency), records.append, client=client)
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     assert not [r for r in records if r.error], [r.error for r in records if r.error][:3]
     return {"req_s": n / wall, "chunks_s": sum(r.output_tokens or 0 for r in records) / wall, "cpu_us": 1e6 * cpu / n}
@@ -94,17 +95,18 @@ def main() -> None:
                 memory(target, a.memory, a.concurrency, a.chunks)
                 return
             tokenizer = resolve_model("bundled:smollm2-135m")
-            ours, theirs = [], []
+            ours, sdk, theirs = [], [], []
             bench_client(target, 200, a.concurrency, a.chunks)  # warm-up
             for r in range(a.rounds):
                 ours.append(bench_client(target, a.n, a.concurrency, a.chunks))
                 theirs.append(vllm_client(srv.base_url, a.n, a.concurrency, a.chunks, tokenizer, f"{tmp}/v{r}"))
+                sdk.append(bench_client(target, a.n, a.concurrency, a.chunks, client="openai"))
     print(f"\n{a.rounds} alternating rounds of {a.n} streamed requests, concurrency {a.concurrency}, "
           f"{a.chunks} chunks each, {os.cpu_count()} cores (endpoint in its own process)\n")  # fmt: skip
-    print(f"{'client':20} {'requests/s':>11} {'chunks/s':>10} {'CPU µs/request':>15}")
-    for name, rows in (("bench", ours), ("vllm bench serve", theirs)):
+    print(f"{'client':25} {'requests/s':>11} {'chunks/s':>10} {'CPU µs/request':>15}")
+    for name, rows in (("bench", ours), ("vllm bench serve", theirs), ("bench load.client=openai", sdk)):
         m = {k: statistics.fmean(r[k] for r in rows) for k in rows[0]}
-        print(f"{name:20} {m['req_s']:>11.0f} {m['chunks_s']:>10.0f} {m['cpu_us']:>15.0f}")
+        print(f"{name:25} {m['req_s']:>11.0f} {m['chunks_s']:>10.0f} {m['cpu_us']:>15.0f}")
     ratio = statistics.fmean(r["req_s"] for r in ours) / statistics.fmean(r["req_s"] for r in theirs)
     print(f"\nbench / vllm bench serve requests/s: {ratio:.2f}x")
 

@@ -1,11 +1,12 @@
 """Cross-check bench's numbers against independent instruments on one real vLLM CPU server.
 
-    .venv/bin/python benchmarks/crosscheck.py [--n 16] [--rounds 2]
+    .venv/bin/python benchmarks/crosscheck.py [--n 16] [--rounds 4]
 
 Prints a table: bench's output-token total vs the server's /metrics delta (must be equal), and
 bench's TTFT p50 and output tok/s vs vLLM's own `vllm bench serve` client replaying the same
 prompts (same user message, no system prompt, greedy, same max_tokens) on the same server,
-rounds interleaved so drift on a noisy machine hits both clients alike.
+rounds interleaved (and which client goes first alternating) so drift on a noisy machine hits
+both clients alike. bench's side is the replay path of `bench run` itself.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 
 from bench import metrics
-from bench.client import make_client, send
+from bench.client import Level, replay
 from bench.models import resolve_model
 from bench.runner import make_server
 
@@ -28,10 +29,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import cpu_single  # noqa: E402
 
 
-def bench_round(client, name: str, items, max_tokens: int, base_url: str) -> dict[str, float]:
+def bench_round(name: str, items, max_tokens: int, base_url: str) -> dict[str, float]:
+    """The replay path of `bench run` itself (asyncio client, one request in flight)."""
     before = metrics.scrape(base_url)
+    records: list = []
     t0 = time.perf_counter()
-    records = [send(client, name, item, i, "", max_tokens) for i, item in enumerate(items)]
+    replay((base_url, None, 300.0), name, items, "", max_tokens, Level(1), records.append)
     wall = time.perf_counter() - t0
     after = metrics.scrape(base_url)
     assert not any(r.error for r in records), [r.error for r in records if r.error]
@@ -65,7 +68,7 @@ def vllm_round(base_url: str, name: str, model: str, prompts: Path, n: int, max_
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=16, help="questions per round")
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=4)
     a = p.parse_args()
     cfg, server, items = cpu_single(a.n, seed=1)
     model = resolve_model(server.model)
@@ -73,17 +76,27 @@ def main() -> None:
         prompts = Path(tmp) / "prompts.jsonl"
         prompts.write_text("".join(json.dumps({"prompt": it.user_prompt()}, ensure_ascii=False) + "\n" for it in items))
         with make_server(server, model, None, Path(tmp) / "server.log") as srv:
-            client = make_client(srv.base_url, None, 300)
-            for item in items:  # warm-up over every prompt: both clients then meet the same prefix cache
-                send(client, server.served_model_name, item, -1, "", server.max_tokens)
+            # Warm-up over every prompt: both clients then meet the same prefix cache.
+            replay(
+                (srv.base_url, None, 300.0),
+                server.served_model_name,
+                items,
+                "",
+                server.max_tokens,
+                Level(1),
+                lambda r: None,
+            )
             ours, theirs = [], []
             for r in range(a.rounds):
-                ours.append(bench_round(client, server.served_model_name, items, server.max_tokens, srv.base_url))
-                res = vllm_round(
-                    srv.base_url, server.served_model_name, model, prompts, a.n, server.max_tokens, Path(tmp) / f"v{r}"
-                )
-                theirs.append({"ttft_p50_ms": res["median_ttft_ms"], "output_tok_per_s": res["output_throughput"],
-                               "output_tokens": res["total_output_tokens"]})  # fmt: skip
+                # Alternate which client goes first, so neither always follows the other.
+                for who in ("bench", "vllm") if r % 2 == 0 else ("vllm", "bench"):
+                    if who == "bench":
+                        ours.append(bench_round(server.served_model_name, items, server.max_tokens, srv.base_url))
+                        continue
+                    res = vllm_round(srv.base_url, server.served_model_name, model, prompts, a.n, server.max_tokens,
+                                     Path(tmp) / f"v{r}")  # fmt: skip
+                    theirs.append({"ttft_p50_ms": res["median_ttft_ms"], "output_tok_per_s": res["output_throughput"],
+                                   "output_tokens": res["total_output_tokens"]})  # fmt: skip
 
     def mean(rows: list[dict], key: str) -> float:
         return statistics.fmean(row[key] for row in rows)

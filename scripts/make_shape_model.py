@@ -29,7 +29,11 @@ SHAPES: dict[str, dict[str, object]] = {
     },
 }  # fmt: skip
 TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "generation_config.json"
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "generation_config.json",
 )
 
 

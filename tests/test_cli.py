@@ -7,6 +7,9 @@ import sys
 
 import pytest
 
+from bench import cli
+from bench.cli import _drop_unknown_variants
+
 BENCH = [sys.executable, "-m", "bench"]
 
 
@@ -25,7 +28,7 @@ def test_help_explains_verbs_and_groups():
     ("args", "message"),
     [
         (["run", "server=nope"], "unknown server variant nope; available: awq, pp2, single"),
-        (["run", "-m", "server=single,nope"], "unknown server variant nope"),
+        (["run", "-m", "server=nope,nada"], "unknown server variant nope, nada"),
         (["run", "server.max_num_seq=3"], "Key 'max_num_seq' not in 'ServerConfig'"),
         (["run", "dataset=squad_file"], "dataset.path must be set"),
         (["run", "engine=tpu"], "engine='tpu' is not one of auto, cpu, cuda"),
@@ -57,3 +60,16 @@ def test_bad_dataset_fails_the_variant_before_its_server_starts(content, message
     assert p.returncode == 1 and message in p.stderr and "Traceback" not in p.stderr
     run = (tmp_path / "r" / "single" / "run.json").read_text()
     assert '"status": "failed"' in run and not (tmp_path / "r" / "single" / "server.log").exists()
+
+
+def test_unknown_variants_of_a_sweep_are_dropped_and_the_others_kept(capsys):
+    kept, unknown = _drop_unknown_variants(["server=single,nope,tp2", "dataset.sample_size=3"])
+    assert kept == ["server=single,tp2", "dataset.sample_size=3"] and unknown == ["nope"]
+    assert "unknown server variant nope; available: awq, pp2, single" in capsys.readouterr().err
+
+
+def test_a_sweep_preset_naming_a_missing_variant_runs_the_rest(monkeypatch):
+    # A user's conf/sweep/mine.yaml still lists a variant whose file was deleted.
+    monkeypatch.setattr(cli, "_sweep_variants", lambda name: ["single", "gone", "spec_ngram"])
+    kept, unknown = _drop_unknown_variants(["+sweep=mine"])
+    assert kept == ["+sweep=mine", "hydra.sweeper.params.server=single,spec_ngram"] and unknown == ["gone"]

@@ -33,7 +33,17 @@ def baseline(tmp_path_factory) -> Path:
 
 
 def _compare(baseline: Path, current: Path, *flags: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "bench", "compare", str(baseline), str(current), "--thresholds", str(THRESHOLDS), *flags]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench",
+        "compare",
+        str(baseline),
+        str(current),
+        "--thresholds",
+        str(THRESHOLDS),
+        *flags,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 

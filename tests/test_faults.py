@@ -98,3 +98,35 @@ def test_bench_killed_outright_takes_its_server_down(tmp_path):
         time.sleep(1)
     assert vllm_processes() == []
     assert not (out / "single" / "run.json").exists()  # never mistaken for a complete run
+
+
+@pytest.mark.server
+def test_one_sweep_with_an_unknown_variant_a_malformed_dataset_and_a_refused_variant(tmp_path):
+    """The good run completes; every other one is in the summary, failed, with a reason a user can act on."""
+    require_engine()
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"data": [')
+    (tmp_path / "conf" / "dataset").mkdir(parents=True)
+    # A user's own dataset config, found through Hydra's search path, pointing at a malformed file.
+    (tmp_path / "conf" / "dataset" / "broken.yaml").write_text(
+        f"defaults:\n  - dataset_schema\n  - _self_\n\nname: broken\nsource: squad\npath: {broken}\n"
+    )
+    out = tmp_path / "sweep"
+    p = subprocess.run(
+        [*BENCH_RUN, "-m", "server=single,nope,tp2", "dataset=builtin,broken", "dataset.sample_size=3",
+         f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "run_name=${server.name}-${dataset.name}",
+         "baseline_variant=single-builtin", f"out_dir={out}"],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert p.returncode == 1, p.stderr[-3000:]
+    assert "unknown server variant nope; available:" in p.stderr and "Traceback" not in p.stderr
+    runs = {d.name: json.loads((d / "run.json").read_text()) for d in out.iterdir() if (d / "run.json").exists()}
+    assert sorted(runs) == ["nope", "single-broken", "single-builtin", "tp2-broken", "tp2-builtin"]
+    assert runs["single-builtin"]["status"] == "ok" and runs["single-builtin"]["n_ok"] == 3
+    assert "not valid JSON" in runs["single-broken"]["reason"] and "not valid JSON" in runs["tp2-broken"]["reason"]
+    assert "9 attention heads, not divisible by tensor_parallel_size=2" in runs["tp2-builtin"]["reason"]
+    assert "unknown server variant 'nope'" in runs["nope"]["reason"]
+    assert all(r["status"] == "failed" for name, r in runs.items() if name != "single-builtin")
+    summary = (out / "summary.csv").read_text()
+    assert all(name in summary for name in runs)
+    assert vllm_processes() == []
