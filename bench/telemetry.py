@@ -149,8 +149,10 @@ class Sampler:
                 self.samples.extend(self._reader.read(time.time()))
             except Exception as e:  # a sampler must never take the run down with it
                 warnings.warn(f"telemetry sample failed: {e}", stacklevel=2)
-            next_t += self.interval_s
-            self._stop.wait(max(0.0, next_t - time.monotonic()))
+            # Late (the thread was starved: GIL, busy cores): skip the missed ticks. Samples taken back
+            # to back give cpu_percent windows of microseconds, which read as 0 % or 500 %.
+            next_t = max(next_t + self.interval_s, time.monotonic() + self.interval_s / 2)
+            self._stop.wait(next_t - time.monotonic())
 
 
 def write_samples(path: Path, samples: list[Sample]) -> None:

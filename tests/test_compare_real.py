@@ -44,7 +44,9 @@ def _compare(baseline: Path, current: Path, *flags: str) -> subprocess.Completed
         str(THRESHOLDS),
         *flags,
     ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    print(p.stdout)  # the verdict table, for `pytest -rP`
+    return p
 
 
 def test_the_same_configuration_twice_is_within_noise(baseline, tmp_path):

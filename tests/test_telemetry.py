@@ -1,0 +1,68 @@
+"""The telemetry sampler: the psutil fallback on real processes, its clock, and the per-device summary."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from contextlib import nullcontext
+
+import psutil
+import pytest
+
+from bench import telemetry
+from bench.telemetry import Sample, Sampler, summarize
+
+
+def test_psutil_fallback_measures_a_busy_process_tree() -> None:
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 3: pass"])
+    try:
+        with pytest.warns(UserWarning, match="NVML unavailable") if telemetry.gpu_count() == 0 else nullcontext():
+            with Sampler(0.1, True, lambda: [busy.pid]) as s:
+                time.sleep(1.5)
+    finally:
+        busy.kill()
+        busy.wait()
+    server = [x for x in s.samples if x.device == "server"]
+    cores = {x.device for x in s.samples} - {"server"}
+    assert {x.source for x in s.samples} == {"psutil"} and len(cores) == psutil.cpu_count()
+    assert len(server) >= 8  # ~10 Hz
+    busy_util = sorted(x.util_pct for x in server[1:])  # the first sample only primes the counters
+    assert 60 <= busy_util[len(busy_util) // 2] <= 110  # one busy thread is one core: 100 %
+    assert all(x.mem_used_mib and x.mem_used_mib > 1 for x in server)
+
+
+class _StallingReader:
+    """Stalls once for 0.5 s, as a starved sampling thread does."""
+
+    source = "fake"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def read(self, now: float) -> list[Sample]:
+        self.calls += 1
+        if self.calls == 3:
+            time.sleep(0.5)
+        return [Sample(now, "gpu0", self.source, 50.0, 1.0)]
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_late_sampler_skips_ticks_instead_of_sampling_in_a_burst(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Sampler, "_open_reader", lambda self: _StallingReader())
+    with Sampler(0.1, False, list) as s:
+        time.sleep(1.2)
+    gaps = [b.time - a.time for a, b in zip(s.samples, s.samples[1:], strict=False)]
+    assert min(gaps) >= 0.045, gaps  # never closer than half an interval: utilization windows stay meaningful
+
+
+def test_summary_energy_is_the_integral_of_power() -> None:
+    samples = [Sample(float(t), "gpu0", "nvml", 50.0 + t, 1000.0 + t, 200.0) for t in range(11)]
+    samples += [Sample(float(t), "gpu1", "nvml", 0.0, 10.0, None) for t in range(11)]
+    gpu0, gpu1 = summarize(samples, output_tokens=100)
+    assert gpu0["device"] == "gpu0" and gpu0["energy_j"] == pytest.approx(2000.0)  # 200 W for 10 s
+    assert gpu0["j_per_output_token"] == pytest.approx(20.0)
+    assert gpu0["util_mean_pct"] == pytest.approx(55.0) and gpu0["mem_peak_mib"] == 1010.0
+    assert gpu1["energy_j"] is None and gpu1["util_p95_pct"] == 0.0
