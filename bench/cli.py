@@ -124,6 +124,35 @@ def _drop_unknown_variants(overrides: list[str]) -> tuple[list[str], list[str]]:
     return kept, unknown
 
 
+def _slurm_gpus(overrides: list[str]) -> list[str]:
+    """The SLURM launcher runs every job of a sweep as one job array with the same resources: ask each job
+    for the largest TP x PP among the sweep's variants, unless the command sets gpus_per_node itself."""
+    from omegaconf import OmegaConf
+
+    if "hydra/launcher=submitit_slurm" not in overrides or any("hydra.launcher.gpus_per_node=" in o for o in overrides):
+        return overrides
+    names: list[str] = []
+    sizes = {"tensor_parallel_size": [1], "pipeline_parallel_size": [1]}
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if key.lstrip("+~") == "server":
+            names += value.split(",")
+        elif key.lstrip("+") == "sweep":
+            names += _sweep_variants(value)
+        elif key.removeprefix("server.") in sizes:
+            sizes[key.removeprefix("server.")] += [int(v) for v in value.split(",")]
+    need = 1
+    for name in names or ["single"]:
+        path = CONF_DIR / "server" / f"{name.strip()}.yaml"
+        conf = OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
+        assert isinstance(conf, dict)
+        tp = max([int(conf.get("tensor_parallel_size", 1)), *sizes["tensor_parallel_size"]])
+        pp = max([int(conf.get("pipeline_parallel_size", 1)), *sizes["pipeline_parallel_size"]])
+        need = max(need, tp * pp)
+    print(f"bench: each SLURM job asks for {need} GPU(s), the sweep's largest TP x PP", file=sys.stderr)
+    return [*overrides, f"hydra.launcher.gpus_per_node={need}"]
+
+
 def _record_unknown(out_dir: Path) -> None:
     """Unknown variants of a sweep get a failed run.json, so the summary, report and exit status show them."""
     import datetime as dt
@@ -146,6 +175,7 @@ def _run(overrides: list[str]) -> int:
     from bench.config import register_schemas
 
     overrides, unknown = _drop_unknown_variants(overrides)
+    overrides = _slurm_gpus(overrides)
     _UNKNOWN[:] = unknown
     register_schemas()
     # SIGTERM (a CI job cancelled, `kill`) takes the same clean path as Ctrl-C.

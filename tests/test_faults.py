@@ -101,6 +101,29 @@ def test_bench_killed_outright_takes_its_server_down(tmp_path):
 
 
 @pytest.mark.server
+def test_sigterm_to_bench_stops_its_server_and_keeps_what_was_measured(tmp_path):
+    """What a cancelled CI job or `kill` sends: the same clean path as Ctrl-C."""
+    require_engine()
+    out = tmp_path / "r"
+    bench = subprocess.Popen(
+        [*BENCH_RUN, f"out_dir={out}", "dataset.sample_size=12"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: lines(out / "single" / "requests.jsonl") >= 2, 600, "two requests", bench)
+        bench.send_signal(signal.SIGTERM)
+        output, _ = bench.communicate(timeout=120)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+    run = json.loads((out / "single" / "run.json").read_text())
+    assert bench.returncode == 130, output[-2000:]
+    assert run["status"] == "interrupted" and run["n_requests"] >= 2
+    assert lines(out / "single" / "requests.jsonl") == run["n_requests"]
+    assert vllm_processes() == [] and "Traceback" not in output
+
+
+@pytest.mark.server
 def test_one_sweep_with_an_unknown_variant_a_malformed_dataset_and_a_refused_variant(tmp_path):
     """The good run completes; every other one is in the summary, failed, with a reason a user can act on."""
     require_engine()
