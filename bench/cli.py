@@ -81,6 +81,10 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _known_variants() -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / "server").glob("*.yaml"))
+
+
 def _sweep_variants(name: str) -> list[str]:
     from omegaconf import OmegaConf
 
@@ -88,25 +92,34 @@ def _sweep_variants(name: str) -> list[str]:
     return str(OmegaConf.load(path).hydra.sweeper.params.get("server", "")).split(",") if path.is_file() else []
 
 
+def _variants_of(override: str) -> list[str] | None:
+    """The variants an override names: `server=a,b` directly, `+sweep=NAME` through its preset; None for others."""
+    key, _, value = override.partition("=")
+    if key.lstrip("+~") == "server":
+        names = value.split(",")
+    elif key.lstrip("+") == "sweep":
+        names = _sweep_variants(value)
+    else:
+        return None
+    return [n.strip() for n in names if n.strip()]
+
+
 def _drop_unknown_variants(overrides: list[str]) -> tuple[list[str], list[str]]:
     """The overrides without unknown variants, and those variants. All unknown is bad input (exit 2);
     some unknown in a sweep are reported and recorded as failed, and the known ones still run."""
     from bench.errors import ConfigError
 
-    known = sorted(p.stem for p in (CONF_DIR / "server").glob("*.yaml"))
+    known = _known_variants()
     kept, unknown, asked = [], [], []
     for o in overrides:
-        key, _, value = o.partition("=")
-        if key.lstrip("+~") == "server":
-            names = [n.strip() for n in value.split(",") if n.strip()]
-        elif key.lstrip("+") == "sweep":
-            names = [n.strip() for n in _sweep_variants(value) if n.strip()]
-        else:
+        names = _variants_of(o)
+        if names is None:
             kept.append(o)
             continue
         asked += names
         unknown += [n for n in names if n not in known]
         good = [n for n in names if n in known]
+        key = o.partition("=")[0]
         if key.lstrip("+") == "sweep":
             kept.append(o)
             if good and len(good) < len(names):  # the preset's list, less what does not exist
@@ -131,19 +144,15 @@ def _slurm_gpus(overrides: list[str]) -> list[str]:
 
     if "hydra/launcher=submitit_slurm" not in overrides or any("hydra.launcher.gpus_per_node=" in o for o in overrides):
         return overrides
-    names: list[str] = []
+    names = [n for o in overrides for n in _variants_of(o) or []] or ["single"]
     sizes = {"tensor_parallel_size": [1], "pipeline_parallel_size": [1]}
-    for o in overrides:
+    for o in overrides:  # sizes set on the command line count too
         key, _, value = o.partition("=")
-        if key.lstrip("+~") == "server":
-            names += value.split(",")
-        elif key.lstrip("+") == "sweep":
-            names += _sweep_variants(value)
-        elif key.removeprefix("server.") in sizes:
+        if key.removeprefix("server.") in sizes:
             sizes[key.removeprefix("server.")] += [int(v) for v in value.split(",")]
     need = 1
-    for name in names or ["single"]:
-        path = CONF_DIR / "server" / f"{name.strip()}.yaml"
+    for name in names:
+        path = CONF_DIR / "server" / f"{name}.yaml"
         conf = OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
         assert isinstance(conf, dict)
         tp = max([int(conf.get("tensor_parallel_size", 1)), *sizes["tensor_parallel_size"]])
@@ -159,7 +168,7 @@ def _record_unknown(out_dir: Path) -> None:
 
     from bench.results import FAILED, RunResult, write_run
 
-    known = sorted(p.stem for p in (CONF_DIR / "server").glob("*.yaml"))
+    known = _known_variants()
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     for name in _UNKNOWN:
         (out_dir / name).mkdir(parents=True, exist_ok=True)
@@ -283,7 +292,7 @@ class SummaryCallback:
             return
         _SWEEP_DIRS.append(out_dir)
         table = summary_table(out_dir, config.baseline_variant)
-        print(f"\n{format_summary(table)}\n{time_split(table)}\n")
+        print("", format_summary(table), time_split(table), sep="\n")
         report = analyze(out_dir, config.baseline_variant)
         print(f"results: {out_dir}\nreport:  {report}")
 
