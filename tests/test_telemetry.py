@@ -29,7 +29,7 @@ def test_psutil_fallback_measures_a_busy_process_tree() -> None:
     assert len(server) >= 8  # ~10 Hz
     busy_util = sorted(x.util_pct for x in server[1:])  # the first sample only primes the counters
     assert 60 <= busy_util[len(busy_util) // 2] <= 110  # one busy thread is one core: 100 %
-    assert all(x.mem_used_mib and x.mem_used_mib > 1 for x in server)
+    assert max(x.mem_used_mib or 0 for x in server) > 1  # RSS of the process tree, MiB
 
 
 class _StallingReader:
