@@ -286,7 +286,7 @@ def _finish(result: RunResult, run_dir: Path) -> None:
             | {"level": t.get("level", 1.0), "load": t.get("load", "concurrency")}
             for t in result.trials
         ]
-    result.stats = run_stats(records, sum(walls) if walls else None)
+    result.stats = run_stats(records, result.replay_s)
     tokens = result.stats.get("output_tokens")
     for device in result.telemetry:
         if device.get("energy_j") is not None and tokens:
