@@ -43,6 +43,9 @@ from bench.server import RemoteServer, VllmServer, build_command, free_port, log
 from bench.stats import run_stats, trial_stats
 
 HUNG_AFTER_TIMEOUTS = 3
+# A request that could not reach the server (refused, reset, dropped): the server may be dying.
+CONNECTION_ERRORS = ("ClientConnectorError", "ServerDisconnectedError", "ClientOSError", "APIConnectionError")
+DEATH_GRACE_S = 10.0  # how long a refused connection waits for the server process to be reaped
 
 
 def pick_engine(engine: str) -> str:
@@ -215,8 +218,10 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
         recent: deque[RequestRecord] = deque(maxlen=HUNG_AFTER_TIMEOUTS)
 
         def server_gone() -> str | None:
-            if not srv.alive():
-                code = srv.proc.poll() if srv.proc else None
+            last = recent[-1] if recent else None
+            refused = last is not None and last.error is not None and last.error.startswith(CONNECTION_ERRORS)
+            code = srv.exited(DEATH_GRACE_S if refused else 0.0)
+            if code is not None:
                 hint = diagnose(log_tail(run_dir / SERVER_LOG, 400))
                 return f"server exited with code {code} during the replay" + (f": {hint}" if hint else "")
             # A hung server would cost every remaining request its full timeout: stop after a few.

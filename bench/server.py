@@ -176,6 +176,17 @@ class VllmServer:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def exited(self, grace_s: float) -> int | None:
+        """The exit code if the server is gone or goes within `grace_s`, else None. A killed server refuses
+        connections before the kernel lets us reap it, so a plain poll() right after a refusal can still say
+        "alive": waiting a moment is what makes the verdict independent of timing."""
+        if self.proc is None:
+            return None
+        try:
+            return self.proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            return None
+
     def pids(self) -> list[int]:
         """The server and every process it started, for CPU telemetry."""
         self._remember_children()
@@ -265,6 +276,9 @@ class RemoteServer:
 
     def alive(self) -> bool:
         return True  # not ours to watch: a dead endpoint shows as failed requests
+
+    def exited(self, grace_s: float) -> int | None:
+        return None
 
     def pids(self) -> list[int]:
         return []
