@@ -222,3 +222,11 @@ def cpu_sweep(tmp_path_factory: pytest.TempPathFactory) -> CpuSweep:
     left = [p.pid for p in vllm_processes()]
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     return CpuSweep(out, first.returncode, interrupted, left, second.returncode, second.stdout + second.stderr)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A test that reaches the real engine through a fixture is a server test too, so `-m "not server"`
+    # really runs without vLLM (the marker is what lets busy machines keep real runs apart).
+    for item in items:
+        if "cpu_sweep" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.server)
