@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
+from bench.metric_registry import CONSOLE, MARKDOWN, SUMMARY, in_view
 from bench.results import OK, SUMMARY_FILE, TELEMETRY_FILE, read_requests, read_run, run_dirs
 
-SUMMARY_COLUMNS = [
-    "variant", "status", "reason", "wall_clock_s", "speedup", "output_tok_per_s", "requests_per_s",
-    "ttft_s_p50", "tpot_s_p50", "latency_s_p50", "n_requests", "n_failed", "exact_match", "f1",
-    "identical_to_baseline", "spec_acceptance_rate", "spec_mean_acceptance_length",
-    "util_mean_pct", "mem_peak_mib", "startup_s", "shutdown_s", "replay_s",
-]  # fmt: skip
+SUMMARY_COLUMNS = ["variant", "status", "reason", *(m.name for m in in_view(SUMMARY))]
 
 
 def load_runs(sweep_dir: Path) -> pd.DataFrame:
@@ -105,18 +102,15 @@ def format_summary(table: pd.DataFrame) -> str:
     """The one-screen end-of-sweep table."""
     if table.empty:
         return "no runs"
-    view = pd.DataFrame(
-        {
-            "variant": table["variant"],
-            "status": table["status"],
-            "wall clock": table["wall_clock_s"].map(lambda v: f"{v:.1f} s" if pd.notna(v) else "-"),
-            "output tok/s": table["output_tok_per_s"].map(lambda v: f"{v:.1f}" if pd.notna(v) else "-"),
-            "speed-up": table["speedup"].map(lambda v: f"{v:.2f}x" if pd.notna(v) else "-"),
-            "F1": table["f1"].map(lambda v: f"{v:.2f}" if pd.notna(v) else "-"),
-            "reason": table["reason"].fillna("").map(lambda s: s if len(s) <= 70 else s[:67] + "..."),
-        }
-    )
-    return view.to_string(index=False)
+    view = {"variant": table["variant"], "status": table["status"]}
+    view |= {m.label: _formatted(table, m.name, m.format) for m in in_view(CONSOLE)}
+    view["reason"] = table["reason"].fillna("").map(lambda s: s if len(s) <= 70 else s[:67] + "...")
+    return pd.DataFrame(view).to_string(index=False)
+
+
+def _formatted(table: pd.DataFrame, col: str, fmt: Callable[[object], str]) -> pd.Series:
+    values = pd.to_numeric(table[col], errors="coerce") if col in table else pd.Series(float("nan"), table.index)
+    return values.map(fmt)
 
 
 def time_split(table: pd.DataFrame) -> str:
@@ -204,27 +198,7 @@ def summary_view(table: pd.DataFrame) -> pd.DataFrame:
     """The summary with units and rounding, as text: for summary.md and the HTML report."""
     if table.empty or "variant" not in table:
         return pd.DataFrame()
-
-    def fmt(col: str, spec: str, scale: float = 1.0, suffix: str = "") -> pd.Series:
-        values = pd.to_numeric(table[col], errors="coerce") if col in table else pd.Series(float("nan"), table.index)
-        return values.map(lambda v: f"{v * scale:{spec}}{suffix}" if pd.notna(v) else "-")
-
-    view = {
-        "sweep": table["sweep"] if "sweep" in table else None,
-        "variant": table["variant"],
-        "status": table["status"] if "status" in table else None,
-        "wall clock": fmt("wall_clock_s", ".1f", suffix=" s"),
-        "speed-up": fmt("speedup", ".2f", suffix="x"),
-        "output tok/s": fmt("output_tok_per_s", ".1f"),
-        "TTFT p50": fmt("ttft_s_p50", ".0f", 1000, " ms"),
-        "TPOT p50": fmt("tpot_s_p50", ".0f", 1000, " ms"),
-        "latency p50": fmt("latency_s_p50", ".2f", suffix=" s"),
-        "F1": fmt("f1", ".2f"),
-        "EM": fmt("exact_match", ".2f"),
-        "same answer as baseline": fmt("identical_to_baseline", ".0%"),
-        "spec accept": fmt("spec_acceptance_rate", ".0%"),
-        "util mean": fmt("util_mean_pct", ".0f", suffix=" %"),
-        "mem peak": fmt("mem_peak_mib", ".0f", suffix=" MiB"),
-        "reason": table["reason"].fillna("") if "reason" in table else "",
-    }
-    return pd.DataFrame({k: v for k, v in view.items() if v is not None})
+    view = {k: table[k] for k in ("sweep", "variant", "status") if k in table}
+    view |= {m.label: _formatted(table, m.name, m.format) for m in in_view(MARKDOWN)}
+    view["reason"] = table["reason"].fillna("") if "reason" in table else pd.Series("", table.index)
+    return pd.DataFrame(view)

@@ -99,7 +99,9 @@ class _Stream:
     def fail(self, e: BaseException) -> None:
         self.error = f"{type(e).__name__}: {e}"[:500]
 
-    def record(self, item: QAItem, index: int, repeat: int, level: float, scheduled: float | None) -> RequestRecord:
+    def record(
+        self, item: QAItem, index: int, start: int, repeat: int, level: float, scheduled: float | None
+    ) -> RequestRecord:
         t1 = time.perf_counter()
         answer = "".join(self.parts).strip()
         usage = self.usage or {}
@@ -130,6 +132,7 @@ class _Stream:
             error=error,
             exact_match=s.exact_match,
             f1=s.f1,
+            start=start,
             repeat=repeat,
             level=level,
             scheduled_time=scheduled,
@@ -180,6 +183,7 @@ async def _replay(
     should_stop: Callable[[], str | None],
     seed: int,
     client: str,
+    start_index: int,
 ) -> str | None:
     slots = asyncio.Semaphore(level.concurrency)
     in_flight: set[asyncio.Task[None]] = set()
@@ -205,7 +209,7 @@ async def _replay(
             s.fail(e)
         finally:
             slots.release()
-        on_record(s.record(item, index, repeat, level.value, scheduled))
+        on_record(s.record(item, index, start_index, repeat, level.value, scheduled))
 
     for index, item in enumerate(items):
         if level.max_requests is not None and index >= level.max_requests:
@@ -243,14 +247,26 @@ def replay(
     repeat: int = 0,
     seed: int = 0,
     client: str = "aiohttp",
+    start: int = 0,
 ) -> str | None:
     """Replay `items` at one load level against `target` (base URL, API key, request timeout) with
-    `client` (one of CLIENTS). Returns why it stopped early, or None. One event loop per level, so the
-    client is made inside it."""
+    `client` (one of CLIENTS); `start` is which server start the records belong to. Returns why it
+    stopped early, or None. One event loop per level, so the client is made inside it."""
     if client not in CLIENTS:
         raise ValueError(f"client {client!r} is not one of {', '.join(CLIENTS)}")
     return asyncio.run(
         _replay(
-            target, model, list(items), system_prompt, max_tokens, level, repeat, on_record, should_stop, seed, client
-        )
+            target,
+            model,
+            list(items),
+            system_prompt,
+            max_tokens,
+            level,
+            repeat,
+            on_record,
+            should_stop,
+            seed,
+            client,
+            start,
+        )  # fmt: skip
     )

@@ -20,6 +20,7 @@ from omegaconf.errors import ConfigKeyError
 
 from bench.analysis import load_runs
 from bench.errors import BenchError, ConfigError
+from bench.metric_registry import COMPARED, MetricSpec
 from bench.results import OK, RUN_FILE, RunResult, read_run, run_dirs
 
 REGRESSION, MISSING, IMPROVEMENT, NOISE = "regression", "missing", "improvement", "within noise"
@@ -32,41 +33,28 @@ class CompareError(BenchError):
     """A results folder that cannot be compared."""
 
 
-@dataclass(frozen=True)
-class Metric:
-    higher_is_better: bool
-    absolute: bool = False  # threshold is a difference in the metric's unit, not a fraction of the baseline
-
-
-METRICS: dict[str, Metric] = {
-    "wall_clock_s": Metric(higher_is_better=False),
-    "output_tok_per_s": Metric(higher_is_better=True),
-    "ttft_s_p50": Metric(higher_is_better=False),
-    "ttft_s_p99": Metric(higher_is_better=False),
-    "tpot_s_p50": Metric(higher_is_better=False),
-    "mem_peak_mib": Metric(higher_is_better=False),  # peak GPU memory, or the server's RSS on the CPU engine
-    "f1": Metric(higher_is_better=True, absolute=True),
-    "spec_acceptance_rate": Metric(higher_is_better=True, absolute=True),
-}
+METRICS: dict[str, MetricSpec] = COMPARED  # the registry's metrics that have a default threshold
 
 
 @dataclass
-class Thresholds:
-    """Smallest change that counts, per metric: a fraction of the baseline (f1 and acceptance: absolute)."""
+class ThresholdsBase:
+    """The bootstrap's settings; Thresholds adds one field per compared metric. Annotate with this class:
+    how sure before a change counts, and a fixed seed so a folder pair always gets one verdict."""
 
-    wall_clock_s: float = 0.10
-    output_tok_per_s: float = 0.10
-    ttft_s_p50: float = 0.15  # a few slow first tokens move a median of short prompts more than the wall-clock
-    ttft_s_p99: float = 0.25  # the tail is one or two requests per pass: noisier still
-    tpot_s_p50: float = 0.10
-    mem_peak_mib: float = 0.10
-    # Greedy decoding makes answers nearly deterministic, so a small absolute drop is already a change.
-    f1: float = 0.02
-    spec_acceptance_rate: float = 0.05
-    # The bootstrap: how sure before a change counts, and a fixed seed so a folder pair always gets one verdict.
     confidence: float = 0.95
     resamples: int = 2000
     seed: int = 0
+
+
+# Smallest change that counts, per metric (bench.metric_registry's thresholds: a fraction of the
+# baseline, or absolute for f1 and acceptance), then the bootstrap's settings. Flat fields, so a
+# thresholds YAML is `metric: value` lines and a misspelled key is refused.
+Thresholds: type[ThresholdsBase] = dataclasses.make_dataclass(
+    "Thresholds",
+    [(m.name, float, field(default=m.threshold)) for m in METRICS.values()],
+    bases=(ThresholdsBase,),
+)
+Thresholds.__module__ = __name__  # make_dataclass's `module=` needs Python 3.12
 
 
 @dataclass(frozen=True)
@@ -99,7 +87,7 @@ class Verdict:
     note: str = ""
 
 
-def load_thresholds(path: Path | None = None) -> Thresholds:
+def load_thresholds(path: Path | None = None) -> ThresholdsBase:
     """Defaults, overridden by a YAML file of `metric: threshold` lines; unknown keys are refused."""
     if path is None:
         return Thresholds()
@@ -115,7 +103,7 @@ def load_thresholds(path: Path | None = None) -> Thresholds:
     except Exception as e:  # YAML syntax, a wrong type, a list: omegaconf and yaml raise several types
         raise ConfigError(f"{path}: {str(e).splitlines()[0]}") from None
     th = OmegaConf.to_object(merged)
-    assert isinstance(th, Thresholds)
+    assert isinstance(th, ThresholdsBase)
     negative = [m for m in METRICS if getattr(th, m) < 0]
     if negative or not 0 < th.confidence < 1 or th.resamples < 1:
         raise ConfigError(f"{path}: thresholds must be >= 0, 0 < confidence < 1 and resamples >= 1")
@@ -196,7 +184,7 @@ def classify(change: float, threshold: float, higher_is_better: bool, ci: tuple[
     return REGRESSION if worse else IMPROVEMENT if better else NOISE
 
 
-def compare_metric(variant: str, name: str, base: Side, cur: Side, th: Thresholds) -> Verdict | None:
+def compare_metric(variant: str, name: str, base: Side, cur: Side, th: ThresholdsBase) -> Verdict | None:
     """None when neither side measured the metric (e.g. acceptance rate without speculation)."""
     metric, threshold = METRICS[name], getattr(th, name)
     bv, cv = base.value(name), cur.value(name)
@@ -216,9 +204,9 @@ def compare_metric(variant: str, name: str, base: Side, cur: Side, th: Threshold
         basis = f"bootstrap {th.confidence:.0%} CI, n={len(bt)}/{len(ct)}"
     else:
         basis = f"threshold only (n<{MIN_TRIALS})"
-    verdict = classify(change, threshold, metric.higher_is_better, ci)
+    verdict = classify(change, threshold, bool(metric.higher_is_better), ci)
     note = ""
-    if verdict == NOISE and classify(change, threshold, metric.higher_is_better) != NOISE:
+    if verdict == NOISE and classify(change, threshold, bool(metric.higher_is_better)) != NOISE:
         note = "beyond the threshold, but the interval includes no change"
     return Verdict(variant, name, verdict, bv, cv, change_pct, threshold, ci, basis, note)
 
@@ -232,7 +220,7 @@ def _not_ok(side: Side | None, label: str) -> str | None:
 
 
 def compare_results(
-    baseline: dict[str, Side], current: dict[str, Side], thresholds: Thresholds | None = None,
+    baseline: dict[str, Side], current: dict[str, Side], thresholds: ThresholdsBase | None = None,
     metrics: Sequence[str] | None = None,
 ) -> list[Verdict]:  # fmt: skip
     """Every variant of either side x every metric, regressions first, then missing, improvements, noise."""
@@ -254,7 +242,7 @@ def compare_results(
 
 
 def compare_dirs(
-    baseline: Path, current: Path, thresholds: Thresholds | None = None, metrics: Sequence[str] | None = None
+    baseline: Path, current: Path, thresholds: ThresholdsBase | None = None, metrics: Sequence[str] | None = None
 ) -> list[Verdict]:
     return compare_results(load_results(Path(baseline)), load_results(Path(current)), thresholds, metrics)
 

@@ -18,6 +18,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from bench.analysis import latency_ecdf
+from bench.metric_registry import label as metric_label
 from bench.results import OK, PARTIAL
 
 # One colour per variant in every chart and every sweep, so a reader learns it once.
@@ -419,8 +420,8 @@ def quality_speed_chart(summary: pd.DataFrame, baseline: str = "single") -> Figu
     # Zoomed to the data, with room above for the labels: small models cluster near F1 0.1-0.2.
     ax.set_ylim(-0.03, min(1.05, max(0.25, 1.6 * max(float(r["f1"]) for r in points)) + 0.05))
     _declutter(fig, ax, texts)
-    ax.set_xlabel("output tokens/s (whole request set, sequential)")
-    ax.set_ylabel("F1 (SQuAD token overlap, 0–1)")
+    ax.set_xlabel(f"{metric_label('output_tok_per_s')} (whole request set, sequential)")
+    ax.set_ylabel(f"{metric_label('f1')} (SQuAD token overlap, 0–1)")
     ax.grid(alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
     ax.set_title(title, loc="left", fontsize=11)
@@ -525,10 +526,10 @@ def load_chart(trials: pd.DataFrame) -> Figure:
             right.annotate(f"{r['level']:g}", (r["output_tok_per_s"], r["latency_s_p50"]), fontsize=8,
                            xytext=(4, 4), textcoords="offset points")  # fmt: skip
     left.set_xlabel("request rate (req/s)" if rate else "concurrency (requests in flight)")
-    left.set_ylabel("output tokens/s")
+    left.set_ylabel(metric_label("output_tok_per_s"))
     left.set_title("throughput vs load", loc="left")
-    right.set_xlabel("output tokens/s")
-    right.set_ylabel("end-to-end latency p50 (s)")
+    right.set_xlabel(metric_label("output_tok_per_s"))
+    right.set_ylabel(f"end-to-end {metric_label('latency_s_p50')}")
     right.set_title("latency vs throughput (labels: load level)", loc="left")
     for ax in (left, right):
         ax.grid(alpha=0.3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -16,6 +17,17 @@ RUN_FILE = "run.json"
 TELEMETRY_FILE = "telemetry.csv"
 SERVER_LOG = "server.log"
 SUMMARY_FILE = "summary.csv"
+
+log = logging.getLogger(__name__)
+
+# run.json's layout. 0: every file written before the field existed (read as 0 when absent).
+# 1: `schema_version` itself; trials and requests carry `start` (which server start) beside `repeat` and `level`.
+SCHEMA_VERSION = 1
+# Keys renamed between versions, old -> new, applied when reading (RunResult's, then a trial's).
+RENAMED: dict[str, str] = {}
+TRIAL_RENAMED: dict[str, str] = {}
+# A trial is one (server start, pass within it, load level); files from before `start` get these.
+TRIAL_DEFAULTS: dict[str, Any] = {"start": 0, "repeat": 0, "level": 1.0, "load": "concurrency"}
 
 # run.json status values. Only OK is complete: resume skips it and nothing else.
 OK, FAILED, PARTIAL, INTERRUPTED = "ok", "failed", "partial", "interrupted"
@@ -45,7 +57,8 @@ class RequestRecord:
     error: str | None
     exact_match: float
     f1: float
-    repeat: int = 0  # which pass over the dataset (config `repeats`)
+    start: int = 0  # which server start of the variant
+    repeat: int = 0  # which pass over the dataset within that start (config `repeats`)
     level: float = 1.0  # the load level: concurrency, or request rate (req/s) for rate loads
     scheduled_time: float | None = None  # rate loads: when the arrival process wanted it sent
 
@@ -56,6 +69,7 @@ class RunResult:
 
     variant: str
     status: str
+    schema_version: int = SCHEMA_VERSION
     reason: str | None = None
     log_tail: str | None = None
     config_hash: str = ""
@@ -66,7 +80,8 @@ class RunResult:
     replay_s: float | None = None  # every pass and load level, warm-up excluded
     # The replay's wall-clock, excluding start-up and warm-up: the median over repeats.
     wall_clock_s: float | None = None
-    # One dict of figures per pass over the dataset; their spread is what `compare` calls noise.
+    # One dict of figures per trial, keyed by start, repeat and level (TRIAL_DEFAULTS): their spread within a
+    # level is what `compare` calls noise.
     trials: list[dict[str, Any]] = field(default_factory=list)
     n_requests: int = 0
     n_ok: int = 0
@@ -98,15 +113,68 @@ def write_run(run_dir: Path, result: RunResult) -> None:
     atomic_write_text(run_dir / RUN_FILE, text + "\n")
 
 
+_FIELDS = {f.name: f for f in dataclasses.fields(RunResult)}
+_warned: set[tuple[str, int]] = set()  # (file, mtime): readers call read_run several times per file
+
+
+def _warn_once(path: Path, message: str) -> None:
+    key = (str(path.resolve()), path.stat().st_mtime_ns)
+    if key not in _warned:
+        _warned.add(key)
+        log.warning("%s: %s", path, message)
+
+
 def read_run(run_dir: Path) -> RunResult | None:
+    """run.json of any schema version: renamed keys mapped, missing ones defaulted, unknown ones ignored
+    with one warning per file. None when there is no file, or it is not a JSON object of a run."""
     path = run_dir / RUN_FILE
     if not path.exists():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return RunResult(**data)
-    except (json.JSONDecodeError, TypeError):
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        _warn_once(path, f"not readable as JSON ({e})")
         return None
+    if not isinstance(data, dict):
+        _warn_once(path, "not a JSON object")
+        return None
+    data = {RENAMED.get(k, k): v for k, v in data.items()}
+    data.setdefault("schema_version", 0)
+    data["variant"] = data.get("variant") or run_dir.name
+    data["status"] = data.get("status") or FAILED  # a run with no status cannot be trusted as complete
+    unknown = sorted(data.keys() - _FIELDS.keys())
+    if unknown:
+        version = data["schema_version"]
+        newer = isinstance(version, int) and version > SCHEMA_VERSION
+        why = f"written by a newer bench, schema {version} > {SCHEMA_VERSION}" if newer else "unknown to this bench"
+        _warn_once(path, f"ignoring {len(unknown)} key(s) ({why}): {', '.join(unknown)}")
+    # Missing or null keys take their defaults, so every reader can iterate the containers.
+    result = RunResult(**{k: v for k, v in data.items() if k in _FIELDS and v is not None})
+    wrong = [f for f, t in _CONTAINERS.items() if not isinstance(getattr(result, f), t)]
+    if wrong:
+        _warn_once(path, f"wrong type for {', '.join(wrong)}")
+        return None
+    result.trials = [_trial(t) for t in result.trials if isinstance(t, dict)]
+    return result
+
+
+_CONTAINERS: dict[str, type] = {
+    "trials": list, "stats": dict, "server_metrics": dict, "telemetry": list, "server": dict, "provenance": dict,
+}  # fmt: skip
+
+
+def trial_key(record: dict[str, Any]) -> tuple[int, int, float]:
+    """(start, repeat, level): the trial a request record or a trial belongs to; older files lack `start`."""
+    d = TRIAL_DEFAULTS
+    return (
+        int(record.get("start", d["start"])),
+        int(record.get("repeat", d["repeat"])),
+        float(record.get("level", d["level"])),
+    )
+
+
+def _trial(t: dict[str, Any]) -> dict[str, Any]:
+    return TRIAL_DEFAULTS | {TRIAL_RENAMED.get(k, k): v for k, v in t.items()}
 
 
 class RequestWriter:

@@ -32,11 +32,13 @@ from bench.results import (
     RUN_FILE,
     SERVER_LOG,
     TELEMETRY_FILE,
+    TRIAL_DEFAULTS,
     RequestRecord,
     RequestWriter,
     RunResult,
     read_requests,
     read_run,
+    trial_key,
     write_run,
 )
 from bench.server import RemoteServer, VllmServer, build_command, free_port, log_tail
@@ -255,7 +257,7 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
                             wall = time.perf_counter() - t0
                             kind = "rate" if level.rate is not None else "concurrency"
                             result.trials.append(
-                                {"repeat": rep, "level": level.value, "load": kind, "wall_clock_s": wall}
+                                {"start": 0, "repeat": rep, "level": level.value, "load": kind, "wall_clock_s": wall}
                             )
                         if stopped:
                             break
@@ -283,12 +285,8 @@ def _finish(result: RunResult, run_dir: Path) -> None:
     if walls:
         result.wall_clock_s = float(statistics.median(walls))
         result.trials = [
-            trial_stats(
-                [r for r in records if (r.get("repeat", 0), r.get("level", 1.0)) == (t["repeat"], t.get("level", 1.0))],
-                t["wall_clock_s"],
-                int(t["repeat"]),
-            )
-            | {"level": t.get("level", 1.0), "load": t.get("load", "concurrency")}
+            {k: t.get(k, v) for k, v in TRIAL_DEFAULTS.items()}
+            | trial_stats([r for r in records if trial_key(r) == trial_key(t)], t["wall_clock_s"])
             for t in result.trials
         ]
     result.stats = run_stats(records, result.replay_s)

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.metric_registry import TRIAL_METRICS
+
 PERCENTILES = (50, 90, 99)
 
 
@@ -20,12 +22,10 @@ def _describe(name: str, values: list[float]) -> dict[str, float | None]:
     return out
 
 
-TRIAL_KEYS = ("output_tok_per_s", "requests_per_s", "ttft_s_p50", "ttft_s_p99", "tpot_s_p50", "latency_s_p50", "f1")
-
-
-def trial_stats(records: list[dict[str, Any]], wall_clock_s: float, repeat: int) -> dict[str, Any]:
+def trial_stats(records: list[dict[str, Any]], wall_clock_s: float) -> dict[str, Any]:
+    """The per-trial figures (the registry's per_trial metrics) of one (start, pass, load level)."""
     stats = run_stats(records, wall_clock_s)
-    return {"repeat": repeat, "wall_clock_s": wall_clock_s} | {k: stats[k] for k in TRIAL_KEYS}
+    return {"wall_clock_s": wall_clock_s} | {k: stats[k] for k in TRIAL_METRICS}
 
 
 def run_stats(records: list[dict[str, Any]], wall_clock_s: float | None) -> dict[str, float | None]:

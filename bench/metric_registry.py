@@ -1,0 +1,83 @@
+"""The one table of result metrics: summary columns, views, compare's metrics and chart labels derive from it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# Where a metric is shown. Order within each view follows the table's order.
+SUMMARY, CONSOLE, MARKDOWN = "summary", "console", "markdown"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str  # the column / key in run.json, summary.csv and the trial records; units in the name
+    label: str  # what a reader sees: a table header, a chart axis
+    unit: str  # of the value as stored ("" for a ratio or a count)
+    higher_is_better: bool | None = None  # None: no direction (a count, a duration of setup)
+    fmt: str = ".3g"  # format spec of the value once multiplied by `scale`
+    scale: float = 1.0  # display only: e.g. 1000 shows seconds as ms
+    suffix: str = ""  # display only, after the scaled value: " ms", "x", " %"
+    per_trial: bool = False  # recorded per (start, pass, load level), so compare can see its spread
+    threshold: float | None = None  # compare's default: smallest change that counts; None = not compared
+    absolute: bool = False  # the threshold is a difference in the metric's unit, not a fraction of the baseline
+    views: tuple[str, ...] = (SUMMARY,)
+
+    def format(self, value: object) -> str:
+        """The value as a view shows it; '-' for none."""
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+            return "-"
+        return f"{value * self.scale:{self.fmt}}{self.suffix}"
+
+    @property
+    def axis_label(self) -> str:
+        shown = self.suffix.strip() if self.scale != 1.0 else self.unit
+        return f"{self.label} ({shown})" if shown and shown not in self.label.split() else self.label
+
+
+_ALL = (SUMMARY, CONSOLE, MARKDOWN)
+_MD = (SUMMARY, MARKDOWN)
+
+# Adding a metric is one entry here (and the code that measures it). Compare thresholds: fractions of
+# the baseline unless `absolute`; conf/compare/default.yaml spells the defaults out for users.
+REGISTRY: tuple[MetricSpec, ...] = (
+    MetricSpec("wall_clock_s", "wall clock", "s", False, ".1f", suffix=" s", threshold=0.10, views=_ALL),
+    MetricSpec("speedup", "speed-up", "", True, ".2f", suffix="x", views=_ALL),
+    MetricSpec("output_tok_per_s", "output tok/s", "tok/s", True, ".1f", per_trial=True, threshold=0.10,
+               views=_ALL),
+    MetricSpec("requests_per_s", "req/s", "req/s", True, ".2f", per_trial=True),
+    # A few slow first tokens move a median of short prompts more than the wall-clock.
+    MetricSpec("ttft_s_p50", "TTFT p50", "s", False, ".0f", 1000, " ms", per_trial=True, threshold=0.15, views=_MD),
+    # The tail is one or two requests per pass: noisier still.
+    MetricSpec("ttft_s_p99", "TTFT p99", "s", False, ".0f", 1000, " ms", per_trial=True, threshold=0.25, views=()),
+    MetricSpec("tpot_s_p50", "TPOT p50", "s", False, ".0f", 1000, " ms", per_trial=True, threshold=0.10, views=_MD),
+    MetricSpec("latency_s_p50", "latency p50", "s", False, ".2f", suffix=" s", per_trial=True, views=_MD),
+    MetricSpec("n_requests", "requests", "", None, ".0f"),
+    MetricSpec("n_failed", "failed", "", False, ".0f"),
+    # Greedy decoding makes answers nearly deterministic, so a small absolute drop is already a change.
+    MetricSpec("f1", "F1", "", True, ".2f", per_trial=True, threshold=0.02, absolute=True, views=_ALL),
+    MetricSpec("exact_match", "EM", "", True, ".2f", views=_MD),
+    MetricSpec("identical_to_baseline", "same answer as baseline", "", True, ".0%", views=_MD),
+    MetricSpec("spec_acceptance_rate", "spec accept", "", True, ".0%", threshold=0.05, absolute=True, views=_MD),
+    MetricSpec("spec_mean_acceptance_length", "mean acceptance length", "tokens", True, ".2f"),
+    MetricSpec("util_mean_pct", "util mean", "%", None, ".0f", suffix=" %", views=_MD),
+    # Peak GPU memory, or the server's RSS on the CPU engine.
+    MetricSpec("mem_peak_mib", "mem peak", "MiB", False, ".0f", suffix=" MiB", threshold=0.10, views=_MD),
+    MetricSpec("startup_s", "start-up", "s", False, ".1f", suffix=" s"),
+    MetricSpec("shutdown_s", "shutdown", "s", False, ".1f", suffix=" s"),
+    MetricSpec("replay_s", "replay", "s", None, ".1f", suffix=" s"),
+)  # fmt: skip
+
+METRICS: dict[str, MetricSpec] = {m.name: m for m in REGISTRY}
+TRIAL_METRICS: tuple[str, ...] = tuple(m.name for m in REGISTRY if m.per_trial)
+COMPARED: dict[str, MetricSpec] = {m.name: m for m in REGISTRY if m.threshold is not None}
+
+
+def in_view(view: str) -> list[MetricSpec]:
+    return [m for m in REGISTRY if view in m.views]
+
+
+def label(name: str) -> str:
+    """A metric's axis label with its unit, e.g. 'TTFT p50 (ms)'; the name itself if unknown."""
+    spec = METRICS.get(name)
+    return spec.axis_label if spec else name

@@ -1,0 +1,164 @@
+"""run.json across schema versions: the committed reference folders, extra, missing and renamed keys."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import results
+from bench.analysis import load_provenance, load_requests, load_trials, summary_table
+from bench.compare import ALL_METRICS, MISSING, NOISE, REGRESSION, compare_dirs, exit_code, main
+from bench.results import OK, RUN_FILE, SCHEMA_VERSION, RunResult, read_run, run_dirs, trial_key, write_run
+
+REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
+# Every committed sweep folder: a folder holding <variant>/run.json.
+REFERENCE_SWEEPS = sorted({p.parent.parent for p in REFERENCE.rglob(RUN_FILE)})
+CPU_REF = REFERENCE / "cpu"
+
+
+def edit_run(run_dir: Path, change: Any) -> None:
+    data = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+    change(data)
+    (run_dir / RUN_FILE).write_text(json.dumps(data), encoding="utf-8")
+
+
+def copy_sweep(src: Path, dst: Path) -> Path:
+    return Path(shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.html", "charts", "*.png")))
+
+
+def test_there_are_reference_sweeps_to_read() -> None:
+    assert {p.relative_to(REFERENCE).parts[0] for p in REFERENCE_SWEEPS} == {"cpu", "gpu-h100", "gpu-h100x2"}
+
+
+@pytest.mark.parametrize("sweep", REFERENCE_SWEEPS, ids=lambda p: str(p.relative_to(REFERENCE)))
+def test_reference_folder_loads_analyzes_and_compares(sweep: Path, caplog: pytest.LogCaptureFixture) -> None:
+    runs = [read_run(d) for d in run_dirs(sweep)]
+    assert runs and all(r is not None for r in runs)
+    assert all(r.schema_version == 0 for r in runs if r)  # written before the field existed
+    table = summary_table(sweep)
+    assert len(table) == len(runs)
+    ok = table[table["status"] == OK]
+    assert len(ok) and ok["wall_clock_s"].notna().all() and ok["output_tok_per_s"].notna().all()
+    trials = load_trials(sweep)
+    assert {"start", "repeat", "level"} <= set(trials.columns) and (trials["start"] == 0).all()
+    assert len(load_provenance(sweep)) == len(runs)
+    assert not load_requests(sweep).empty
+    verdicts = compare_dirs(sweep, sweep)
+    assert verdicts
+    # Against itself: every ok variant within noise on every metric; a failed one missing as a whole.
+    failed = set(table.loc[table["status"] != OK, "variant"])
+    assert {v.variant for v in verdicts if v.verdict == MISSING} == failed
+    assert all(v.verdict == NOISE for v in verdicts if v.variant not in failed)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_an_unknown_key_is_ignored_with_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cur = copy_sweep(CPU_REF, tmp_path / "cur")
+    edit_run(cur / "single", lambda d: d.update(energy_per_token_j=0.3, schema_version=SCHEMA_VERSION + 1))
+    verdicts = compare_dirs(CPU_REF, cur)
+    single = [v for v in verdicts if v.variant == "single"]
+    assert single and all(v.verdict == NOISE for v in single), single
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings  # one per file, though compare reads it more than once
+    assert "energy_per_token_j" in warnings[0] and "newer bench" in warnings[0]
+
+
+def test_an_unknown_key_does_not_hide_a_regression(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cur = copy_sweep(CPU_REF, tmp_path / "cur")
+
+    def slower(d: dict[str, Any]) -> None:
+        d["future_field"] = {"x": 1}
+        d["wall_clock_s"] *= 1.5
+        for t in d["trials"]:
+            t["wall_clock_s"] *= 1.5
+            t["output_tok_per_s"] /= 1.5
+            t["future_trial_field"] = 1
+
+    edit_run(cur / "single", slower)
+    verdicts = {(v.variant, v.metric): v.verdict for v in compare_dirs(CPU_REF, cur)}
+    assert verdicts[("single", "wall_clock_s")] == REGRESSION
+    assert verdicts[("single", "output_tok_per_s")] == REGRESSION
+    assert ("single", ALL_METRICS) not in verdicts
+    assert main([str(CPU_REF), str(cur)]) == 1
+    assert "REGRESSION" in capsys.readouterr().out
+
+
+def test_missing_keys_take_their_defaults(tmp_path: Path) -> None:
+    cur = copy_sweep(CPU_REF, tmp_path / "cur")
+
+    def drop(d: dict[str, Any]) -> None:
+        for key in ("server_metrics", "log_tail", "shutdown_s", "variant", "telemetry"):
+            d.pop(key)
+        for t in d["trials"]:
+            t.pop("level")
+            t.pop("load")
+
+    edit_run(cur / "single", drop)
+    run = read_run(cur / "single")
+    assert run is not None and run.variant == "single" and run.server_metrics == {} and run.telemetry == []
+    assert run.trials[0]["level"] == 1.0 and run.trials[0]["start"] == 0
+    verdicts = {(v.variant, v.metric): v for v in compare_dirs(CPU_REF, cur)}
+    # Still compared on what it has; the one metric it no longer carries (memory) is said to be missing.
+    assert verdicts[("single", "wall_clock_s")].verdict == NOISE
+    assert verdicts[("single", "output_tok_per_s")].verdict == NOISE
+    assert verdicts[("single", "mem_peak_mib")].verdict == MISSING
+    assert exit_code(list(verdicts.values())) == 0
+
+
+def test_a_missing_status_is_not_read_as_complete(tmp_path: Path) -> None:
+    cur = copy_sweep(CPU_REF, tmp_path / "cur")
+    edit_run(cur / "single", lambda d: d.pop("status"))
+    verdicts = [v for v in compare_dirs(CPU_REF, cur) if v.variant == "single"]
+    assert [(v.metric, v.verdict) for v in verdicts] == [(ALL_METRICS, MISSING)]
+
+
+def test_renamed_keys_are_mapped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cur = copy_sweep(CPU_REF, tmp_path / "cur")
+    edit_run(cur / "single", lambda d: d.update(replay_wall_s=d.pop("replay_s")))
+    monkeypatch.setattr(results, "RENAMED", {"replay_wall_s": "replay_s"})
+    run, ref = read_run(cur / "single"), read_run(CPU_REF / "single")
+    assert run is not None and ref is not None and run.replay_s == ref.replay_s is not None
+
+
+@pytest.mark.parametrize("text", ['{"variant": "x", "sta', "[1, 2]", '{"status": "ok", "trials": {"a": 1}}'])
+def test_a_file_that_is_not_a_run_reads_as_none_with_a_warning(
+    tmp_path: Path, text: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / RUN_FILE).write_text(text)
+    assert read_run(tmp_path) is None
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+
+
+def test_a_written_run_carries_the_schema_version_and_reads_back_equal(tmp_path: Path) -> None:
+    result = RunResult(variant="v", status=OK, trials=[{"start": 1, "repeat": 2, "level": 4.0, "load": "rate"}])
+    write_run(tmp_path, result)
+    assert json.loads((tmp_path / RUN_FILE).read_text())["schema_version"] == SCHEMA_VERSION
+    assert read_run(tmp_path) == result
+
+
+def test_trial_key_defaults_for_old_records() -> None:
+    assert trial_key({}) == (0, 0, 1.0)
+    assert trial_key({"repeat": 0.0}) == (0, 0, 1.0)  # the GPU references wrote the pass as a float
+    assert trial_key({"start": 2, "repeat": 1, "level": 8}) == (2, 1, 8.0)
+
+
+def test_the_registry_is_where_views_and_compare_get_their_metrics() -> None:
+    from bench import compare, metric_registry
+    from bench.analysis import SUMMARY_COLUMNS
+    from bench.stats import run_stats
+
+    reg = metric_registry.METRICS
+    assert set(compare.METRICS) == {n for n, m in reg.items() if m.threshold is not None}
+    assert all(reg[n].higher_is_better is not None for n in compare.METRICS)  # a verdict needs a direction
+    assert {n: getattr(compare.Thresholds(), n) for n in compare.METRICS} == {
+        n: m.threshold for n, m in compare.METRICS.items()
+    }
+    assert set(metric_registry.in_view(metric_registry.SUMMARY)) <= {reg[c] for c in SUMMARY_COLUMNS if c in reg}
+    # Every per-trial metric is one that run_stats computes from request records.
+    assert set(metric_registry.TRIAL_METRICS) <= run_stats([], 1.0).keys()
+    assert len({m.label for m in metric_registry.REGISTRY}) == len(metric_registry.REGISTRY)
