@@ -63,15 +63,18 @@ def request_args(model: str, item: QAItem, system_prompt: str, max_tokens: int) 
 class _Stream:
     """One streamed response as it arrives, chunk by chunk as JSON objects, whichever client read it."""
 
-    def __init__(self) -> None:
-        self.start_wall, self.t0 = time.time(), time.perf_counter()
-        self.chunk_times: list[float] = []
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
+        self.start_wall, self.t0 = time.time(), clock()
+        self.chunk_times: list[float] = []  # every chunk that carries a choice
+        self.first_text: float | None = None  # the first chunk whose content is visible text
         self.parts: list[str] = []
         self.usage: dict[str, Any] | None = None
         self.finish_reason: str | None = None
         self.error: str | None = None
 
     def add(self, chunk: dict[str, Any]) -> None:
+        now = self.clock()
         if chunk.get("usage"):
             self.usage = chunk["usage"]
         choices = chunk.get("choices")
@@ -79,11 +82,13 @@ class _Stream:
             # Timed like vLLM's benchmark client: every chunk that carries a choice. vLLM sends the first
             # one (role only, empty content) as the first token comes out of the engine; a token whose
             # text is still empty (a partial character) is a gap all the same.
-            self.chunk_times.append(time.perf_counter())
+            self.chunk_times.append(now)
         for choice in choices or ():
             content = (choice.get("delta") or {}).get("content")
             if content:
                 self.parts.append(content)
+                if self.first_text is None:
+                    self.first_text = now
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
 
@@ -102,7 +107,9 @@ class _Stream:
     def record(
         self, item: QAItem, index: int, start: int, repeat: int, level: float, scheduled: float | None
     ) -> RequestRecord:
-        t1 = time.perf_counter()
+        # As `vllm bench serve`: a request ends at its last token chunk. The usage chunk, [DONE] and the
+        # connection's release carry no token; counted, they inflate TPOT when answers are short.
+        t1 = self.chunk_times[-1] if self.chunk_times and not self.error else self.clock()
         answer = "".join(self.parts).strip()
         usage = self.usage or {}
         out = usage.get("completion_tokens")
@@ -124,6 +131,7 @@ class _Stream:
             end_time=self.start_wall + (t1 - self.t0),
             latency_s=t1 - self.t0,
             ttft_s=first - self.t0 if first is not None else None,
+            ttft_visible_s=self.first_text - self.t0 if self.first_text is not None else None,
             itl_s=itl,
             tpot_s=tpot,
             prompt_tokens=usage.get("prompt_tokens"),

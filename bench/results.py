@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 # run.json's layout. 0: every file written before the field existed (read as 0 when absent).
 # 1: `schema_version` itself; trials and requests carry `start` (which server start) beside `repeat` and `level`.
-SCHEMA_VERSION = 1
+# 2: a request ends at its last token chunk, not after the usage chunk and [DONE] (latency_s, end_time and
+#    tpot_s are shorter by that tail); requests gain ttft_visible_s, stats ttft_visible_s_*.
+SCHEMA_VERSION = 2
 # Keys renamed between versions, old -> new, applied when reading (RunResult's, then a trial's).
 RENAMED: dict[str, str] = {}
 TRIAL_RENAMED: dict[str, str] = {}
@@ -46,8 +48,8 @@ class RequestRecord:
     answer: str
     start_time: float
     end_time: float
-    latency_s: float
-    ttft_s: float | None
+    latency_s: float  # request sent to its last token chunk (as vllm bench serve), not to [DONE]
+    ttft_s: float | None  # to the first chunk with a choice: vLLM's definition (the role-only chunk counts)
     # Gaps between streamed chunks after the first; a chunk may carry several tokens under speculation.
     itl_s: list[float]
     tpot_s: float | None
@@ -61,6 +63,9 @@ class RequestRecord:
     repeat: int = 0  # which pass over the dataset within that start (config `repeats`)
     level: float = 1.0  # the load level: concurrency, or request rate (req/s) for rate loads
     scheduled_time: float | None = None  # rate loads: when the arrival process wanted it sent
+    # To the first chunk with visible text: guidellm's and aiperf's TTFT. Later than ttft_s when a token's
+    # text is held back (a multi-byte character split over tokens, as in Chinese answers).
+    ttft_visible_s: float | None = None
 
 
 @dataclass

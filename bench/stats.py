@@ -41,6 +41,7 @@ def run_stats(records: list[dict[str, Any]], wall_clock_s: float | None) -> dict
         "f1": float(np.mean([r["f1"] for r in ok])) if ok else None,
     }
     stats |= _describe("ttft_s", [r["ttft_s"] for r in ok if r["ttft_s"] is not None])
+    stats |= _describe("ttft_visible_s", [v for r in ok if (v := r.get("ttft_visible_s")) is not None])
     stats |= _describe("tpot_s", [r["tpot_s"] for r in ok if r["tpot_s"] is not None])
     stats |= _describe("itl_s", [x for r in ok for x in r["itl_s"]])
     stats |= _describe("latency_s", [r["latency_s"] for r in ok])

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/crosscheck.py [--n 16] [--rounds 4]
 
 Prints a table: bench's output-token total vs the server's /metrics delta (must be equal), and
-bench's TTFT p50 and output tok/s vs vLLM's own `vllm bench serve` client replaying the same
+bench's TTFT p50, TPOT p50 and output tok/s vs vLLM's own `vllm bench serve` client replaying the same
 prompts (same user message, no system prompt, greedy, same max_tokens) on the same server,
 rounds interleaved (and which client goes first alternating) so drift on a noisy machine hits
 both clients alike. bench's side is the replay path of `bench run` itself.
@@ -43,6 +43,9 @@ def bench_round(name: str, items, max_tokens: int, base_url: str) -> dict[str, f
         "output_tokens": tokens,
         "metrics_generation_tokens": metrics.delta(before or {}, after or {}).get("vllm:generation_tokens_total", -1),
         "ttft_p50_ms": statistics.median(r.ttft_s for r in records if r.ttft_s is not None) * 1000,
+        "ttft_visible_p50_ms": statistics.median(r.ttft_visible_s for r in records if r.ttft_visible_s is not None)
+        * 1000,
+        "tpot_p50_ms": statistics.median(r.tpot_s for r in records if r.tpot_s is not None) * 1000,
         "output_tok_per_s": tokens / wall,
     }
 
@@ -95,7 +98,8 @@ def main() -> None:
                         continue
                     res = vllm_round(srv.base_url, server.served_model_name, model, prompts, a.n, server.max_tokens,
                                      Path(tmp) / f"v{r}")  # fmt: skip
-                    theirs.append({"ttft_p50_ms": res["median_ttft_ms"], "output_tok_per_s": res["output_throughput"],
+                    theirs.append({"ttft_p50_ms": res["median_ttft_ms"], "tpot_p50_ms": res["median_tpot_ms"],
+                                   "output_tok_per_s": res["output_throughput"],
                                    "output_tokens": res["total_output_tokens"]})  # fmt: skip
 
     def mean(rows: list[dict], key: str) -> float:
@@ -110,12 +114,15 @@ def main() -> None:
               f"{row['metrics_generation_tokens']:>12.0f} {'equal' if ok else 'DIFFER':>8}")  # fmt: skip
     labels = {
         "ttft_p50_ms": "TTFT p50 (ms) vs vllm bench serve",
+        "tpot_p50_ms": "TPOT p50 (ms) vs vllm bench serve",
         "output_tok_per_s": "output tok/s vs vllm bench serve",
         "output_tokens": "output tokens vs vllm bench serve",
     }
     for key, label in labels.items():
         b, v = mean(ours, key), mean(theirs, key)
         print(f"{label:34} {b:>12.2f} {v:>12.2f} {100 * (b - v) / v:>+7.1f}%")
+    # vllm bench serve has no such figure: guidellm's and aiperf's TTFT, to the first visible text.
+    print(f"{'TTFT p50 (ms), first visible text':34} {mean(ours, 'ttft_visible_p50_ms'):>12.2f}")
 
 
 if __name__ == "__main__":

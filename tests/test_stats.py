@@ -76,3 +76,40 @@ def test_f1_is_compared_question_by_question():
     d = paired_question_diff(hard, {q: [v[0] - 0.01] for q, v in hard.items()})
     assert d is not None and d.hi < 0 and d.diff == pytest.approx(-0.01)
     assert paired_question_diff({"a": [1.0]}, {"b": [1.0]}) is None
+
+
+# ---- run-level figures from request records --------------------------------------------------------
+
+
+def _req(latency: float, ttft: float | None, out: int | None, error: str | None = None, **kw: object) -> dict:
+    return {"latency_s": latency, "ttft_s": ttft, "tpot_s": 0.01 if ttft else None, "itl_s": [0.01, 0.03],
+            "output_tokens": out, "prompt_tokens": 10, "exact_match": 1.0, "f1": 0.5, "error": error} | kw  # fmt: skip
+
+
+def test_run_stats_counts_failed_requests_nowhere_but_the_failures() -> None:
+    from bench.stats import run_stats
+
+    records = [_req(1.0, 0.2, 8), _req(3.0, 0.4, 12, ttft_visible_s=0.5), _req(99.0, 9.0, 50, error="HTTP 500")]
+    s = run_stats(records, wall_clock_s=4.0)
+    assert s["output_tokens"] == 20 and s["prompt_tokens"] == 20
+    assert s["output_tok_per_s"] == 5.0 and s["requests_per_s"] == 0.5
+    assert s["latency_s_p50"] == 2.0 and s["latency_s_mean"] == 2.0 and s["ttft_s_p50"] == pytest.approx(0.3)
+    assert s["itl_s_p50"] == pytest.approx(0.02)  # every gap of every ok request
+    assert s["ttft_visible_s_p50"] == 0.5  # old records without the field are left out, not read as 0
+    assert s["f1"] == 0.5 and s["exact_match"] == 1.0
+
+
+def test_run_stats_of_nothing_is_none_not_zero() -> None:
+    from bench.stats import run_stats
+
+    s = run_stats([_req(1.0, None, None, error="refused")], wall_clock_s=None)
+    assert s["output_tokens"] == 0 and s["output_tok_per_s"] is None and s["requests_per_s"] is None
+    assert s["ttft_s_p50"] is None and s["latency_s_p99"] is None and s["f1"] is None
+
+
+def test_trial_stats_are_the_registry_s_per_trial_metrics() -> None:
+    from bench.metric_registry import TRIAL_METRICS
+    from bench.stats import trial_stats
+
+    t = trial_stats([_req(1.0, 0.2, 8)], wall_clock_s=2.0)
+    assert set(t) == {"wall_clock_s", *TRIAL_METRICS} and t["output_tok_per_s"] == 4.0
