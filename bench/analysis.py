@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.metric_registry import CONSOLE, MARKDOWN, SUMMARY, in_view
+from bench import slo
+from bench.metric_registry import CONSOLE, MARKDOWN, SUMMARY, MetricSpec, in_view
 from bench.results import OK, SUMMARY_FILE, TELEMETRY_FILE, read_requests, read_run, run_dirs
 
 SUMMARY_COLUMNS = ["variant", "status", "reason", *(m.name for m in in_view(SUMMARY))]
@@ -76,6 +77,63 @@ def identical_share(requests: pd.DataFrame, baseline: str) -> pd.Series:
     return (joined["answer"] == joined["baseline_answer"]).groupby(joined["variant"]).mean()
 
 
+def _baseline_answers(requests: pd.DataFrame, baseline: str) -> dict[str, str] | None:
+    if requests.empty or baseline not in set(requests["variant"]):
+        return None
+    ok = requests[(requests["variant"] == baseline) & requests["error"].isna()]
+    return dict(zip(ok["question_id"].astype(str), ok["answer"], strict=True))
+
+
+def slo_table(sweep_dir: Path, requests: pd.DataFrame, baseline: str = "single") -> pd.DataFrame:
+    """Per run with an SLO (run.json `slo`): goodput_req_per_s and the share of requests meeting each SLO.
+    The identical-answer SLO is judged against the baseline variant's answers in the same folder."""
+    answers = _baseline_answers(requests, baseline)
+    rows = []
+    for d in run_dirs(Path(sweep_dir)):
+        run = read_run(d)
+        if run is None or not slo.active(run.slo) or requests.empty:
+            continue
+        mine = requests[requests["variant"] == d.name].to_dict("records")
+        for r in mine:  # pandas turns a missing value into NaN; the checks expect None
+            r["error"] = r["error"] if isinstance(r.get("error"), str) else None
+        wall = run.replay_s or run.wall_clock_s
+        rows.append({"variant": run.variant, **slo.summarize(mine, run.slo, wall, answers)})
+    return pd.DataFrame(rows)
+
+
+def answer_diffs(requests: pd.DataFrame, baseline: str = "single") -> pd.DataFrame:
+    """Every answer that differs from the baseline's greedy answer to the same question, and where it first
+    differs (character and word index): the lossless check per request."""
+    columns = ["variant", "question_id", "repeat", "level", "first_diff_char", "first_diff_word", "answer",
+               "baseline_answer"]  # fmt: skip
+    answers = _baseline_answers(requests, baseline)
+    if answers is None:
+        return pd.DataFrame(columns=columns)
+    ok = requests[(requests["variant"] != baseline) & requests["error"].isna()]
+    rows = []
+    for r in ok.to_dict("records"):
+        base = answers.get(str(r["question_id"]))
+        if base is not None and r["answer"] != base:
+            char, word = slo.first_difference(str(r["answer"]), base)
+            rows.append({"variant": r["variant"], "question_id": r["question_id"], "repeat": r.get("repeat", 0),
+                         "level": r.get("level", 1.0), "first_diff_char": char, "first_diff_word": word,
+                         "answer": r["answer"], "baseline_answer": base})  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def load_params(sweep_dir: Path) -> pd.DataFrame:
+    """One row per run of a multirun that varied fields inside a variant: variant (its folder), base_variant
+    (the server config's name) and one column per swept key."""
+    rows = []
+    for d in run_dirs(Path(sweep_dir)):
+        run = read_run(d)
+        if run is None or not run.params:
+            continue
+        base = (run.server.get("config") or {}).get("name") or run.variant
+        rows.append({"variant": run.variant, "base_variant": base, **run.params})
+    return pd.DataFrame(rows)
+
+
 def summary_table(sweep_dir: Path, baseline: str = "single") -> pd.DataFrame:
     runs = load_runs(sweep_dir)
     if runs.empty:
@@ -83,7 +141,13 @@ def summary_table(sweep_dir: Path, baseline: str = "single") -> pd.DataFrame:
     base = runs.loc[(runs["variant"] == baseline) & (runs["status"] == OK), "wall_clock_s"]
     # Speed-up means the same work done faster: only complete runs get one.
     runs["speedup"] = (base.iloc[0] / runs["wall_clock_s"]).where(runs["status"] == OK) if len(base) else None
-    runs["identical_to_baseline"] = runs["variant"].map(identical_share(load_requests(sweep_dir), baseline))
+    requests = load_requests(sweep_dir)
+    runs["identical_to_baseline"] = runs["variant"].map(identical_share(requests, baseline))
+    goodput = slo_table(sweep_dir, requests, baseline)
+    if not goodput.empty:
+        runs = runs.drop(columns=[c for c in goodput.columns if c in runs and c != "variant"]).merge(
+            goodput, on="variant", how="left"
+        )
     for col in SUMMARY_COLUMNS:
         if col not in runs:
             runs[col] = None
@@ -103,9 +167,17 @@ def format_summary(table: pd.DataFrame) -> str:
     if table.empty:
         return "no runs"
     view = {"variant": table["variant"], "status": table["status"]}
-    view |= {m.label: _formatted(table, m.name, m.format) for m in in_view(CONSOLE)}
+    view |= {m.label: _formatted(table, m.name, m.format) for m in _shown(table, CONSOLE)}
     view["reason"] = table["reason"].fillna("").map(lambda s: s if len(s) <= 70 else s[:67] + "...")
     return pd.DataFrame(view).to_string(index=False)
+
+
+def _shown(table: pd.DataFrame, view: str) -> list[MetricSpec]:
+    """The view's metrics, less those only some runs measure (goodput, SLO shares) when no run has them."""
+    return [
+        m for m in in_view(view)
+        if not m.only_when_measured or (m.name in table and pd.to_numeric(table[m.name], errors="coerce").notna().any())
+    ]  # fmt: skip
 
 
 def _formatted(table: pd.DataFrame, col: str, fmt: Callable[[object], str]) -> pd.Series:
@@ -199,6 +271,72 @@ def summary_view(table: pd.DataFrame) -> pd.DataFrame:
     if table.empty or "variant" not in table:
         return pd.DataFrame()
     view = {k: table[k] for k in ("sweep", "variant", "status") if k in table}
-    view |= {m.label: _formatted(table, m.name, m.format) for m in in_view(MARKDOWN)}
+    view |= {m.label: _formatted(table, m.name, m.format) for m in _shown(table, MARKDOWN)}
     view["reason"] = table["reason"].fillna("") if "reason" in table else pd.Series("", table.index)
     return pd.DataFrame(view)
+
+
+def pareto_front(points: pd.DataFrame, x: str, y: str, maximize_y: bool = True) -> pd.Series:
+    """True for the points no other point beats on both: higher `x` (throughput), and higher `y` (or lower,
+    with maximize_y=False, for latency). Ties do not dominate."""
+    xs = pd.to_numeric(points[x], errors="coerce").to_numpy()
+    ys = pd.to_numeric(points[y], errors="coerce").to_numpy() * (1 if maximize_y else -1)
+    front = []
+    for i in range(len(points)):
+        beaten = ((xs >= xs[i]) & (ys >= ys[i]) & ((xs > xs[i]) | (ys > ys[i]))).any()
+        front.append(bool(not beaten and pd.notna(xs[i]) and pd.notna(ys[i])))
+    return pd.Series(front, index=points.index)
+
+
+def level_means(trials: pd.DataFrame) -> pd.DataFrame:
+    """Trials averaged over passes: one row per variant, load kind, phase and level."""
+    if trials.empty or "level" not in trials:
+        return pd.DataFrame()
+    t = trials.copy()
+    for col, default in (("load", "concurrency"), ("phase", "fixed")):
+        t[col] = t[col].fillna(default) if col in t else default
+    numeric = [c for c in t.columns if c not in ("variant", "status", "load", "phase", "level", "sweep")]
+    t[numeric] = t[numeric].apply(pd.to_numeric, errors="coerce")
+    keys = [k for k in ("sweep", "variant", "load", "phase", "level") if k in t]
+    return t.groupby(keys, as_index=False, sort=True)[numeric].mean()
+
+
+def crossover(trials: pd.DataFrame, baseline: str, variants: list[str]) -> pd.DataFrame:
+    """Speed-up of each variant over the baseline at every load level both ran: output tok/s ratio at a
+    concurrency, latency p50 ratio at a request rate (equal rates give equal throughput below saturation)."""
+    per = level_means(trials)
+    columns = ["variant", "load", "level", "speedup"]
+    if per.empty or baseline not in set(per["variant"]):
+        return pd.DataFrame(columns=columns)
+    per = per[per["phase"].isin(["fixed", "rate"])]
+    base = per[per["variant"] == baseline].set_index(["load", "level"])
+    rows = []
+    for v in variants:
+        for r in per[per["variant"] == v].to_dict("records"):
+            key = (r["load"], r["level"])
+            if key not in base.index:
+                continue
+            b = base.loc[key]
+            if r["load"] == "rate":
+                speedup = b["latency_s_p50"] / r["latency_s_p50"] if r["latency_s_p50"] else None
+            else:
+                speedup = r["output_tok_per_s"] / b["output_tok_per_s"] if b["output_tok_per_s"] else None
+            rows.append({"variant": v, "load": r["load"], "level": r["level"], "speedup": speedup})
+    return pd.DataFrame(rows, columns=columns).sort_values(["variant", "load", "level"]).reset_index(drop=True)
+
+
+def load_searches(sweep_dir: Path) -> pd.DataFrame:
+    """One row per load level a load=slo_search or load=sweep run tried, with the run's outcome beside it."""
+    rows = []
+    for d in run_dirs(Path(sweep_dir)):
+        run = read_run(d)
+        if run is None or not run.search:
+            continue
+        s = run.search
+        common = {"variant": run.variant, "mode": s.get("mode"), "best_req_per_s": s.get("best_req_per_s"),
+                  "goal_share": s.get("goal_share"), "stopped": s.get("stopped"),
+                  "max_req_per_s": s.get("max_req_per_s"),
+                  "oversaturated_at": (s.get("oversaturated") or {}).get("req_per_s")}  # fmt: skip
+        for t in s.get("tried") or [{}]:
+            rows.append(common | t)
+    return pd.DataFrame(rows)

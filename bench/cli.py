@@ -162,6 +162,57 @@ def _slurm_gpus(overrides: list[str]) -> list[str]:
     return [*overrides, f"hydra.launcher.gpus_per_node={need}"]
 
 
+# Keys whose sweep does not name runs apart: the variant already names them; hydra's own; where runs go.
+_UNNAMED_KEYS = ("server", "run_name", "out_dir", "sweep_name", "sweep_params")
+
+
+def _swept_keys(overrides: list[str]) -> list[str]:
+    """Keys the multirun varies besides the variant, in command order: comma lists, range() and
+    choice() on the command line or in a `+sweep=` preset's `hydra.sweeper.params`."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+
+    lines = []
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if key.lstrip("+") == "sweep" and (CONF_DIR / "sweep" / f"{value}.yaml").is_file():
+            params = OmegaConf.select(OmegaConf.load(CONF_DIR / "sweep" / f"{value}.yaml"), "hydra.sweeper.params")
+            lines += [f"{k}={v}" for k, v in (params or {}).items()]
+        else:
+            lines.append(o.removeprefix("hydra.sweeper.params."))
+    try:
+        parsed = OverridesParser.create().parse_overrides(lines)
+    except HydraException:
+        return []  # Hydra itself reports the bad override, in its words
+    keys = [o.key_or_group for o in parsed if o.is_sweep_override()]
+    return [k for k in dict.fromkeys(keys) if k not in _UNNAMED_KEYS and not k.startswith("hydra.")]
+
+
+def _sweep_run_name(keys: list[str]) -> str:
+    """`${server.name}-LEAF=VALUE...`: one folder per combination, named by what varies, stable across
+    re-runs (so resume finds it). The key's last part names it unless two swept keys share that part."""
+    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
+    leaves = [k.rsplit(".", 1)[-1] for k in keys]
+    parts = []
+    for key, leaf in zip(keys, leaves, strict=True):
+        label = leaf if leaves.count(leaf) == 1 else key
+        value = f"${{{key}.name}}" if key in groups else f"${{bench_slug:${{{key}}}}}"
+        parts.append(f"{label}={value}")
+    return "${server.name}-" + "-".join(parts)
+
+
+def _name_sweep_runs(overrides: list[str]) -> list[str]:
+    """A multirun varying fields inside a variant gets a folder per combination, and records what it varied."""
+    keys = _swept_keys(overrides)
+    if not keys:
+        return overrides
+    out = [*overrides, f"sweep_params=[{','.join(keys)}]"]
+    if not any(o.partition("=")[0].lstrip("+") == "run_name" for o in overrides):
+        out.append(f"run_name='{_sweep_run_name(keys)}'")
+    return out
+
+
 def _record_unknown(out_dir: Path) -> None:
     """Unknown variants of a sweep get a failed run.json, so the summary, report and exit status show them."""
     import datetime as dt
@@ -185,6 +236,7 @@ def _run(overrides: list[str]) -> int:
 
     overrides, unknown = _drop_unknown_variants(overrides)
     overrides = _slurm_gpus(overrides)
+    overrides = _name_sweep_runs(overrides)
     _UNKNOWN[:] = unknown
     register_schemas()
     # SIGTERM (a CI job cancelled, `kill`) takes the same clean path as Ctrl-C.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,17 @@ from bench.errors import ConfigError
 
 ENGINES = ("auto", "cpu", "cuda")
 CLIENTS = ("aiohttp", "openai")  # see bench/client.py
+# fixed: `concurrency`/`request_rate`/`levels` as given; sweep and slo_search pick their levels as they go.
+LOAD_MODES = ("fixed", "sweep", "slo_search")
+
+
+def slug(value: object) -> str:
+    """A swept value as a folder-name part: `/models/x` -> `models_x`, `[1, 2]` -> `1_2`."""
+    return re.sub(r"[^A-Za-z0-9_.+=-]+", "_", str(value)).strip("_") or "none"
+
+
+# Sweep folders are named by interpolating swept values through this (see bench/cli.py `_sweep_run_name`).
+OmegaConf.register_new_resolver("bench_slug", slug, replace=True)
 
 
 @dataclass
@@ -44,6 +56,9 @@ class ServerConfig:
     startup_timeout_s: float = 600.0
     # Always set: a request without it can generate until max_model_len (the write-up's runaway answers).
     max_tokens: int = 32  # answers are short spans; 32 tokens leave room for a sentence around one
+    # Declared to give the baseline's greedy answers (speculation, parallelism): `compare` fails it when
+    # its share of answers identical to the baseline's drops. A declaration, not part of the experiment.
+    lossless: bool = False
 
 
 @dataclass
@@ -84,6 +99,27 @@ class LoadConfig:
     warmup_requests: int = 1
     # aiohttp: light, never the bottleneck (as vllm bench serve); openai: the official SDK, its own cost included.
     client: str = "aiohttp"
+    # One of LOAD_MODES. sweep: the synchronous rate, the maximum throughput, then `sweep_points` request
+    # rates between them, stopping at over-saturation. slo_search: the highest request rate whose requests
+    # meet `slo` (share `slo.min_share`), by bisection between 0 and the maximum throughput.
+    mode: str = "fixed"
+    sweep_points: int = 4
+    search_tolerance: float = 0.1  # stop bisecting when (fail - pass) / fail is below this
+    search_max_levels: int = 8  # rate levels tried at most, the throughput level included
+    search_max_s: float = 600.0  # bound on the whole search (wall clock of its levels)
+
+
+@dataclass
+class SloConfig:
+    """Service-level objectives a request must meet to count towards goodput. None: not an objective."""
+
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    latency_ms: float | None = None
+    min_f1: float | None = None  # answer quality: F1 against the references
+    identical_to_baseline: bool = False  # answer quality: the baseline variant's greedy answer, verbatim
+    # load=slo_search: a load level passes when at least this share of its requests meets every SLO.
+    min_share: float = 0.9
 
 
 @dataclass
@@ -91,6 +127,7 @@ class BenchConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     load: LoadConfig = field(default_factory=LoadConfig)
+    slo: SloConfig = field(default_factory=SloConfig)
     engine: str = "auto"
     # Endpoint mode: benchmark this already-running OpenAI-compatible server instead of starting one.
     endpoint: str | None = None
@@ -101,6 +138,8 @@ class BenchConfig:
     # The run's folder under out_dir and its name in every table. A sweep that crosses variants with
     # datasets names runs apart: run_name='${server.name}-${dataset.name}'.
     run_name: str = "${server.name}"
+    # Keys a multirun varies besides the variant (set by the CLI): recorded per run, drawn by the analyzer.
+    sweep_params: list[str] = field(default_factory=list)
     baseline_variant: str = "single"
     resume: bool = True
     # Passes over the dataset within one server start; >= 3 lets `compare` tell noise from a change.
@@ -129,6 +168,12 @@ def to_bench_config(cfg: DictConfig) -> BenchConfig:
         raise ConfigError(f"engine={obj.engine!r} is not one of {', '.join(ENGINES)}")
     if obj.load.client not in CLIENTS:
         raise ConfigError(f"load.client={obj.load.client!r} is not one of {', '.join(CLIENTS)}")
+    if obj.load.mode not in LOAD_MODES:
+        raise ConfigError(f"load.mode={obj.load.mode!r} is not one of {', '.join(LOAD_MODES)}")
+    if obj.load.mode == "slo_search" and not any(
+        v is not None for v in (obj.slo.ttft_ms, obj.slo.tpot_ms, obj.slo.latency_ms, obj.slo.min_f1)
+    ):
+        raise ConfigError("load=slo_search needs an SLO to search for: add slo.ttft_ms=..., slo.tpot_ms=...")
     return obj
 
 

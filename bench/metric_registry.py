@@ -22,6 +22,7 @@ class MetricSpec:
     threshold: float | None = None  # compare's default: smallest change that counts; None = not compared
     absolute: bool = False  # the threshold is a difference in the metric's unit, not a fraction of the baseline
     views: tuple[str, ...] = (SUMMARY,)
+    only_when_measured: bool = False  # views leave the column out when no run has it (SLO shares without an SLO)
 
     def format(self, value: object) -> str:
         """The value as a view shows it; '-' for none."""
@@ -59,12 +60,23 @@ REGISTRY: tuple[MetricSpec, ...] = (
     _ms("ttft_s_p99", "TTFT p99, first chunk", 0.25),
     _ms("tpot_s_p50", "TPOT p50", 0.10, _MD),
     MetricSpec("latency_s_p50", "latency p50", "s", False, ".2f", suffix=" s", per_trial=True, views=_MD),
+    MetricSpec("latency_s_p99", "latency p99", "s", False, ".2f", suffix=" s", per_trial=True, views=()),
     MetricSpec("n_requests", "requests", "", None, ".0f"),
     MetricSpec("n_failed", "failed", "", False, ".0f"),
     # Greedy decoding makes answers nearly deterministic, so a small absolute drop is already a change.
     MetricSpec("f1", "F1", "", True, ".2f", per_trial=True, threshold=0.02, absolute=True, views=_ALL),
     MetricSpec("exact_match", "EM", "", True, ".2f", views=_MD),
-    MetricSpec("identical_to_baseline", "same answer as baseline", "", True, ".0%", views=_MD),
+    # Compared only for variants declared lossless (server.lossless: speculation, parallelism): see compare.
+    MetricSpec("identical_to_baseline", "same answer as baseline", "", True, ".0%", threshold=0.0, absolute=True,
+               views=_MD),
+    # Goodput: requests/s meeting every SLO set in `slo` (bench/slo.py); the shares count every request sent.
+    MetricSpec("goodput_req_per_s", "goodput", "req/s", True, ".2f", suffix=" req/s", threshold=0.10, views=_ALL,
+               only_when_measured=True),
+    MetricSpec("slo_met_share", "meets all SLOs", "", True, ".0%", threshold=0.05, absolute=True, views=_MD,
+               only_when_measured=True),
+    *(MetricSpec(f"slo_{o}_share", f"meets {lbl} SLO", "", True, ".0%", views=_MD, only_when_measured=True)
+      for o, lbl in (("ttft", "TTFT"), ("tpot", "TPOT"), ("latency", "latency"), ("f1", "F1"),
+                     ("identical", "identical-answer"))),
     MetricSpec("spec_acceptance_rate", "spec accept", "", True, ".0%", threshold=0.05, absolute=True, views=_MD),
     MetricSpec("spec_mean_acceptance_length", "mean acceptance length", "tokens", True, ".2f"),
     MetricSpec("util_mean_pct", "util mean", "%", None, ".0f", suffix=" %", views=_MD),

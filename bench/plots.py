@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from bench.analysis import latency_ecdf
+from bench.analysis import crossover, latency_ecdf, level_means, pareto_front
 from bench.metric_registry import label as metric_label
 from bench.results import OK, PARTIAL
 
@@ -537,4 +537,240 @@ def load_chart(trials: pd.DataFrame) -> Figure:
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=8)
     fig.suptitle(title, x=0.01, ha="left")
+    return fig
+
+
+def _param_axis(params: pd.DataFrame) -> tuple[str, list[str]]:
+    """The swept key drawn on x (the first numeric one) and the others, which split lines."""
+    keys = [c for c in params.columns if c not in ("variant", "base_variant")]
+    numeric = [k for k in keys if pd.to_numeric(params[k], errors="coerce").notna().all()]
+    x = numeric[0] if numeric else keys[0]
+    return x, [k for k in keys if k != x]
+
+
+def sweep_chart(summary: pd.DataFrame, params: pd.DataFrame, baseline: str = "single") -> Figure:
+    """Each metric against the swept value, one line per variant (and per value of any other swept key)."""
+    title = "Metrics against the swept parameter, per variant"
+    if params.empty or summary.empty:
+        return _message(_figure(10, 2.6), title, "no swept parameters in this folder (e.g. +sweep=spec_k)")
+    x_key, others = _param_axis(params)
+    data = params.merge(summary.drop(columns=["base_variant"], errors="ignore"), on="variant", how="left")
+    data["x"] = pd.to_numeric(data[x_key], errors="coerce") if x_key not in others else data[x_key]
+    has_base = bool(_num(data, "speedup").notna().any())
+    panels = [
+        ("speedup", f"speed-up over {baseline} (x)", 1.0) if has_base else ("output_tok_per_s", "output tok/s", 1.0),
+        ("spec_acceptance_rate", "acceptance rate (% of drafted tokens)", 100.0),
+        ("tpot_s_p50", "TPOT p50 (ms)", 1000.0),
+        ("identical_to_baseline", f"answers identical to {baseline}'s (%)", 100.0),
+    ]
+    panels = [p for p in panels if _num(data, p[0]).notna().any()]
+    fig = _figure(4.0 * len(panels) + 0.6, 4.4)
+    axes = fig.subplots(1, len(panels), squeeze=False).ravel()
+    groups = list(data.groupby(["base_variant", *others], sort=True, dropna=False))
+    for ax, (col, label, scale) in zip(axes, panels, strict=True):
+        for j, (key, rows) in enumerate(groups):
+            base = key[0] if isinstance(key, tuple) else key
+            rows = rows.sort_values("x")
+            name = str(base) + "".join(f", {k}={v}" for k, v in zip(others, key[1:], strict=False))
+            y = _num(rows, col) * scale
+            ax.plot(rows["x"], y, marker="o", color=variant_color(str(base)), linestyle=SWEEP_LINES[j % 4],
+                    label=name)  # fmt: skip
+            if col in ("speedup", "output_tok_per_s") and y.notna().any():
+                best = rows.loc[y.idxmax()]
+                ax.annotate(f"best: {x_key.rsplit('.', 1)[-1]}={best['x']:g}\n{y.max():.2f}",
+                            (best["x"], y.max()), xytext=(0, 12), textcoords="offset points", ha="center",
+                            fontsize=9, color=variant_color(str(base)))  # fmt: skip
+        if col == "speedup":
+            ax.axhline(1.0, color=TEXT_GREY, linewidth=1, linestyle=":")
+            ax.text(ax.get_xlim()[0], 1.0, f" {baseline}", va="bottom", fontsize=8, color=TEXT_GREY)
+        ax.set_xlabel(x_key.rsplit(".", 1)[-1])
+        ax.set_title(label, loc="left", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.margins(y=0.2)
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[0].legend(fontsize=8, loc="lower left")
+    if not has_base:
+        fig.text(0.01, 0.0, f"no ok {baseline} run in this folder: run it there for speed-ups", fontsize=9,
+                 color=TEXT_GREY)  # fmt: skip
+    fig.suptitle(f"{title} ({x_key})", x=0.01, ha="left", fontsize=12)
+    return fig
+
+
+def pareto_chart(trials: pd.DataFrame) -> Figure:
+    """Per variant, every load level as a point; the Pareto front (nothing beats it on both axes) joined."""
+    title = "Throughput against per-user speed and latency across load levels (front: nothing beats it on both)"
+    per = level_means(trials)
+    if per.empty or per.groupby("variant")["level"].nunique().max() < 2:
+        return _message(_figure(12, 3), title, "one load level per variant: sweep the load (load=sweep) to draw this")
+    per = per.assign(tok_s_user=1.0 / _num(per, "tpot_s_p50"))
+    fig = _figure(13, 5.2)
+    left, right = fig.subplots(1, 2)
+    for variant, rows in per.groupby("variant"):
+        color = variant_color(str(variant))
+        rows = rows.sort_values("output_tok_per_s")
+        left.scatter(rows["output_tok_per_s"], rows["tok_s_user"], color=color, alpha=0.35, s=30)
+        front = rows[pareto_front(rows, "output_tok_per_s", "tok_s_user")]
+        left.plot(front["output_tok_per_s"], front["tok_s_user"], marker="o", color=color, linewidth=2.2,
+                  label=f"{variant} (front: {len(front)} of {len(rows)} levels)")  # fmt: skip
+        for _, r in front.iterrows():
+            tag = {"synchronous": "sync", "throughput": "max"}.get(str(r["phase"]), f"{r['level']:g}")
+            left.annotate(tag, (r["output_tok_per_s"], r["tok_s_user"]), fontsize=8, xytext=(4, 4),
+                          textcoords="offset points", color=color)  # fmt: skip
+        for col, marker, style in (("latency_s_p50", "o", "-"), ("latency_s_p99", "^", "--")):
+            if col not in rows:
+                continue
+            right.scatter(rows["output_tok_per_s"], rows[col], color=color, alpha=0.35, s=30, marker=marker)
+            front = rows[pareto_front(rows, "output_tok_per_s", col, maximize_y=False)]
+            right.plot(front["output_tok_per_s"], front[col], marker=marker, color=color, linestyle=style,
+                       linewidth=2.0, label=f"{variant} {col.split('_')[-1]}")  # fmt: skip
+    left.set_xlabel("output tokens/s, all users")
+    left.set_ylabel("output tokens/s per user (1 / TPOT p50)")
+    left.set_title("per-user speed vs total throughput (up-right is better)", loc="left", fontsize=10)
+    right.set_xlabel("output tokens/s, all users")
+    right.set_ylabel("end-to-end latency (s)")
+    right.set_title("latency p50 (o) and p99 (^) vs throughput (down-right is better)", loc="left", fontsize=10)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.set_ylim(bottom=0)
+        ax.set_xlim(left=0)
+        ax.legend(fontsize=8)
+    fig.suptitle(title + "; faint points are off the front; labels: load level", x=0.01, ha="left", fontsize=11)
+    return fig
+
+
+def crossover_chart(trials: pd.DataFrame, summary: pd.DataFrame, baseline: str = "single") -> Figure:
+    """Speed-up of each speculative variant over the baseline as the load rises; where it drops below 1x."""
+    title = f"Speculation against load: speed-up over {baseline} at each load level (below 1x: slower)"
+    spec = [str(r["variant"]) for r in _runs(summary)
+            if pd.notna(pd.to_numeric(r.get("spec_acceptance_rate"), errors="coerce"))]  # fmt: skip
+    points = crossover(trials, baseline, spec)
+    points = points.dropna(subset=["speedup"])
+    if points.empty or points.groupby("variant")["level"].nunique().max() < 2:
+        why = "no speculative variant" if not spec else f"no load levels shared with {baseline}"
+        return _message(_figure(10, 2.6), title, f"{why}: run load=concurrency_sweep with {baseline} and spec_*")
+    fig = _figure(10, 5.2)
+    ax = fig.add_subplot()
+    for (variant, load), rows in points.groupby(["variant", "load"]):
+        rows = rows.sort_values("level")
+        color = variant_color(str(variant))
+        for _, r in rows.iterrows():
+            ax.annotate(f"{r['speedup']:.2f}x", (r["level"], r["speedup"]), xytext=(0, 8), textcoords="offset points",
+                        ha="center", fontsize=8, color=color)  # fmt: skip
+        where = _first_below_one(rows["level"].tolist(), rows["speedup"].tolist())
+        unit = "req/s" if load == "rate" else "in flight"
+        if where is None:
+            note = f"at or above 1x up to {rows['level'].max():g} {unit}"
+        else:
+            ax.axvline(where, color=color, linestyle="--", linewidth=1.2)
+            # At the top of the axes, clear of the points around 1x.
+            ax.annotate(f" first below 1x at ≈ {where:.1f} {unit}", (where, 0.97), xycoords=("data", "axes fraction"),
+                        va="top", fontsize=9, color=color)  # fmt: skip
+            note = f"first below 1x at ≈ {where:.1f} {unit}"
+        ax.plot(rows["level"], rows["speedup"], marker="o", color=color, linewidth=2, label=f"{variant}: {note}")
+    ax.axhline(1.0, color="black", linewidth=1)
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(lambda v, _: f"{v:g}")
+    ax.set_xticks(sorted(points["level"].unique()))
+    rate = bool((points["load"] == "rate").all())
+    ax.set_xlabel("request rate (req/s; speed-up = latency p50 ratio)" if rate
+                  else "concurrency (requests in flight; speed-up = output tok/s ratio)")  # fmt: skip
+    ax.set_ylabel(f"speed-up over {baseline} (x)")
+    ax.margins(y=0.2)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9, loc="lower left")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=11)
+    return fig
+
+
+def _first_below_one(levels: list[float], speedups: list[float]) -> float | None:
+    """The load where the speed-up first crosses below 1x, interpolated on log2(level); the first level if
+    it starts below; None if it never drops below."""
+    for i, s in enumerate(speedups):
+        if s < 1.0:
+            if i == 0:
+                return float(levels[0])
+            a, b = math.log2(levels[i - 1]), math.log2(levels[i])
+            f = (speedups[i - 1] - 1.0) / (speedups[i - 1] - s)
+            return float(2 ** (a + f * (b - a)))
+    return None
+
+
+def power_chart(timeline: pd.DataFrame, summary: pd.DataFrame) -> Figure:
+    """Per variant and device: mean utilization beside mean power over the replay. Utilization alone can
+    mislead: NVML counts a pipeline stage waiting in an NCCL receive as busy; its power draw shows the wait."""
+    title = "Utilization beside power, per device (mean over the replay): busy % can hide idle waiting, watts cannot"
+    tel = timeline
+    if tel.empty or "power_w" not in tel or pd.to_numeric(tel["power_w"], errors="coerce").notna().sum() == 0:
+        return _message(_figure(10, 2.6), title, "no power readings in this folder (the CPU engine's psutil has none)")
+    tel = tel.assign(power_w=pd.to_numeric(tel["power_w"], errors="coerce"))
+    if "t_s" in tel:
+        tel = tel[tel["t_s"] >= 0]
+    tel = tel[tel["device"].astype(str).str.startswith("gpu")]
+    keys = [k for k in ("sweep", "variant") if k in tel]
+    per = tel.groupby([*keys, "device"], as_index=False)[["util_pct", "power_w"]].mean()
+    order = {r["variant"]: i for i, r in enumerate(_runs(summary))}
+    per = per.sort_values(by=["variant", "device"], key=lambda s: s.map(order).fillna(99) if s.name == "variant"
+                          else s.map(lambda d: _device_order(str(d))))  # fmt: skip
+    fig = _figure(12, 1.4 + 0.42 * len(per))
+    left, right = fig.subplots(1, 2, sharey=True)
+    labels = []
+    top = per.loc[per["power_w"].idxmax()]
+    for y, r in enumerate(per.to_dict("records")):
+        color = variant_color(str(r["variant"]))
+        labels.append(f"{_label(r, 'sweep' in r)} · {r['device']}")
+        left.barh(y, r["util_pct"], color=color, height=0.7)
+        left.text(r["util_pct"] + 1, y, f"{r['util_pct']:.0f} %", va="center", fontsize=9)
+        right.barh(y, r["power_w"], color=color, height=0.7)
+        share = r["power_w"] / top["power_w"]
+        right.text(r["power_w"] + 4, y, f"{r['power_w']:.0f} W ({share:.0%})", va="center", fontsize=9)
+    right.axvline(top["power_w"], color=TEXT_GREY, linestyle="--", linewidth=1)
+    right.text(top["power_w"], -0.9, f"100 % = {top['variant']} {top['device']}, {top['power_w']:.0f} W",
+               ha="center", fontsize=8, color=TEXT_GREY)  # fmt: skip
+    left.set_yticks(range(len(per)), labels)
+    left.invert_yaxis()
+    left.set_xlim(0, 118)
+    left.set_xlabel("utilization, mean % (NVML: share of time any kernel runs)")
+    right.set_xlim(0, per["power_w"].max() * 1.3)
+    right.set_xlabel("power, mean W")
+    for ax in (left, right):
+        ax.grid(axis="x", alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=11)
+    return fig
+
+
+def search_chart(searches: pd.DataFrame) -> Figure:
+    """load=slo_search: the share of requests meeting every SLO at each rate tried, the goal, the answer."""
+    title = "SLO search: share of requests meeting every SLO at each request rate tried"
+    rows = searches[searches["mode"] == "slo_search"] if "mode" in searches else searches
+    if rows.empty or "req_per_s" not in rows:
+        return _message(_figure(10, 2.6), title, "no load=slo_search run in this folder")
+    fig = _figure(10, 4.8)
+    ax = fig.add_subplot()
+    for variant, r in rows.groupby("variant"):
+        color = variant_color(str(variant))
+        tried = r.dropna(subset=["slo_met_share"]).copy()
+        peak = float(r["max_req_per_s"].iloc[0])
+        tried["x"] = tried["req_per_s"].fillna(peak)  # the throughput level: as fast as the server answers
+        ax.scatter(tried["x"], tried["slo_met_share"] * 100, color=color, s=50, zorder=3, label=str(variant))
+        for order, t in enumerate(tried.to_dict("records"), 1):
+            tag = "max" if t["phase"] == "throughput" else f"#{order}"
+            ax.annotate(tag, (t["x"], t["slo_met_share"] * 100), xytext=(5, -12), textcoords="offset points",
+                        fontsize=8, color=color)  # fmt: skip
+        best = r["best_req_per_s"].iloc[0]
+        if pd.notna(best):
+            ax.axvline(best, color=color, linewidth=2)
+            ax.annotate(f"{variant}: {best:.2f} req/s meets the SLOs\n({r['stopped'].iloc[0]})", (best, 5),
+                        xytext=(6, 0), textcoords="offset points", fontsize=9, color=color)  # fmt: skip
+        goal = r["goal_share"].iloc[0]
+    ax.axhline(goal * 100, color="black", linestyle="--", linewidth=1)
+    ax.text(ax.get_xlim()[0], goal * 100 + 1.5, f" goal: {goal:.0%} of requests", fontsize=9)
+    ax.set_ylim(0, 108)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("request rate (req/s; 'max' = all requests at once)")
+    ax.set_ylabel("requests meeting every SLO (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9, loc="lower left")
+    fig.suptitle(title + " (#n: order tried)", x=0.01, ha="left", fontsize=11)
     return fig

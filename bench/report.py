@@ -19,8 +19,12 @@ from matplotlib.figure import Figure
 
 from bench import plots
 from bench.analysis import (
+    answer_diffs,
+    level_means,
+    load_params,
     load_provenance,
     load_requests,
+    load_searches,
     load_telemetry,
     load_trials,
     stack_sweeps,
@@ -34,6 +38,7 @@ from bench.results import RUN_FILE, read_run, run_dirs
 REPORT_FILE = "report.html"
 SUMMARY_MD = "summary.md"
 CHARTS_DIR = "charts"
+DIFFS_FILE = "answer_diffs.csv"
 CHARTS = {
     "wall_clock": "Wall clock and speed-up",
     "utilization": "Utilization over time",
@@ -41,6 +46,11 @@ CHARTS = {
     "quality_speed": "Quality vs speed",
     "speculative": "Speculative decoding",
     "load": "Throughput and latency vs load",
+    "sweep": "Metrics against the swept parameter",
+    "pareto": "Pareto front across load levels",
+    "crossover": "Speculation speed-up against load",
+    "power": "Utilization beside power per device",
+    "slo_search": "SLO search",
 }
 DPI = 120
 
@@ -57,6 +67,8 @@ class Sweep:
     provenance: pd.DataFrame
     errors: list[str] = field(default_factory=list)
     trials: pd.DataFrame = field(default_factory=pd.DataFrame)
+    params: pd.DataFrame = field(default_factory=pd.DataFrame)  # swept keys per run (multirun inside a variant)
+    searches: pd.DataFrame = field(default_factory=pd.DataFrame)  # load=sweep / slo_search levels tried
 
 
 @dataclass
@@ -88,7 +100,9 @@ def load_sweep(path: Path, baseline: str = "single", name: str | None = None, wr
     # load_runs skips a torn run.json (a killed writer); say so, or the variant would just be missing.
     errors += [f"{d.name}: {RUN_FILE} unreadable, variant left out" for d in run_dirs(path) if read_run(d) is None]
     trials = _try(errors, "trials", lambda: load_trials(path))
-    return Sweep(name or path.name, path, summary, requests, timeline, provenance, errors, trials)
+    params = _try(errors, "swept parameters", lambda: load_params(path))
+    searches = _try(errors, "load searches", lambda: load_searches(path))
+    return Sweep(name or path.name, path, summary, requests, timeline, provenance, errors, trials, params, searches)
 
 
 def stack(sweeps: list[Sweep]) -> Sweep:
@@ -106,7 +120,7 @@ def stack(sweeps: list[Sweep]) -> Sweep:
 
 def figures(sweep: Sweep, baseline: str = "single") -> dict[str, Callable[[], Figure]]:
     """Chart name -> a function drawing it, so one failing chart cannot stop the others."""
-    return {
+    charts: dict[str, Callable[[], Figure]] = {
         "wall_clock": lambda: plots.wall_clock_chart(sweep.summary, baseline),
         "utilization": lambda: plots.utilization_chart(sweep.timeline, sweep.summary),
         "latency": lambda: plots.latency_chart(sweep.requests, sweep.summary),
@@ -114,6 +128,19 @@ def figures(sweep: Sweep, baseline: str = "single") -> dict[str, Callable[[], Fi
         "speculative": lambda: plots.speculative_chart(sweep.summary),
         "load": lambda: plots.load_chart(sweep.trials),
     }
+    # Drawn only where the folder has what they show, so a plain sweep's report stays as it was.
+    per_level = level_means(sweep.trials)
+    if not sweep.params.empty:
+        charts["sweep"] = lambda: plots.sweep_chart(sweep.summary, sweep.params, baseline)
+    if not per_level.empty and per_level.groupby("variant")["level"].nunique().max() >= 2:
+        charts["pareto"] = lambda: plots.pareto_chart(sweep.trials)
+        if "spec_acceptance_rate" in sweep.summary and sweep.summary["spec_acceptance_rate"].notna().any():
+            charts["crossover"] = lambda: plots.crossover_chart(sweep.trials, sweep.summary, baseline)
+    if "power_w" in sweep.timeline and pd.to_numeric(sweep.timeline["power_w"], errors="coerce").notna().any():
+        charts["power"] = lambda: plots.power_chart(sweep.timeline, sweep.summary)
+    if not sweep.searches.empty and (sweep.searches["mode"] == "slo_search").any():
+        charts["slo_search"] = lambda: plots.search_chart(sweep.searches)
+    return charts
 
 
 def render_charts(sweep: Sweep, charts_dir: Path, baseline: str = "single", prefix: str = "") -> list[Chart]:
@@ -259,6 +286,12 @@ def analyze(results_dir: Path, baseline: str = "single", compare: Path | None = 
     charts_dir = results_dir / CHARTS_DIR
     sweep = load_sweep(results_dir, baseline, write=True)
     charts = render_charts(sweep, charts_dir, baseline)
+    try:  # the lossless check per request: every answer unlike the baseline's, and where it first differs
+        diffs = answer_diffs(sweep.requests, baseline)
+        if not sweep.requests.empty and baseline in set(sweep.requests["variant"]):
+            diffs.to_csv(results_dir / DIFFS_FILE, index=False)
+    except Exception as e:
+        sweep.errors.append(f"{DIFFS_FILE}: {type(e).__name__}: {e}")
     compared: list[tuple[Sweep, list[Chart]]] = []
     if compare is not None:
         name, other_name = _names(results_dir, Path(compare))

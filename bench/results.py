@@ -29,7 +29,8 @@ SCHEMA_VERSION = 2
 RENAMED: dict[str, str] = {}
 TRIAL_RENAMED: dict[str, str] = {}
 # A trial is one (server start, pass within it, load level); files from before `start` get these.
-TRIAL_DEFAULTS: dict[str, Any] = {"start": 0, "repeat": 0, "level": 1.0, "load": "concurrency"}
+# phase: how a load search came to the level (synchronous, throughput, rate); fixed for given levels.
+TRIAL_DEFAULTS: dict[str, Any] = {"start": 0, "repeat": 0, "level": 1.0, "load": "concurrency", "phase": "fixed"}
 
 # run.json status values. Only OK is complete: resume skips it and nothing else.
 OK, FAILED, PARTIAL, INTERRUPTED = "ok", "failed", "partial", "interrupted"
@@ -96,6 +97,10 @@ class RunResult:
     telemetry: list[dict[str, Any]] = field(default_factory=list)
     server: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    # Swept key -> this run's value, in a multirun that varies fields inside a variant (cli `sweep_params`).
+    params: dict[str, Any] = field(default_factory=dict)
+    slo: dict[str, Any] = field(default_factory=dict)  # the objectives goodput counts (config `slo`)
+    search: dict[str, Any] = field(default_factory=dict)  # load=sweep / slo_search: rates tried, the answer
 
 
 def atomic_write_text(path: Path, text: str) -> None:

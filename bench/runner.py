@@ -16,7 +16,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench import metrics, provenance, telemetry
+from bench import loadsearch, metrics, provenance, telemetry
 from bench.client import Level, replay
 from bench.config import BenchConfig, LoadConfig, ServerConfig, resolve_server
 from bench.dataset import load_dataset
@@ -56,16 +56,29 @@ def pick_engine(engine: str) -> str:
     return "cuda" if telemetry.gpu_count() > 0 else "cpu"
 
 
+_LOAD_ADDED = {
+    f.name: f.default
+    for f in dataclasses.fields(LoadConfig)
+    if f.name in ("mode", "sweep_points", "search_tolerance", "search_max_levels", "search_max_s")
+}
+
+
 def config_hash(server: ServerConfig, cfg: BenchConfig, engine: str) -> str:
     """What makes two runs comparable; resume re-runs a variant whose hash changed."""
     fields = dataclasses.asdict(server)
     fields.pop("port")  # a picked port is no part of the experiment
+    fields.pop("lossless")  # a declaration about the answers, not a setting
+    load = dataclasses.asdict(cfg.load)
+    # Fields added after runs were stored count only when set, so those runs still resume.
+    load = {k: v for k, v in load.items() if k not in _LOAD_ADDED or v != _LOAD_ADDED[k]}
     key: dict[str, Any] = {
         "server": fields,
         "dataset": dataclasses.asdict(cfg.dataset),
-        "load": dataclasses.asdict(cfg.load),
+        "load": load,
         "engine": engine,
     }
+    if cfg.load.mode == "slo_search":  # the objectives pick its load levels
+        key["slo"] = dataclasses.asdict(cfg.slo)
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -131,6 +144,27 @@ def start_server(
     raise AssertionError("unreachable")
 
 
+def sweep_values(cfg: BenchConfig) -> dict[str, Any]:
+    """The value of every swept key in this run (`sweep_params`), so the analyzer can draw against it."""
+    tree = dataclasses.asdict(cfg)
+    out: dict[str, Any] = {}
+    for key in cfg.sweep_params:
+        node: Any = tree
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        # A config group (dataset=drcd) is named by its option's name.
+        out[key] = node.get("name") if isinstance(node, dict) and "name" in node else node
+    return out
+
+
+def baseline_answers(cfg: BenchConfig) -> dict[str, str] | None:
+    """The baseline variant's answers in this results folder, for the identical-answer SLO; None if not run."""
+    if cfg.run_name == cfg.baseline_variant:
+        return None
+    records = list(read_requests(Path(cfg.out_dir) / cfg.baseline_variant))
+    return {r["question_id"]: r["answer"] for r in records if r["error"] is None} or None
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -154,6 +188,8 @@ def run_variant(cfg: BenchConfig) -> RunResult:
     for name in (REQUESTS_FILE, TELEMETRY_FILE, SERVER_LOG):
         (run_dir / name).unlink(missing_ok=True)
     result = RunResult(variant=cfg.run_name, status=FAILED, config_hash=chash, started_at=_now())
+    result.params = sweep_values(cfg)
+    result.slo = dataclasses.asdict(cfg.slo)
     result.provenance = provenance.collect() | {"engine": engine}
     result.server = {
         "config": dataclasses.asdict(server) | {"env": provenance.redact_env(server.env), "api_key": None},
@@ -206,12 +242,19 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
         replay(target, server.served_model_name, warmup, prompt, max_tokens, Level(1), lambda r: None, client=client)
         before = metrics.scrape(srv.base_url, server.api_key)
         n_done = 0
-        n_planned = sum(min(len(items), lv.max_requests or len(items)) for lv in load_levels(cfg.load)) * cfg.repeats
+        per_level = [min(len(items), lv.max_requests or len(items)) for lv in load_levels(cfg.load)]
+        if cfg.load.mode != "fixed":  # at most: a search may stop early
+            levels = 2 + cfg.load.sweep_points if cfg.load.mode == "sweep" else cfg.load.search_max_levels
+            per_level = [min(len(items), cfg.load.max_requests or len(items))] * levels
+        n_planned = sum(per_level) * cfg.repeats
+
+        level_records: list[dict[str, Any]] = []  # this level's requests: what a load search decides on
 
         def record(rec: RequestRecord) -> None:
             nonlocal n_done
             writer.write(rec)
             recent.append(rec)
+            level_records.append(dataclasses.asdict(rec))
             n_done += 1
             bar.update(1)
             if rec.error:
@@ -243,8 +286,15 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
             tqdm(total=n_planned, desc=cfg.run_name, unit="req", file=sys.stderr) as bar,
         ):
             stopped = None
+            slo = dataclasses.asdict(cfg.slo)
+            answers = baseline_answers(cfg) if cfg.slo.identical_to_baseline else None
+            plan = loadsearch.make_plan(cfg.load, load_levels(cfg.load), slo, len(items), answers)
+            done: list[loadsearch.LevelRun] = []
             try:
-                for level in load_levels(cfg.load):
+                while not stopped and (step := plan.next(done)) is not None:
+                    level, phase = step
+                    level_records.clear()
+                    level_wall = 0.0
                     for rep in range(cfg.repeats):
                         t0 = time.perf_counter()
                         try:
@@ -255,16 +305,19 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
                             stopped = stopped or server_gone()  # died during the last request
                         finally:
                             wall = time.perf_counter() - t0
+                            level_wall += wall
                             kind = "rate" if level.rate is not None else "concurrency"
                             result.trials.append(
-                                {"start": 0, "repeat": rep, "level": level.value, "load": kind, "wall_clock_s": wall}
-                            )
+                                {"start": 0, "repeat": rep, "level": level.value, "load": kind, "phase": phase,
+                                 "wall_clock_s": wall}
+                            )  # fmt: skip
                         if stopped:
                             break
-                    if stopped:
-                        break
+                    done.append(loadsearch.LevelRun(level, phase, list(level_records), level_wall))
             finally:
                 telemetry.write_samples(run_dir / TELEMETRY_FILE, sampler.samples)
+                if cfg.load.mode != "fixed":
+                    result.search = {"mode": cfg.load.mode, **plan.outcome}
         after = metrics.scrape(srv.base_url, server.api_key)
         result.server_metrics = metrics.summarize(before, after, kv.peak)
         result.telemetry = telemetry.summarize(sampler.samples, None)

@@ -1,0 +1,83 @@
+"""Service-level objectives per request, goodput (requests/s meeting every one), and where answers first differ."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+# Objective -> the SloConfig field that sets it. Summary columns are `slo_<objective>_share`.
+OBJECTIVES = {
+    "ttft": "ttft_ms",
+    "tpot": "tpot_ms",
+    "latency": "latency_ms",
+    "f1": "min_f1",
+    "identical": "identical_to_baseline",
+}
+
+
+def active(slo: Mapping[str, Any] | None) -> list[str]:
+    """The objectives `slo` (SloConfig as a dict, as run.json keeps it) sets."""
+    slo = slo or {}
+    return [name for name, key in OBJECTIVES.items() if slo.get(key) not in (None, False)]
+
+
+def check(
+    record: Mapping[str, Any], slo: Mapping[str, Any], baseline_answer: str | None, has_baseline: bool
+) -> dict[str, bool]:
+    """Objective -> met, for one request. A failed request meets none. `identical` is judged only where the
+    baseline's answers are known (`has_baseline`); a question the baseline did not answer is not met."""
+    out: dict[str, bool] = {}
+    failed = record.get("error") is not None
+    for name in active(slo):
+        if failed:
+            out[name] = False
+        elif name == "ttft":
+            out[name] = record.get("ttft_s") is not None and record["ttft_s"] * 1000 <= slo["ttft_ms"]
+        elif name == "tpot":
+            tpot = record.get("tpot_s")
+            # One output token has no time per output token after the first: nothing to miss.
+            out[name] = (record.get("output_tokens") or 0) <= 1 if tpot is None else tpot * 1000 <= slo["tpot_ms"]
+        elif name == "latency":
+            out[name] = record["latency_s"] * 1000 <= slo["latency_ms"]
+        elif name == "f1":
+            out[name] = float(record.get("f1") or 0.0) >= slo["min_f1"]
+        elif name == "identical" and has_baseline:
+            out[name] = baseline_answer is not None and record.get("answer") == baseline_answer
+    return out
+
+
+def summarize(
+    records: Iterable[Mapping[str, Any]],
+    slo: Mapping[str, Any] | None,
+    wall_s: float | None,
+    baseline_answers: Mapping[str, str] | None = None,
+) -> dict[str, float | None]:
+    """goodput_req_per_s, slo_met_share and slo_<objective>_share over every request sent (failed ones
+    included: they met nothing). Empty when no SLO is set. `baseline_answers`: question id -> answer."""
+    names = active(slo)
+    if not names:
+        return {}
+    assert slo is not None
+    records = list(records)
+    has_baseline = baseline_answers is not None
+    checks = [check(r, slo, (baseline_answers or {}).get(str(r.get("question_id"))), has_baseline) for r in records]
+    n = len(records)
+    met = sum(1 for c in checks if c and all(c.values()))
+    out: dict[str, float | None] = {
+        "goodput_req_per_s": met / wall_s if wall_s and n else None,
+        "slo_met_share": met / n if n else None,
+    }
+    for name in names:
+        judged = [c[name] for c in checks if name in c]
+        out[f"slo_{name}_share"] = sum(judged) / len(judged) if judged else None
+    return out
+
+
+def first_difference(answer: str, baseline: str) -> tuple[int, int]:
+    """(character, word) index where `answer` first differs from `baseline`; words split on whitespace.
+    Where one is a prefix of the other, they differ where the shorter one ends."""
+
+    def first(a: list[str] | str, b: list[str] | str) -> int:
+        return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+
+    return first(answer, baseline), first(answer.split(), baseline.split())

@@ -1,0 +1,54 @@
+"""SLO checks per request, goodput, and where an answer first differs from the baseline's."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import slo
+
+
+def rec(**kw):
+    base = {"question_id": "q1", "error": None, "ttft_s": 0.1, "tpot_s": 0.02, "latency_s": 0.5, "output_tokens": 10,
+            "f1": 1.0, "answer": "Paris"}  # fmt: skip
+    return base | kw
+
+
+def test_each_objective_is_judged_and_a_failed_request_meets_none():
+    s = {"ttft_ms": 200, "tpot_ms": 30, "latency_ms": 1000, "min_f1": 0.5}
+    assert slo.check(rec(), s, None, False) == {"ttft": True, "tpot": True, "latency": True, "f1": True}
+    assert slo.check(rec(ttft_s=0.3, f1=0.2), s, None, False) == {"ttft": False, "tpot": True, "latency": True,
+                                                                  "f1": False}  # fmt: skip
+    assert not any(slo.check(rec(error="HTTP 500"), s, None, False).values())
+    # One output token: no time per token after the first, nothing to miss; more tokens and no TPOT: missed.
+    assert slo.check(rec(tpot_s=None, output_tokens=1), {"tpot_ms": 30}, None, False) == {"tpot": True}
+    assert slo.check(rec(tpot_s=None, output_tokens=5), {"tpot_ms": 30}, None, False) == {"tpot": False}
+
+
+def test_goodput_counts_requests_meeting_every_slo_per_second():
+    records = [rec(), rec(ttft_s=0.5), rec(error="Timeout"), rec(latency_s=2.0)]
+    out = slo.summarize(records, {"ttft_ms": 200, "latency_ms": 1000}, wall_s=2.0)
+    assert out["goodput_req_per_s"] == pytest.approx(0.5)  # 1 of 4 met both, in 2 s
+    assert out["slo_met_share"] == pytest.approx(0.25)
+    assert out["slo_ttft_share"] == pytest.approx(0.5) and out["slo_latency_share"] == pytest.approx(0.5)
+    assert slo.summarize(records, {}, 2.0) == {}  # no SLO set: no goodput
+
+
+def test_identical_answer_slo_needs_the_baselines_answers():
+    records = [rec(question_id="a", answer="Paris"), rec(question_id="b", answer="Lyon"), rec(question_id="c")]
+    s = {"identical_to_baseline": True}
+    out = slo.summarize(records, s, 1.0, {"a": "Paris", "b": "Paris"})  # the baseline never answered c
+    assert out["slo_identical_share"] == pytest.approx(1 / 3)
+    assert slo.summarize(records, s, 1.0, None)["slo_identical_share"] is None  # no baseline run: not judged
+
+
+@pytest.mark.parametrize(
+    ("answer", "baseline", "where"),
+    [
+        ("The capital is Paris.", "The capital is Lyon.", (15, 3)),
+        ("The cap", "The capital", (7, 1)),  # a prefix differs where it ends, inside the second word
+        ("Paris", "paris", (0, 0)),
+        ("Paris is big", "Paris", (5, 1)),
+    ],
+)
+def test_first_difference(answer, baseline, where):
+    assert slo.first_difference(answer, baseline) == where
