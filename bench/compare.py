@@ -18,7 +18,7 @@ import numpy as np
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError
 
-from bench.analysis import load_runs
+from bench.analysis import load_runs, summary_table
 from bench.errors import BenchError, ConfigError
 from bench.metric_registry import COMPARED, MetricSpec
 from bench.results import OK, RUN_FILE, RunResult, read_run, run_dirs
@@ -66,6 +66,7 @@ class Side:
     values: dict[str, float] = field(default_factory=dict)  # run-level figures (load_runs' row)
     trials: dict[str, list[float]] = field(default_factory=dict)  # one figure per pass, where recorded
     context: dict[str, str] = field(default_factory=dict)  # what the figures depend on besides our code
+    lossless: bool = False  # declared to give the baseline's answers (server.lossless): identical share compared
 
     def value(self, metric: str) -> float | None:
         """The median over passes where there are passes, so it is the figure the bootstrap tests."""
@@ -142,6 +143,12 @@ def load_results(sweep_dir: Path) -> dict[str, Side]:
         hint = ": that is one variant's folder, pass its parent" if (sweep_dir / RUN_FILE).exists() else ""
         raise CompareError(f"no <variant>/{RUN_FILE} in {sweep_dir}{hint} (expected a sweep's folder: results/nightly)")
     rows = {Path(r["run_dir"]).name: r for r in load_runs(sweep_dir).to_dict("records")}
+    # Figures that need the whole folder: identical answers against its baseline, goodput's identical SLO.
+    derived = summary_table(sweep_dir).set_index("variant")
+    for row in rows.values():
+        if row.get("variant") in derived.index:
+            extra = derived.loc[row["variant"]]
+            row |= {m: extra[m] for m in ("identical_to_baseline", "goodput_req_per_s", "slo_met_share") if m in extra}
     out: dict[str, Side] = {}
     for d in dirs:
         run, row = read_run(d), rows.get(d.name)
@@ -155,6 +162,7 @@ def load_results(sweep_dir: Path) -> dict[str, Side]:
             {m: float(row[m]) for m in METRICS if _number(row.get(m))},
             {m: v for m, v in trials.items() if v},
             _context(run),
+            bool((run.server.get("config") or {}).get("lossless")),
         )
     return out
 
@@ -187,6 +195,8 @@ def classify(change: float, threshold: float, higher_is_better: bool, ci: tuple[
 def compare_metric(variant: str, name: str, base: Side, cur: Side, th: ThresholdsBase) -> Verdict | None:
     """None when neither side measured the metric (e.g. acceptance rate without speculation)."""
     metric, threshold = METRICS[name], getattr(th, name)
+    if name == "identical_to_baseline" and not cur.lossless:
+        return None  # quantization may change answers by design: only a declared-lossless variant must not
     bv, cv = base.value(name), cur.value(name)
     if bv is None and cv is None:
         return None

@@ -79,6 +79,8 @@ REGISTRY: tuple[MetricSpec, ...] = (
                      ("identical", "identical-answer"))),
     MetricSpec("spec_acceptance_rate", "spec accept", "", True, ".0%", threshold=0.05, absolute=True, views=_MD),
     MetricSpec("spec_mean_acceptance_length", "mean acceptance length", "tokens", True, ".2f"),
+    # From /metrics (vllm:prefix_cache_hits / queries): the built-in questions share passages, so later ones hit.
+    MetricSpec("prefix_cache_hit_rate", "prefix-cache hits", "", None, ".0%", views=_MD, only_when_measured=True),
     MetricSpec("util_mean_pct", "util mean", "%", None, ".0f", suffix=" %", views=_MD),
     # Peak GPU memory, or the server's RSS on the CPU engine.
     MetricSpec("mem_peak_mib", "mem peak", "MiB", False, ".0f", suffix=" MiB", threshold=0.10, views=_MD),

@@ -66,7 +66,7 @@ def test_spec_k_preset_sweeps_k_1_to_6_with_its_folders():
 
 
 def _run(sweep: Path, name: str, base: str, wall: float, answers: list[str], params=None, spec=None, trials=None,
-         slo=None, ttft=0.1) -> None:  # fmt: skip
+         slo=None, ttft=0.1, lossless=False) -> None:  # fmt: skip
     d = sweep / name
     d.mkdir(parents=True)
     with RequestWriter(d / "requests.jsonl") as w:
@@ -76,7 +76,7 @@ def _run(sweep: Path, name: str, base: str, wall: float, answers: list[str], par
     write_run(d, RunResult(
         variant=name, status=OK, wall_clock_s=wall, replay_s=wall, n_requests=len(answers),
         stats={"output_tok_per_s": 8 * len(answers) / wall, "tpot_s_p50": wall / 100, "f1": 1.0},
-        server_metrics={"available": True, **(spec or {})}, server={"config": {"name": base}},
+        server_metrics={"available": True, **(spec or {})}, server={"config": {"name": base, "lossless": lossless}},
         params=params or {}, trials=trials or [], slo=slo or {},
     ))  # fmt: skip
 
@@ -180,3 +180,17 @@ def test_power_chart_of_the_two_gpu_reference_shows_the_pp_imbalance():
 
 def test_cpu_sweeps_have_no_power_chart():
     assert "power" not in figures(load_sweep(REFERENCE / "cpu"))
+
+
+def test_compare_fails_a_lossless_variant_whose_identical_answers_drop(tmp_path: Path):
+    from bench.compare import REGRESSION, compare_dirs
+
+    same, one_off = ["Paris", "Lyon", "Nice", "Metz"], ["Paris", "Lyon", "Nice", "Metz!"]
+    for folder, spec_answers in (("base", same), ("cur", one_off)):
+        _run(tmp_path / folder, "single", "single", 10.0, same)
+        _run(tmp_path / folder, "spec_ngram", "spec_ngram", 7.0, spec_answers, lossless=True)
+        _run(tmp_path / folder, "awq", "awq", 7.0, spec_answers)  # not declared lossless: may differ
+    verdicts = {(v.variant, v.metric): v for v in compare_dirs(tmp_path / "base", tmp_path / "cur")}
+    v = verdicts[("spec_ngram", "identical_to_baseline")]
+    assert (v.verdict, v.baseline, v.current) == (REGRESSION, 1.0, 0.75)
+    assert ("awq", "identical_to_baseline") not in verdicts
