@@ -36,8 +36,9 @@ run examples:
 config groups (conf/):
   server=   single tp2 pp2 spec_draft spec_ngram awq   (add a YAML file to add a variant)
   dataset=  builtin squad_file hf                      (dataset.sample_size=N dataset.seed=S)
-  load=     sequential concurrency rate concurrency_sweep rate_sweep
-  +sweep=   parallel decoding quantization all nightly
+  load=     sequential concurrency rate concurrency_sweep rate_sweep sweep slo_search
+  +sweep=   parallel decoding quantization all nightly spec_k
+  slo.      ttft_ms tpot_ms latency_ms min_f1 identical_to_baseline   (goodput: req/s meeting all)
   engine=   auto cpu cuda
 
 `python -m bench run --help` shows the composed config; `--cfg job` prints it without running.
@@ -296,6 +297,7 @@ def _task(cfg: Any) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     from bench.analysis import write_summary
     from bench.config import to_bench_config
+    from bench.loadsearch import search_outcome
     from bench.runner import run_variant
 
     bc = to_bench_config(cfg)
@@ -308,6 +310,8 @@ def _task(cfg: Any) -> None:
     if result.reason:
         line += f" ({result.reason})"
     print(line, file=sys.stderr)
+    if result.search:
+        print(f"bench: {result.variant}: {search_outcome(result.search)}", file=sys.stderr)
 
 
 def _analyze(args: list[str]) -> int:

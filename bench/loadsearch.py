@@ -160,3 +160,16 @@ def make_plan(
     if load.mode == "slo_search":
         return SloSearchPlan(load, slo, n_items, baseline_answers)
     return Plan(load, levels)
+
+
+def search_outcome(search: Mapping[str, Any]) -> str:
+    """One line on what a load search found, for the console."""
+    if search.get("mode") == "slo_search":
+        best = search.get("best_req_per_s")
+        found = f"{best:.3g} req/s is the highest rate tried meeting the SLOs" if best else "no rate tried met the SLOs"
+        peak = search.get("max_req_per_s") or 0.0
+        return f"{found} ({search.get('stopped', 'stopped early')}; maximum throughput {peak:.3g} req/s)"
+    over = search.get("oversaturated")
+    sync, peak = search.get("synchronous_req_per_s"), search.get("max_req_per_s")
+    line = f"synchronous {sync:.3g} req/s, maximum {peak:.3g} req/s" if sync and peak else "sweep stopped early"
+    return line + (f"; over-saturated at {over['req_per_s']:.3g} req/s: {over['why']}" if over else "")

@@ -515,7 +515,12 @@ def load_chart(trials: pd.DataFrame) -> Figure:
     if trials.empty or trials.groupby("variant")["level"].nunique().max() < 2:
         return _message(fig, title, "one load level per variant: sweep load.levels to draw this chart")
     rate = "load" in trials and bool((trials["load"] == "rate").any())
-    per = trials.groupby(["variant", "level"], as_index=False)[["output_tok_per_s", "latency_s_p50"]].mean()
+    searched = "phase" in trials and bool((trials["phase"].fillna("fixed") != "fixed").any())
+    keys = ["variant", "level", *(["phase"] if searched else [])]
+    cols = ["output_tok_per_s", "latency_s_p50", "requests_per_s"]
+    per = trials.groupby(keys, as_index=False)[[c for c in cols if c in trials]].mean()
+    if searched:  # load=sweep mixes concurrencies and rates: the achieved request rate is one axis for both
+        per["level"] = per["requests_per_s"]
     left, right = fig.subplots(1, 2)
     for variant, rows in per.groupby("variant"):
         rows = rows.sort_values("level")
@@ -523,9 +528,11 @@ def load_chart(trials: pd.DataFrame) -> Figure:
         left.plot(rows["level"], rows["output_tok_per_s"], marker="o", color=color, label=str(variant))
         right.plot(rows["output_tok_per_s"], rows["latency_s_p50"], marker="o", color=color, label=str(variant))
         for _, r in rows.iterrows():
-            right.annotate(f"{r['level']:g}", (r["output_tok_per_s"], r["latency_s_p50"]), fontsize=8,
+            tag = f"{r['level']:.2g}" if searched else f"{r['level']:g}"
+            right.annotate(tag, (r["output_tok_per_s"], r["latency_s_p50"]), fontsize=8,
                            xytext=(4, 4), textcoords="offset points")  # fmt: skip
-    left.set_xlabel("request rate (req/s)" if rate else "concurrency (requests in flight)")
+    left.set_xlabel("achieved request rate (req/s)" if searched else "request rate (req/s)" if rate
+                    else "concurrency (requests in flight)")  # fmt: skip
     left.set_ylabel(metric_label("output_tok_per_s"))
     left.set_title("throughput vs load", loc="left")
     right.set_xlabel(metric_label("output_tok_per_s"))
@@ -765,9 +772,10 @@ def search_chart(searches: pd.DataFrame) -> Figure:
                         xytext=(6, 0), textcoords="offset points", fontsize=9, color=color)  # fmt: skip
         goal = r["goal_share"].iloc[0]
     ax.axhline(goal * 100, color="black", linestyle="--", linewidth=1)
-    ax.text(ax.get_xlim()[0], goal * 100 + 1.5, f" goal: {goal:.0%} of requests", fontsize=9)
+    ax.text(0.005, goal * 100 + 1.5, f"goal: {goal:.0%} of requests", fontsize=9,
+            transform=ax.get_yaxis_transform())  # fmt: skip
     ax.set_ylim(0, 108)
-    ax.set_xlim(left=0)
+    ax.set_xlim(0, ax.get_xlim()[1] * 1.08)  # room for the labels right of the last point
     ax.set_xlabel("request rate (req/s; 'max' = all requests at once)")
     ax.set_ylabel("requests meeting every SLO (%)")
     ax.grid(alpha=0.3)

@@ -79,3 +79,15 @@ def test_slo_search_is_bounded_in_levels():
         done.append(level_run(step[0], step[1], 5, 5.0))
     assert len(done) == 3 and plan.outcome["best_req_per_s"] is None
     assert "search_max_levels=3" in plan.outcome["stopped"]
+
+
+def test_console_line_of_each_search():
+    from bench.loadsearch import search_outcome
+
+    slo = {"mode": "slo_search", "best_req_per_s": 0.625, "stopped": "bracketed within 10%", "max_req_per_s": 1.2}
+    assert search_outcome(slo) == (
+        "0.625 req/s is the highest rate tried meeting the SLOs (bracketed within 10%; maximum throughput 1.2 req/s)"
+    )
+    sweep = {"mode": "sweep", "synchronous_req_per_s": 0.4, "max_req_per_s": 1.3,
+             "oversaturated": {"req_per_s": 1.1, "why": "TTFT grew"}}  # fmt: skip
+    assert search_outcome(sweep) == "synchronous 0.4 req/s, maximum 1.3 req/s; over-saturated at 1.1 req/s: TTFT grew"

@@ -194,3 +194,26 @@ def test_compare_fails_a_lossless_variant_whose_identical_answers_drop(tmp_path:
     v = verdicts[("spec_ngram", "identical_to_baseline")]
     assert (v.verdict, v.baseline, v.current) == (REGRESSION, 1.0, 0.75)
     assert ("awq", "identical_to_baseline") not in verdicts
+
+
+@pytest.mark.server
+def test_load_sweep_on_the_real_cpu_engine_runs_its_phases_in_one_server_start(tmp_path: Path):
+    """Synchronous, throughput, then one rate between them: three levels, one server start, goodput reported."""
+    import json
+    import subprocess
+
+    from tests.conftest import BENCH_RUN, require_engine, vllm_processes
+
+    require_engine()
+    out = tmp_path / "r"
+    args = ["load=sweep", "load.sweep_points=1", "dataset.sample_size=4", "server.max_tokens=8", "slo.ttft_ms=60000"]
+    p = subprocess.run([*BENCH_RUN, f"out_dir={out}", *args], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    run = json.loads((out / "single" / "run.json").read_text())
+    assert [t["phase"] for t in run["trials"]] == ["synchronous", "throughput", "rate"]
+    sync, peak = run["search"]["synchronous_req_per_s"], run["search"]["max_req_per_s"]
+    assert 0 < sync < peak  # 4 requests at once finish sooner than one after another
+    assert run["trials"][2]["level"] == pytest.approx((sync + peak) / 2, rel=1e-3)
+    assert vllm_processes() == []
+    row = summary_table(out).iloc[0]
+    assert row["slo_met_share"] == 1.0 and row["goodput_req_per_s"] == pytest.approx(row["requests_per_s"])
