@@ -135,7 +135,9 @@ def test_a_file_that_is_not_a_run_reads_as_none_with_a_warning(
 
 
 def test_a_written_run_carries_the_schema_version_and_reads_back_equal(tmp_path: Path) -> None:
-    result = RunResult(variant="v", status=OK, trials=[{"start": 1, "repeat": 2, "level": 4.0, "load": "rate", "phase": "rate"}])
+    result = RunResult(
+        variant="v", status=OK, trials=[{"start": 1, "repeat": 2, "level": 4.0, "load": "rate", "phase": "rate"}]
+    )
     write_run(tmp_path, result)
     assert json.loads((tmp_path / RUN_FILE).read_text())["schema_version"] == SCHEMA_VERSION
     assert read_run(tmp_path) == result
