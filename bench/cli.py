@@ -26,6 +26,8 @@ verbs:
   run [OVERRIDES]            start a vLLM server per variant, replay the QA set, record everything
   analyze RESULTS_DIR        summary table (and charts) of a results folder
   compare BASELINE CURRENT   regression verdicts between two results folders
+  history add RESULTS_DIR    keep a run's figures in the history store (results/history/)
+  history report             trend charts and change points of the store; exit 1 on a standing regression
 
 run examples:
   python -m bench run                              server=single on the default engine
@@ -63,6 +65,10 @@ def main(argv: list[str]) -> int:
             from bench.compare import main as compare_main
 
             return compare_main(rest)
+        if verb == "history":
+            from bench.history import main as history_main
+
+            return history_main(rest)
     except BenchError as e:
         if debug:
             traceback.print_exc()
@@ -74,7 +80,8 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 130
-    print(f"bench: unknown verb {verb!r}; verbs: run, analyze, compare (python -m bench --help)", file=sys.stderr)
+    verbs = "run, analyze, compare, history"
+    print(f"bench: unknown verb {verb!r}; verbs: {verbs} (python -m bench --help)", file=sys.stderr)
     return 2
 
 
