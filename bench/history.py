@@ -164,6 +164,8 @@ def run_points(results_dir: Path, machine: str | None = None, interval: Interval
                 col = pd.to_numeric(trials[metric], errors="coerce") if metric in trials else pd.Series(dtype=float)
                 starts = [g.dropna().tolist() for _, g in col.groupby(trials["start"])] if len(col) else []
                 starts = [s for s in starts if s]
+                if by_level and not starts:
+                    continue  # a metric this run did not measure (older bench): no row, rather than a gap
                 point, low, high = interval(starts) if starts else (math.nan, math.nan, math.nan)
                 counts = {"n_starts": len(starts), "n_passes": sum(len(s) for s in starts)}
                 figures = {"metric": metric, "level": level, "value": point, "low": low, "high": high}
