@@ -48,16 +48,36 @@ def make_session(api_key: str | None, timeout_s: float, concurrency: int) -> aio
     return aiohttp.ClientSession(connector=connector, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s))
 
 
-def request_args(model: str, item: QAItem, system_prompt: str, max_tokens: int) -> dict[str, Any]:
-    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    return {
-        "model": model,
-        "messages": [*system, {"role": "user", "content": item.user_prompt()}],
-        "max_tokens": max_tokens,
-        "temperature": 0.0,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
+@dataclass(frozen=True)
+class Endpoint:
+    """Where requests go and how: a local server's or a remote endpoint's base URL (no /v1)."""
+
+    base_url: str
+    api_key: str | None = None
+    timeout_s: float = 300.0  # per request
+    client: str = "aiohttp"  # one of CLIENTS
+
+
+@dataclass(frozen=True)
+class RequestTemplate:
+    """What every request of a run shares; the item adds the user message."""
+
+    model: str
+    system_prompt: str = ""
+    max_tokens: int = 256
+    # Greedy: answers are scored against references and compared across variants (identical_to_baseline).
+    temperature: float = 0.0
+
+    def body(self, item: QAItem) -> dict[str, Any]:
+        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        return {
+            "model": self.model,
+            "messages": [*system, {"role": "user", "content": item.user_prompt()}],
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
 
 
 class _Stream:
@@ -179,40 +199,39 @@ class Level:
         return self.rate if self.rate is not None else float(self.concurrency)
 
 
+def _never() -> str | None:
+    return None
+
+
 async def _replay(
-    target: tuple[str, str | None, float],
-    model: str,
+    endpoint: Endpoint,
+    template: RequestTemplate,
     items: list[QAItem],
-    system_prompt: str,
-    max_tokens: int,
     level: Level,
-    repeat: int,
     on_record: Callable[[RequestRecord], None],
     should_stop: Callable[[], str | None],
+    trial: tuple[int, int],
     seed: int,
-    client: str,
-    start_index: int,
 ) -> str | None:
+    start_index, repeat = trial
     slots = asyncio.Semaphore(level.concurrency)
     in_flight: set[asyncio.Task[None]] = set()
     gaps = np.random.default_rng(seed + repeat)
     start_wall, start = time.time(), time.perf_counter()
     due = 0.0
     stopped: str | None = None
-    base_url, api_key, timeout_s = target
     post: Callable[[dict[str, Any], _Stream], Awaitable[None]]
-    if client == "openai":
-        sdk = make_async_client(base_url, api_key, timeout_s, level.concurrency)
+    if endpoint.client == "openai":
+        sdk = make_async_client(endpoint.base_url, endpoint.api_key, endpoint.timeout_s, level.concurrency)
         post, close = partial(_post_openai, sdk), sdk.close
     else:
-        session = make_session(api_key, timeout_s, level.concurrency)
-        post, close = partial(_post_aiohttp, session, f"{base_url}/v1/chat/completions"), session.close
+        session = make_session(endpoint.api_key, endpoint.timeout_s, level.concurrency)
+        post, close = partial(_post_aiohttp, session, f"{endpoint.base_url}/v1/chat/completions"), session.close
 
     async def one(item: QAItem, index: int, scheduled: float | None) -> None:
         s = _Stream()
-        args = request_args(model, item, system_prompt, max_tokens)
         try:
-            await post(args, s)
+            await post(template.body(item), s)
         except _REQUEST_ERRORS as e:
             s.fail(e)
         finally:
@@ -244,37 +263,20 @@ async def _replay(
 
 
 def replay(
-    target: tuple[str, str | None, float],
-    model: str,
+    endpoint: Endpoint,
+    template: RequestTemplate,
     items: Iterable[QAItem],
-    system_prompt: str,
-    max_tokens: int,
     level: Level,
     on_record: Callable[[RequestRecord], None],
-    should_stop: Callable[[], str | None] = lambda: None,
+    should_stop: Callable[[], str | None] = _never,
+    *,
+    start: int = 0,
     repeat: int = 0,
     seed: int = 0,
-    client: str = "aiohttp",
-    start: int = 0,
 ) -> str | None:
-    """Replay `items` at one load level against `target` (base URL, API key, request timeout) with
-    `client` (one of CLIENTS); `start` is which server start the records belong to. Returns why it
-    stopped early, or None. One event loop per level, so the client is made inside it."""
-    if client not in CLIENTS:
-        raise ValueError(f"client {client!r} is not one of {', '.join(CLIENTS)}")
-    return asyncio.run(
-        _replay(
-            target,
-            model,
-            list(items),
-            system_prompt,
-            max_tokens,
-            level,
-            repeat,
-            on_record,
-            should_stop,
-            seed,
-            client,
-            start,
-        )  # fmt: skip
-    )
+    """Replay `items` at one load level against `endpoint`; the records carry `start` (which server
+    start) and `repeat` (which pass within it). Returns why it stopped early, or None. One event loop
+    per level, so the client is made inside it."""
+    if endpoint.client not in CLIENTS:
+        raise ValueError(f"client {endpoint.client!r} is not one of {', '.join(CLIENTS)}")
+    return asyncio.run(_replay(endpoint, template, list(items), level, on_record, should_stop, (start, repeat), seed))

@@ -10,16 +10,18 @@ import statistics
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from bench import loadsearch, metrics, provenance, telemetry
-from bench.client import Level, replay
+from bench.client import Endpoint, Level, RequestTemplate, replay
 from bench.config import BenchConfig, LoadConfig, ServerConfig, resolve_server
-from bench.dataset import load_dataset
+from bench.dataset import QAItem, load_dataset
 from bench.diagnose import diagnose
 from bench.errors import BenchError, ConfigError, ServerError
 from bench.models import resolve_model
@@ -41,7 +43,7 @@ from bench.results import (
     trial_key,
     write_run,
 )
-from bench.server import RemoteServer, VllmServer, build_command, free_port, log_tail
+from bench.server import RemoteServer, Server, VllmServer, build_command, free_port, log_tail
 from bench.stats import run_stats, trial_stats
 
 HUNG_AFTER_TIMEOUTS = 3
@@ -128,20 +130,115 @@ def make_server(server: ServerConfig, model: str, draft_model: str | None, log_p
     return VllmServer(cmd, server.host, port, log_path, env, server.startup_timeout_s)
 
 
+@contextmanager
 def start_server(
     server: ServerConfig, model: str, draft_model: str | None, log_path: Path, on_command: Callable[[list[str]], None]
-) -> VllmServer:
-    """A healthy server. A picked port can be taken between our check and the server's bind: one retry."""
+) -> Iterator[VllmServer]:
+    """A healthy server for the block, stopped however it ends. A picked port can be taken between our
+    check and the server's bind: one retry on another."""
     for attempt in (1, 2):
         srv = make_server(server, model, draft_model, log_path)
         on_command(srv.cmd)
         try:
-            return srv.__enter__()
+            with srv:
+                yield srv
+            return
         except ServerError as e:
-            if server.port or attempt == 2 or "port was taken" not in str(e):
+            if srv.startup_s is not None or server.port or attempt == 2 or "port was taken" not in str(e):
                 raise
             print(f"bench: {server.name}: {e}; retrying on another port", file=sys.stderr)
-    raise AssertionError("unreachable")
+
+
+def serve(
+    cfg: BenchConfig, server: ServerConfig, model: str | None, run_dir: Path, result: RunResult
+) -> ContextManager[Server]:
+    """The variant's server as one protocol: a remote endpoint (checked, never started) or a local vLLM
+    serving `model` (a local path)."""
+    if cfg.endpoint or model is None:
+        remote = RemoteServer(cfg.endpoint or "", server.api_key)
+        result.server |= {"endpoint": remote.base_url}
+        return remote
+    draft = (server.speculative_config or {}).get("model")
+
+    def on_command(cmd: list[str]) -> None:
+        result.server |= {"command": provenance.redact_args(cmd), "model_path": model}
+
+    return start_server(server, model, resolve_model(draft) if draft else None, run_dir / SERVER_LOG, on_command)
+
+
+class Watchdog:
+    """Why the replay should stop, asked before each request: the server exited, or stopped answering."""
+
+    def __init__(self, srv: Server, log_path: Path, request_timeout_s: float) -> None:
+        self.srv, self.log_path, self.request_timeout_s = srv, log_path, request_timeout_s
+        self.recent: deque[RequestRecord] = deque(maxlen=HUNG_AFTER_TIMEOUTS)
+
+    def seen(self, record: RequestRecord) -> None:
+        self.recent.append(record)
+
+    def __call__(self) -> str | None:
+        last = self.recent[-1] if self.recent else None
+        refused = last is not None and last.error is not None and last.error.startswith(CONNECTION_ERRORS)
+        # A refused connection may be the server dying: wait for it to be reaped, so the status is decided
+        # on its exit and not on a race (a SIGKILLed server read 'ok').
+        code = self.srv.exited(DEATH_GRACE_S if refused else 0.0)
+        if code is not None:
+            hint = diagnose(log_tail(self.log_path, 400))
+            return f"server exited with code {code} during the replay" + (f": {hint}" if hint else "")
+        # A hung server would cost every remaining request its full timeout: stop after a few.
+        timeouts = [r for r in self.recent if r.error and "Timeout" in r.error]
+        if len(timeouts) == HUNG_AFTER_TIMEOUTS:
+            return (
+                f"server stopped answering: {HUNG_AFTER_TIMEOUTS} requests in a row timed out after "
+                f"{self.request_timeout_s:.0f} s (load.request_timeout_s)"
+            )
+        return None
+
+
+def replay_levels(
+    endpoint: Endpoint,
+    template: RequestTemplate,
+    items: list[QAItem],
+    plan: loadsearch.Plan,
+    repeats: int,
+    on_record: Callable[[RequestRecord], None],
+    watchdog: Callable[[], str | None],
+    trials: list[dict[str, Any]],
+    seed: int = 0,
+    start: int = 0,
+) -> str | None:
+    """The load levels `plan` asks for, one after the other (a fixed list, or a search deciding on the
+    levels done), `repeats` passes each, in one server start. Each trial is appended to `trials` as it
+    ends (also when interrupted). Returns why it stopped early, or None."""
+    done: list[loadsearch.LevelRun] = []
+    level_records: list[dict[str, Any]] = []  # this level's requests: what a load search decides on
+
+    def record(rec: RequestRecord) -> None:
+        level_records.append(dataclasses.asdict(rec))
+        on_record(rec)
+
+    stopped: str | None = None
+    while not stopped and (step := plan.next(done)) is not None:
+        level, phase = step
+        level_records.clear()
+        level_wall = 0.0
+        for rep in range(repeats):
+            t0 = time.perf_counter()
+            try:
+                stopped = replay(endpoint, template, items, level, record, watchdog, start=start, repeat=rep, seed=seed)
+                stopped = stopped or watchdog()  # died during the last request
+            finally:
+                wall = time.perf_counter() - t0
+                level_wall += wall
+                kind = "rate" if level.rate is not None else "concurrency"
+                trials.append(
+                    {"start": start, "repeat": rep, "level": level.value, "load": kind, "phase": phase,
+                     "wall_clock_s": wall}
+                )  # fmt: skip
+            if stopped:
+                break
+        done.append(loadsearch.LevelRun(level, phase, list(level_records), level_wall))
+    return stopped
 
 
 def sweep_values(cfg: BenchConfig) -> dict[str, Any]:
@@ -213,71 +310,27 @@ def run_variant(cfg: BenchConfig) -> RunResult:
 
 def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, result: RunResult) -> None:
     items = load_dataset(cfg.dataset)
-    srv_ctx: VllmServer | RemoteServer
-    if cfg.endpoint:
-        srv_ctx = RemoteServer(cfg.endpoint, server.api_key)
-        result.server |= {"endpoint": srv_ctx.base_url}
-    else:
-        model = resolve_model(server.model)
-        draft = (server.speculative_config or {}).get("model")
-        draft_model = resolve_model(draft) if draft else None
-        refusal = preflight(server, model, engine)
-        if refusal:
-            result.reason = refusal
-            return
-
-        def on_command(cmd: list[str]) -> None:
-            result.server |= {"command": provenance.redact_args(cmd), "model_path": model}
-
-        srv_ctx = start_server(server, model, draft_model, run_dir / SERVER_LOG, on_command)
-    with srv_ctx as srv:
-        if isinstance(srv, RemoteServer) and server.served_model_name not in srv.models and srv.models:
+    model = None if cfg.endpoint else resolve_model(server.model)
+    refusal = model and preflight(server, model, engine)
+    if refusal:
+        result.reason = refusal
+        return
+    with serve(cfg, server, model, run_dir, result) as srv:
+        if srv.models and server.served_model_name not in srv.models:  # an endpoint serves its own name
             server = dataclasses.replace(server, served_model_name=srv.models[0])
             result.server["served_model_name"] = server.served_model_name
         result.startup_s = srv.startup_s
-        target = (srv.base_url, server.api_key, cfg.load.request_timeout_s)
-        prompt, max_tokens, client = cfg.dataset.system_prompt, server.max_tokens, cfg.load.client
+        endpoint = Endpoint(srv.base_url, server.api_key, cfg.load.request_timeout_s, cfg.load.client)
+        template = RequestTemplate(server.served_model_name, cfg.dataset.system_prompt, server.max_tokens)
         warmup = [items[i % len(items)] for i in range(cfg.load.warmup_requests)]
-        # First requests pay one-off costs; not measured.
-        replay(target, server.served_model_name, warmup, prompt, max_tokens, Level(1), lambda r: None, client=client)
+        replay(endpoint, template, warmup, Level(1), lambda r: None)  # first requests pay one-off costs
         before = metrics.scrape(srv.base_url, server.api_key)
-        n_done = 0
         per_level = [min(len(items), lv.max_requests or len(items)) for lv in load_levels(cfg.load)]
         if cfg.load.mode != "fixed":  # at most: a search may stop early
             levels = 2 + cfg.load.sweep_points if cfg.load.mode == "sweep" else cfg.load.search_max_levels
             per_level = [min(len(items), cfg.load.max_requests or len(items))] * levels
         n_planned = sum(per_level) * cfg.repeats
-
-        level_records: list[dict[str, Any]] = []  # this level's requests: what a load search decides on
-
-        def record(rec: RequestRecord) -> None:
-            nonlocal n_done
-            writer.write(rec)
-            recent.append(rec)
-            level_records.append(dataclasses.asdict(rec))
-            n_done += 1
-            bar.update(1)
-            if rec.error:
-                bar.set_postfix_str(f"failed: {rec.error[:40]}")
-
-        recent: deque[RequestRecord] = deque(maxlen=HUNG_AFTER_TIMEOUTS)
-
-        def server_gone() -> str | None:
-            last = recent[-1] if recent else None
-            refused = last is not None and last.error is not None and last.error.startswith(CONNECTION_ERRORS)
-            code = srv.exited(DEATH_GRACE_S if refused else 0.0)
-            if code is not None:
-                hint = diagnose(log_tail(run_dir / SERVER_LOG, 400))
-                return f"server exited with code {code} during the replay" + (f": {hint}" if hint else "")
-            # A hung server would cost every remaining request its full timeout: stop after a few.
-            timeouts = [r for r in recent if r.error and "Timeout" in r.error]
-            if len(timeouts) == HUNG_AFTER_TIMEOUTS:
-                return (
-                    f"server stopped answering: {HUNG_AFTER_TIMEOUTS} requests in a row timed out after "
-                    f"{cfg.load.request_timeout_s:.0f} s (load.request_timeout_s)"
-                )
-            return None
-
+        watchdog = Watchdog(srv, run_dir / SERVER_LOG, cfg.load.request_timeout_s)
         with (
             RequestWriter(run_dir / REQUESTS_FILE) as writer,
             # An endpoint's server is elsewhere: this machine's CPU or GPUs would say nothing about it.
@@ -285,35 +338,21 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
             metrics.KvPeakPoller(srv.base_url, server.api_key) as kv,
             tqdm(total=n_planned, desc=cfg.run_name, unit="req", file=sys.stderr) as bar,
         ):
-            stopped = None
+
+            def record(rec: RequestRecord) -> None:
+                writer.write(rec)
+                watchdog.seen(rec)
+                bar.update(1)
+                if rec.error:
+                    bar.set_postfix_str(f"failed: {rec.error[:40]}")
+
             slo = dataclasses.asdict(cfg.slo)
             answers = baseline_answers(cfg) if cfg.slo.identical_to_baseline else None
             plan = loadsearch.make_plan(cfg.load, load_levels(cfg.load), slo, len(items), answers)
-            done: list[loadsearch.LevelRun] = []
             try:
-                while not stopped and (step := plan.next(done)) is not None:
-                    level, phase = step
-                    level_records.clear()
-                    level_wall = 0.0
-                    for rep in range(cfg.repeats):
-                        t0 = time.perf_counter()
-                        try:
-                            stopped = replay(
-                                target, server.served_model_name, items, prompt, max_tokens, level,
-                                record, server_gone, rep, cfg.dataset.seed, client,
-                            )  # fmt: skip
-                            stopped = stopped or server_gone()  # died during the last request
-                        finally:
-                            wall = time.perf_counter() - t0
-                            level_wall += wall
-                            kind = "rate" if level.rate is not None else "concurrency"
-                            result.trials.append(
-                                {"start": 0, "repeat": rep, "level": level.value, "load": kind, "phase": phase,
-                                 "wall_clock_s": wall}
-                            )  # fmt: skip
-                        if stopped:
-                            break
-                    done.append(loadsearch.LevelRun(level, phase, list(level_records), level_wall))
+                stopped = replay_levels(
+                    endpoint, template, items, plan, cfg.repeats, record, watchdog, result.trials, cfg.dataset.seed
+                )
             finally:
                 telemetry.write_samples(run_dir / TELEMETRY_FILE, sampler.samples)
                 if cfg.load.mode != "fixed":
@@ -321,9 +360,9 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
         after = metrics.scrape(srv.base_url, server.api_key)
         result.server_metrics = metrics.summarize(before, after, kv.peak)
         result.telemetry = telemetry.summarize(sampler.samples, None)
-    result.shutdown_s = srv_ctx.shutdown_s
+    result.shutdown_s = srv.shutdown_s
     if stopped:
-        result.status, result.reason = PARTIAL, f"{stopped}; {n_done} of {n_planned} requests measured and kept"
+        result.status, result.reason = PARTIAL, f"{stopped}; {bar.n} of {n_planned} requests measured and kept"
     else:
         result.status = OK
 

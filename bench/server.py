@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 import psutil
 
@@ -85,6 +86,21 @@ def log_tail(path: Path, lines: int = 25) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+class Server(Protocol):
+    """What a run needs of its server, local or remote: `with` it to get a healthy one."""
+
+    models: list[str]  # what a remote endpoint says it serves; empty for ours (named by the config)
+    startup_s: float | None
+    shutdown_s: float | None
+
+    @property
+    def base_url(self) -> str: ...
+
+    def exited(self, grace_s: float) -> int | None: ...
+
+    def pids(self) -> list[int]: ...
+
+
 class VllmServer:
     """`with VllmServer(...) as s:` yields a healthy server; leaving the block, however, stops it."""
 
@@ -105,6 +121,7 @@ class VllmServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self.startup_s: float | None = None
         self.shutdown_s: float | None = None
+        self.models: list[str] = []
         self._known: dict[int, psutil.Process] = {}
 
     @property
@@ -113,8 +130,6 @@ class VllmServer:
         return f"http://{host}:{self.port}"
 
     def __enter__(self) -> VllmServer:
-        if self.proc is not None:  # started already (see runner.start_server): the block only stops it
-            return self
         try:
             self.start()
             self.wait_healthy()
@@ -249,10 +264,10 @@ class RemoteServer:
     """An OpenAI-compatible server that is already running (endpoint mode): checked, never started or stopped."""
 
     proc = None
-    startup_s = None
-    shutdown_s = None
 
     def __init__(self, url: str, api_key: str | None) -> None:
+        self.startup_s: float | None = None
+        self.shutdown_s: float | None = None
         self.base_url = url.rstrip("/").removesuffix("/v1")
         self.api_key = api_key
         self.models: list[str] = []

@@ -13,6 +13,7 @@ bench's peak RSS.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import resource
 import statistics
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.client import Level, replay
+from bench.client import Endpoint, Level, RequestTemplate, replay
 from bench.dataset import QAItem
 from bench.models import resolve_model
 from bench.results import RequestRecord, RequestWriter
@@ -36,10 +37,11 @@ def items(n: int) -> list[QAItem]:
     return [QAItem(f"q{i}", "When did it open?", "The bridge opened in 1901.", ["1901"], "en") for i in range(n)]
 
 
-def bench_client(target, n: int, concurrency: int, chunks: int, client: str = "aiohttp") -> dict[str, float]:
+def bench_client(target: Endpoint, n: int, concurrency: int, chunks: int, client: str = "aiohttp") -> dict[str, float]:
     records: list[RequestRecord] = []
     cpu0, t0 = time.process_time(), time.perf_counter()
-    replay(target, "instant", items(n), "", chunks, Level(concurrency), records.append, client=client)
+    endpoint = dataclasses.replace(target, client=client)
+    replay(endpoint, RequestTemplate("instant", max_tokens=chunks), items(n), Level(concurrency), records.append)
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     assert not [r for r in records if r.error], [r.error for r in records if r.error][:3]
     return {"req_s": n / wall, "chunks_s": sum(r.output_tokens or 0 for r in records) / wall, "cpu_us": 1e6 * cpu / n}
@@ -66,11 +68,11 @@ def vllm_client(base_url: str, n: int, concurrency: int, chunks: int, tokenizer:
             "cpu_us": 1e6 * cpu / n}  # fmt: skip
 
 
-def memory(target, n: int, concurrency: int, chunks: int) -> None:
+def memory(target: Endpoint, n: int, concurrency: int, chunks: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, RequestWriter(Path(tmp) / "requests.jsonl") as w:
         before = psutil.Process().memory_info().rss
         t0 = time.perf_counter()
-        replay(target, "instant", items(n), "", chunks, Level(concurrency), w.write)
+        replay(target, RequestTemplate("instant", max_tokens=chunks), items(n), Level(concurrency), w.write)
         wall = time.perf_counter() - t0
         size = (Path(tmp) / "requests.jsonl").stat().st_size
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -90,7 +92,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, ENDPOINT, str(port), str(a.chunks)]
         with VllmServer(cmd, "127.0.0.1", port, Path(tmp) / "endpoint.log", {}, 30) as srv:
-            target = (srv.base_url, None, 60.0)
+            target = Endpoint(srv.base_url, timeout_s=60.0)
             if a.memory:
                 memory(target, a.memory, a.concurrency, a.chunks)
                 return

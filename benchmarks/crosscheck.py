@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from bench import metrics
-from bench.client import Level, replay
+from bench.client import Endpoint, Level, RequestTemplate, replay
 from bench.models import resolve_model
 from bench.runner import make_server
 
@@ -34,7 +34,7 @@ def bench_round(name: str, items, max_tokens: int, base_url: str) -> dict[str, f
     before = metrics.scrape(base_url)
     records: list = []
     t0 = time.perf_counter()
-    replay((base_url, None, 300.0), name, items, "", max_tokens, Level(1), records.append)
+    replay(Endpoint(base_url), RequestTemplate(name, max_tokens=max_tokens), items, Level(1), records.append)
     wall = time.perf_counter() - t0
     after = metrics.scrape(base_url)
     assert not any(r.error for r in records), [r.error for r in records if r.error]
@@ -80,15 +80,8 @@ def main() -> None:
         prompts.write_text("".join(json.dumps({"prompt": it.user_prompt()}, ensure_ascii=False) + "\n" for it in items))
         with make_server(server, model, None, Path(tmp) / "server.log") as srv:
             # Warm-up over every prompt: both clients then meet the same prefix cache.
-            replay(
-                (srv.base_url, None, 300.0),
-                server.served_model_name,
-                items,
-                "",
-                server.max_tokens,
-                Level(1),
-                lambda r: None,
-            )
+            template = RequestTemplate(server.served_model_name, max_tokens=server.max_tokens)
+            replay(Endpoint(srv.base_url), template, items, Level(1), lambda r: None)
             ours, theirs = [], []
             for r in range(a.rounds):
                 # Alternate which client goes first, so neither always follows the other.

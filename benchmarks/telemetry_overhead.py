@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bench import metrics, telemetry
-from bench.client import Level, replay
+from bench.client import Endpoint, Level, RequestTemplate, replay
 from bench.models import resolve_model
 from bench.runner import make_server
 
@@ -31,12 +31,12 @@ def main() -> None:
     p.add_argument("--pairs", type=int, default=6)
     a = p.parse_args()
     cfg, server, items = cpu_single(a.n, seed=2)
-    name, prompt = server.served_model_name, cfg.dataset.system_prompt
+    template = RequestTemplate(server.served_model_name, cfg.dataset.system_prompt, server.max_tokens)
     walls: dict[bool, list[float]] = {True: [], False: []}
     with tempfile.TemporaryDirectory() as tmp:
         with make_server(server, resolve_model(server.model), None, Path(tmp) / "server.log") as srv:
             # One pass first: every measured pass then meets the same prefix cache.
-            replay((srv.base_url, None, 300), name, items, prompt, server.max_tokens, Level(1), lambda r: None)
+            replay(Endpoint(srv.base_url), template, items, Level(1), lambda r: None)
             order = [on for i in range(a.pairs) for on in ((True, False) if i % 2 == 0 else (False, True))]
             for on in order:
                 probes = (
@@ -51,7 +51,7 @@ def main() -> None:
                     for probe in probes:
                         stack.enter_context(probe)
                     t0 = time.perf_counter()
-                    replay((srv.base_url, None, 300), name, items, prompt, server.max_tokens, Level(1), lambda r: None)
+                    replay(Endpoint(srv.base_url), template, items, Level(1), lambda r: None)
                     walls[on].append(time.perf_counter() - t0)
                 print(f"telemetry {'on ' if on else 'off'}: {walls[on][-1]:.2f} s", flush=True)
     print(f"\n{a.pairs} replays of {a.n} requests each way (sampling every {cfg.telemetry_interval_s} s, /metrics 1 s)")

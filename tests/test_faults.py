@@ -41,8 +41,11 @@ def test_a_taken_configured_port_is_not_retried(tmp_path, monkeypatch):
         )
 
     monkeypatch.setattr(runner, "make_server", fake_server)
-    with pytest.raises(ServerError, match="port was taken"):
-        runner.start_server(ServerConfig(model="/m", port=8123), "/m", None, tmp_path / "log", lambda c: None)
+    with (
+        pytest.raises(ServerError, match="port was taken"),
+        runner.start_server(ServerConfig(model="/m", port=8123), "/m", None, tmp_path / "log", lambda c: None),
+    ):
+        pass
 
 
 @pytest.mark.parametrize("how", ["fails", "killed"])

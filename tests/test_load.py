@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.client import Level, replay
+from bench.client import Endpoint, Level, RequestTemplate, replay
 from bench.config import LoadConfig
 from bench.dataset import QAItem
 from bench.results import RequestRecord
@@ -23,12 +23,12 @@ def endpoint(tmp_path_factory):
     port = free_port("127.0.0.1")
     log = tmp_path_factory.mktemp("instant") / "log"
     with VllmServer([sys.executable, ENDPOINT, str(port), "8"], "127.0.0.1", port, log, {}, 30, 5) as srv:
-        yield (srv.base_url, None, 30.0)
+        yield Endpoint(srv.base_url, timeout_s=30.0)
 
 
 def _run(endpoint, level: Level, items=ITEMS, stop=lambda: None) -> tuple[list[RequestRecord], str | None]:
     records: list[RequestRecord] = []
-    why = replay(endpoint, "m", items, "", 8, level, records.append, stop)
+    why = replay(endpoint, RequestTemplate("m", max_tokens=8), items, level, records.append, stop)
     return records, why
 
 
@@ -77,5 +77,6 @@ def test_levels_from_config():
 def test_a_refused_request_is_recorded_not_raised(tmp_path):
     port = free_port("127.0.0.1")  # nothing listens there
     records: list[RequestRecord] = []
-    replay((f"http://127.0.0.1:{port}", None, 5.0), "m", ITEMS[:2], "", 8, Level(1), records.append)
+    nowhere = Endpoint(f"http://127.0.0.1:{port}", timeout_s=5.0)
+    replay(nowhere, RequestTemplate("m"), ITEMS[:2], Level(1), records.append)
     assert len(records) == 2 and all(r.error and r.output_tokens is None for r in records)
