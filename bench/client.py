@@ -14,6 +14,7 @@ import aiohttp
 import numpy as np
 import openai
 
+from bench.clock import wall
 from bench.config import CLIENTS
 from bench.dataset import QAItem
 from bench.results import RequestRecord
@@ -85,7 +86,8 @@ class _Stream:
 
     def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
         self.clock = clock
-        self.start_wall, self.t0 = time.time(), clock()
+        self.t0 = clock()
+        self.start_wall = wall(self.t0)  # the run's anchor: requests and telemetry on one clock
         self.chunk_times: list[float] = []  # every chunk that carries a choice
         self.first_text: float | None = None  # the first chunk whose content is visible text
         self.parts: list[str] = []
@@ -217,7 +219,8 @@ async def _replay(
     slots = asyncio.Semaphore(level.concurrency)
     in_flight: set[asyncio.Task[None]] = set()
     gaps = np.random.default_rng(seed + repeat)
-    start_wall, start = time.time(), time.perf_counter()
+    start = time.perf_counter()
+    start_wall = wall(start)
     due = 0.0
     stopped: str | None = None
     post: Callable[[dict[str, Any], _Stream], Awaitable[None]]

@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 # 1: `schema_version` itself; trials and requests carry `start` (which server start) beside `repeat` and `level`.
 # 2: a request ends at its last token chunk, not after the usage chunk and [DONE] (latency_s, end_time and
 #    tpot_s are shorter by that tail); requests gain ttft_visible_s, stats ttft_visible_s_*.
-SCHEMA_VERSION = 2
+# 3: trials carry their window (t_start, t_end, epoch s); level_telemetry (per level and device); telemetry
+#    gains energy_source (nvml_counter | power_integral); the psutil tree's primed first sample is not counted.
+SCHEMA_VERSION = 3
 # Keys renamed between versions, old -> new, applied when reading (RunResult's, then a trial's).
 RENAMED: dict[str, str] = {}
 TRIAL_RENAMED: dict[str, str] = {}
@@ -94,7 +96,8 @@ class RunResult:
     n_failed: int = 0
     stats: dict[str, float | None] = field(default_factory=dict)
     server_metrics: dict[str, Any] = field(default_factory=dict)
-    telemetry: list[dict[str, Any]] = field(default_factory=list)
+    telemetry: list[dict[str, Any]] = field(default_factory=list)  # per device, over the whole replay
+    level_telemetry: list[dict[str, Any]] = field(default_factory=list)  # per load level and device
     server: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     # Swept key -> this run's value, in a multirun that varies fields inside a variant (cli `sweep_params`).
@@ -169,7 +172,8 @@ def read_run(run_dir: Path) -> RunResult | None:
 
 
 _CONTAINERS: dict[str, type] = {
-    "trials": list, "stats": dict, "server_metrics": dict, "telemetry": list, "server": dict, "provenance": dict,
+    "trials": list, "stats": dict, "server_metrics": dict, "telemetry": list, "level_telemetry": list, "server": dict,
+    "provenance": dict,
 }  # fmt: skip
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench import loadsearch, metrics, provenance, telemetry
+from bench import clock, loadsearch, metrics, provenance, telemetry
 from bench.client import Endpoint, Level, RequestTemplate, replay
 from bench.config import BenchConfig, LoadConfig, ServerConfig, resolve_server
 from bench.dataset import QAItem, load_dataset
@@ -228,12 +228,14 @@ def replay_levels(
                 stopped = replay(endpoint, template, items, level, record, watchdog, start=start, repeat=rep, seed=seed)
                 stopped = stopped or watchdog()  # died during the last request
             finally:
-                wall = time.perf_counter() - t0
-                level_wall += wall
+                t1 = time.perf_counter()
+                level_wall += t1 - t0
                 kind = "rate" if level.rate is not None else "concurrency"
                 trials.append(
                     {"start": start, "repeat": rep, "level": level.value, "load": kind, "phase": phase,
-                     "wall_clock_s": wall}
+                     "wall_clock_s": t1 - t0,
+                     # the trial's window on the telemetry clock: per-level utilization and energy
+                     "t_start": clock.wall(t0), "t_end": clock.wall(t1)}
                 )  # fmt: skip
             if stopped:
                 break
@@ -360,11 +362,21 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
         after = metrics.scrape(srv.base_url, server.api_key)
         result.server_metrics = metrics.summarize(before, after, kv.peak)
         result.telemetry = telemetry.summarize(sampler.samples, None)
+        result.level_telemetry = level_telemetry(sampler.samples, result.trials)
     result.shutdown_s = srv.shutdown_s
     if stopped:
         result.status, result.reason = PARTIAL, f"{stopped}; {bar.n} of {n_planned} requests measured and kept"
     else:
         result.status = OK
+
+
+def level_telemetry(samples: list[telemetry.Sample], trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per load level and device, the telemetry summary over that level's trial windows only."""
+    out = []
+    for level in sorted({t["level"] for t in trials if "t_start" in t}):
+        windows = [(t["t_start"], t["t_end"]) for t in trials if t["level"] == level and "t_start" in t]
+        out += [{"level": level} | d for d in telemetry.summarize(samples, None, windows)]
+    return out
 
 
 def _finish(result: RunResult, run_dir: Path) -> None:
@@ -377,8 +389,7 @@ def _finish(result: RunResult, run_dir: Path) -> None:
     if walls:
         result.wall_clock_s = float(statistics.median(walls))
         result.trials = [
-            {k: t.get(k, v) for k, v in TRIAL_DEFAULTS.items()}
-            | trial_stats([r for r in records if trial_key(r) == trial_key(t)], t["wall_clock_s"])
+            TRIAL_DEFAULTS | t | trial_stats([r for r in records if trial_key(r) == trial_key(t)], t["wall_clock_s"])
             for t in result.trials
         ]
     result.stats = run_stats(records, result.replay_s)
@@ -386,6 +397,12 @@ def _finish(result: RunResult, run_dir: Path) -> None:
     for device in result.telemetry:
         if device.get("energy_j") is not None and tokens:
             device["j_per_output_token"] = device["energy_j"] / tokens
+    for device in result.level_telemetry:
+        level_tokens = sum(
+            r["output_tokens"] or 0 for r in records if not r["error"] and r.get("level", 1.0) == device["level"]
+        )
+        if device.get("energy_j") is not None and level_tokens:
+            device["j_per_output_token"] = device["energy_j"] / level_tokens
     if result.status == OK and records and not result.n_ok:
         # Healthy server, every request refused (e.g. a kernel this build lacks): the variant failed.
         hint = diagnose(log_tail(run_dir / SERVER_LOG, 400))

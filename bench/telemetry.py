@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import psutil
 
+from bench import clock
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -25,6 +27,9 @@ class Sample:
     mem_used_mib: float | None
     power_w: float | None = None
     sm_clock_mhz: float | None = None
+    # NVML's total-energy counter (J since the driver loaded): energy over a window is its difference at
+    # the window's edges, exact where integrating 10 Hz power samples misses the spikes between them.
+    energy_counter_j: float | None = None
 
 
 def gpu_count() -> int:
@@ -60,8 +65,13 @@ class _Nvml:
                 power = nv.nvmlDeviceGetPowerUsage(h) / 1000.0
             except nv.NVMLError:
                 power = None
+            try:
+                energy = nv.nvmlDeviceGetTotalEnergyConsumption(h) / 1000.0  # mJ; Volta and later
+            except nv.NVMLError:
+                energy = None
             clock = nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM)
-            out.append(Sample(now, f"gpu{i}", self.source, float(util.gpu), mem.used / 2**20, power, float(clock)))
+            used = mem.used / 2**20
+            out.append(Sample(now, f"gpu{i}", self.source, float(util.gpu), used, power, float(clock), energy))
         return out
 
     def _memory(self, handle: Any) -> Any:
@@ -86,14 +96,19 @@ class _Psutil:
         psutil.cpu_percent(percpu=True)  # primes the per-core counters
 
     def read(self, now: float) -> list[Sample]:
-        util, rss = 0.0, 0.0
+        util: float | None = 0.0
+        rss = 0.0
         for pid in self.pids():
             p = self.procs.get(pid)
             try:
                 if p is None:
                     p = self.procs[pid] = psutil.Process(pid)
-                    p.cpu_percent()  # first call only primes; counted from the next sample
-                util += p.cpu_percent()
+                    # The first call only primes the counter (it returns 0.0, or a microsecond window if
+                    # asked again at once): this sample's tree figure is unknown, not a low reading.
+                    p.cpu_percent()
+                    util = None
+                elif util is not None:
+                    util += p.cpu_percent()
                 rss += p.memory_info().rss
             except psutil.Error:
                 self.procs.pop(pid, None)
@@ -146,7 +161,7 @@ class Sampler:
         next_t = time.monotonic()
         while not self._stop.is_set():
             try:
-                self.samples.extend(self._reader.read(time.time()))
+                self.samples.extend(self._reader.read(clock.wall()))
             except Exception as e:  # a sampler must never take the run down with it
                 warnings.warn(f"telemetry sample failed: {e}", stacklevel=2)
             # Late (the thread was starved: GIL, busy cores): skip the missed ticks. Samples taken back
@@ -163,15 +178,32 @@ def write_samples(path: Path, samples: list[Sample]) -> None:
             w.writerow(asdict(s))
 
 
-def summarize(samples: list[Sample], output_tokens: int | None) -> list[dict[str, Any]]:
-    """Per device: utilization mean/p50/p95, peak memory, energy (trapezoid over power) and J/token."""
+def energy_j(rows: list[Sample]) -> tuple[float | None, str | None]:
+    """Energy over the samples' span (one device, in time order) and how it was had: the NVML counter's
+    difference at the edges, else the trapezoid over sampled power."""
+    counter = [s.energy_counter_j for s in rows if s.energy_counter_j is not None]
+    if len(counter) > 1:
+        return counter[-1] - counter[0], "nvml_counter"
+    powered = [(s.time, s.power_w) for s in rows if s.power_w is not None]
+    if len(powered) > 1:
+        return float(np.trapezoid([p for _, p in powered], [t for t, _ in powered])), "power_integral"
+    return None, None
+
+
+def summarize(
+    samples: list[Sample], output_tokens: int | None, windows: list[tuple[float, float]] | None = None
+) -> list[dict[str, Any]]:
+    """Per device: utilization mean/p50/p95, peak memory, energy and J/token. With `windows` (epoch-second
+    spans, e.g. one load level's passes), only samples inside them count and energy is summed per window."""
+    inside = samples if windows is None else [s for s in samples if any(a <= s.time <= b for a, b in windows)]
     out = []
-    for device in sorted({s.device for s in samples}):
-        rows = [s for s in samples if s.device == device]
+    for device in sorted({s.device for s in inside}):
+        rows = sorted((s for s in inside if s.device == device), key=lambda s: s.time)
         util = np.array([s.util_pct for s in rows if s.util_pct is not None], dtype=float)
         mem = [s.mem_used_mib for s in rows if s.mem_used_mib is not None]
-        powered = [(s.time, s.power_w) for s in rows if s.power_w is not None]
-        energy = float(np.trapezoid([p for _, p in powered], [t for t, _ in powered])) if len(powered) > 1 else None
+        parts = [energy_j([s for s in rows if a <= s.time <= b]) for a, b in windows or [(-np.inf, np.inf)]]
+        known = [e for e, _ in parts if e is not None]
+        energy = float(sum(known)) if known else None
         out.append(
             {
                 "device": device,
@@ -182,6 +214,7 @@ def summarize(samples: list[Sample], output_tokens: int | None) -> list[dict[str
                 "util_p95_pct": float(np.percentile(util, 95)) if util.size else None,
                 "mem_peak_mib": max(mem) if mem else None,
                 "energy_j": energy,
+                "energy_source": next((how for _, how in parts if how), None),
                 "j_per_output_token": energy / output_tokens if energy is not None and output_tokens else None,
             }
         )

@@ -80,3 +80,14 @@ def test_a_refused_request_is_recorded_not_raised(tmp_path):
     nowhere = Endpoint(f"http://127.0.0.1:{port}", timeout_s=5.0)
     replay(nowhere, RequestTemplate("m"), ITEMS[:2], Level(1), records.append)
     assert len(records) == 2 and all(r.error and r.output_tokens is None for r in records)
+
+
+def test_level_telemetry_keeps_levels_apart() -> None:
+    from bench.runner import level_telemetry
+    from bench.telemetry import Sample
+
+    samples = [Sample(float(t), "gpu0", "nvml", 10.0 if t < 10 else 90.0, 1.0, 100.0) for t in range(20)]
+    trials = [{"level": 1.0, "t_start": 0.0, "t_end": 9.0}, {"level": 8.0, "t_start": 10.0, "t_end": 19.0}]
+    low, high = level_telemetry(samples, trials)
+    assert (low["level"], low["util_mean_pct"]) == (1.0, 10.0) and (high["level"], high["util_mean_pct"]) == (8.0, 90.0)
+    assert low["energy_j"] == pytest.approx(900.0)  # 100 W over its own 9 s, not the run's 19 s

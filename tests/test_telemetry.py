@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import time
@@ -27,7 +28,8 @@ def test_psutil_fallback_measures_a_busy_process_tree() -> None:
     cores = {x.device for x in s.samples} - {"server"}
     assert {x.source for x in s.samples} == {"psutil"} and len(cores) == psutil.cpu_count()
     assert len(server) >= 8  # ~10 Hz
-    busy_util = sorted(x.util_pct for x in server[1:])  # the first sample only primes the counters
+    assert server[0].util_pct is None  # the first sample only primes the tree's counters: not a 0 % reading
+    busy_util = sorted(x.util_pct for x in server if x.util_pct is not None)
     assert 60 <= busy_util[len(busy_util) // 2] <= 110  # one busy thread is one core: 100 %
     assert max(x.mem_used_mib or 0 for x in server) > 1  # RSS of the process tree, MiB
 
@@ -66,3 +68,19 @@ def test_summary_energy_is_the_integral_of_power() -> None:
     assert gpu0["j_per_output_token"] == pytest.approx(20.0)
     assert gpu0["util_mean_pct"] == pytest.approx(55.0) and gpu0["mem_peak_mib"] == 1010.0
     assert gpu1["energy_j"] is None and gpu1["util_p95_pct"] == 0.0
+
+
+def test_summary_energy_prefers_nvml_s_counter_at_the_window_edges() -> None:
+    # 200 W sampled, but the counter says 2500 J went in over the 10 s (spikes between samples).
+    samples = [Sample(float(t), "gpu0", "nvml", 50.0, 1.0, 200.0, None, 1e6 + 250.0 * t) for t in range(11)]
+    (gpu0,) = summarize(samples, output_tokens=None)
+    assert gpu0["energy_j"] == pytest.approx(2500.0) and gpu0["energy_source"] == "nvml_counter"
+    (fallback,) = summarize([dataclasses.replace(s, energy_counter_j=None) for s in samples], None)
+    assert fallback["energy_j"] == pytest.approx(2000.0) and fallback["energy_source"] == "power_integral"
+
+
+def test_summary_over_windows_counts_only_their_samples_and_sums_their_energy() -> None:
+    samples = [Sample(float(t), "gpu0", "nvml", 10.0 * t, 1.0, None, None, 100.0 * t) for t in range(11)]
+    (w,) = summarize(samples, None, windows=[(0.0, 2.0), (8.0, 10.0)])
+    assert w["n_samples"] == 6 and w["util_mean_pct"] == pytest.approx(50.0)
+    assert w["energy_j"] == pytest.approx(400.0)  # 200 J in each window, not the 1000 J between their ends
