@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -155,16 +155,25 @@ def load_results(sweep_dir: Path) -> dict[str, Side]:
         if run is None or row is None:
             out[d.name] = Side("unreadable", f"{d / RUN_FILE} could not be parsed")
             continue
-        trials = {m: [float(v) for t in run.trials if _number(v := t.get(m))] for m in METRICS}
-        out[d.name] = Side(
-            run.status,
-            run.reason,
-            {m: float(row[m]) for m in METRICS if _number(row.get(m))},
-            {m: v for m, v in trials.items() if v},
-            _context(run),
-            bool((run.server.get("config") or {}).get("lossless")),
-        )
+        lossless = bool((run.server.get("config") or {}).get("lossless"))
+        levels = sorted({float(t["level"]) for t in run.trials if t.get("phase", "fixed") == "fixed"})
+        values = {m: float(row[m]) for m in METRICS if _number(row.get(m))}
+        if len(levels) < 2:
+            out[d.name] = Side(run.status, run.reason, values, _per_trial(run.trials), _context(run), lossless)
+            continue
+        # Several load levels are points of a curve, not repeats: each level is its own row, bootstrapped over
+        # its own passes (variant@level); the variant's row keeps its run-level figures, threshold only.
+        out[d.name] = Side(run.status, run.reason, values, {}, _context(run), lossless)
+        for level in levels:
+            trials = [t for t in run.trials if float(t["level"]) == level and t.get("phase", "fixed") == "fixed"]
+            out[f"{d.name}@{level:g}"] = Side(run.status, run.reason, {}, _per_trial(trials), _context(run), lossless)
     return out
+
+
+def _per_trial(trials: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Metric -> one figure per trial, for the metrics the trials carry."""
+    values = {m: [float(v) for t in trials if _number(v := t.get(m))] for m in METRICS}
+    return {m: v for m, v in values.items() if v}
 
 
 def bootstrap_median_diff_ci(

@@ -316,3 +316,28 @@ def test_nightly_sweep_preset_composes() -> None:
         cfg = compose(config_name="config", overrides=["+sweep=nightly"], return_hydra_config=True)
     assert (cfg.sweep_name, cfg.repeats, cfg.out_dir) == ("nightly", 3, "results/nightly")
     assert cfg.hydra.sweeper.params.server == "single,spec_ngram"
+
+
+def write_levels(sweep: Path, walls: dict[float, list[float]]) -> None:
+    """A run.json of one variant with passes at several load levels."""
+    (sweep / "single").mkdir(parents=True)
+    trials = [trial(i, w, 0.8) | {"level": lv} for lv, ws in walls.items() for i, w in enumerate(ws)]
+    all_walls = [w for ws in walls.values() for w in ws]
+    result = RunResult(
+        variant="single", status=OK, wall_clock_s=statistics.median(all_walls), trials=trials,
+        stats={"output_tok_per_s": 320 * len(all_walls) / sum(all_walls), "f1": 0.8},
+        telemetry=[{"device": "server", "source": "psutil", "mem_peak_mib": 1000.0} | BUSY],
+    )  # fmt: skip
+    write_run(sweep / "single", result)
+
+
+def test_load_levels_are_compared_apart_never_bootstrapped_together(tmp_path: Path) -> None:
+    write_levels(tmp_path / "base", {1.0: STABLE, 4.0: [4.0, 4.1, 3.9]})
+    write_levels(tmp_path / "cur", {1.0: [10.1, 9.9, 10.3], 4.0: [6.0, 6.2, 5.9]})  # level 4 got slower
+    verdicts = compare_dirs(tmp_path / "base", tmp_path / "cur")
+    low, high, whole = by_metric(verdicts, "single@1"), by_metric(verdicts, "single@4"), by_metric(verdicts, "single")
+    assert low["wall_clock_s"].verdict == NOISE and low["wall_clock_s"].basis.startswith("bootstrap")
+    assert high["wall_clock_s"].verdict == REGRESSION and high["wall_clock_s"].basis.startswith("bootstrap")
+    assert high["wall_clock_s"].baseline == 4.0 and high["wall_clock_s"].current == 6.0  # its own passes only
+    # The variant's own row: run-level figures, never a bootstrap over passes of different levels.
+    assert all(not v.basis.startswith("bootstrap") for v in whole.values())
