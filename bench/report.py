@@ -125,14 +125,15 @@ def figures(sweep: Sweep, baseline: str = "single") -> dict[str, Callable[[], Fi
         "utilization": lambda: plots.utilization_chart(sweep.timeline, sweep.summary),
         "latency": lambda: plots.latency_chart(sweep.requests, sweep.summary),
         "quality_speed": lambda: plots.quality_speed_chart(sweep.summary, baseline),
-        "speculative": lambda: plots.speculative_chart(sweep.summary),
-        "load": lambda: plots.load_chart(sweep.trials),
     }
-    # Drawn only where the folder has what they show, so a plain sweep's report stays as it was.
+    # Drawn only where the folder has what they show: a chart that could only say "nothing here" is left out.
+    if "spec_acceptance_rate" in sweep.summary and sweep.summary["spec_acceptance_rate"].notna().any():
+        charts["speculative"] = lambda: plots.speculative_chart(sweep.summary)
     per_level = level_means(sweep.trials)
     if not sweep.params.empty:
         charts["sweep"] = lambda: plots.sweep_chart(sweep.summary, sweep.params, baseline)
     if not per_level.empty and per_level.groupby("variant")["level"].nunique().max() >= 2:
+        charts["load"] = lambda: plots.load_chart(sweep.trials)
         charts["pareto"] = lambda: plots.pareto_chart(sweep.trials)
         if "spec_acceptance_rate" in sweep.summary and sweep.summary["spec_acceptance_rate"].notna().any():
             charts["crossover"] = lambda: plots.crossover_chart(sweep.trials, sweep.summary, baseline)
@@ -147,7 +148,11 @@ def render_charts(sweep: Sweep, charts_dir: Path, baseline: str = "single", pref
     """Each chart as charts_dir/<prefix><name>.png and .svg; a chart that fails is reported, its old files removed."""
     charts_dir.mkdir(parents=True, exist_ok=True)
     out = []
-    for name, draw in figures(sweep, baseline).items():
+    drawn = figures(sweep, baseline)
+    for name in CHARTS.keys() - drawn.keys():  # left out this time: an earlier run's picture would mislead
+        for suffix in (".png", ".svg"):
+            (charts_dir / f"{prefix}{name}{suffix}").unlink(missing_ok=True)
+    for name, draw in drawn.items():
         chart = Chart(name, CHARTS[name])
         stem = charts_dir / f"{prefix}{name}"
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -22,15 +23,30 @@ def test_report_is_written_self_contained_with_every_variant(fake_results: Path)
     assert report == fake_results / "report.html"
     text = report.read_text()
     assert all(v in text for v in VARIANTS)
-    assert text.count("data:image/png;base64,") == 6  # every chart of report.CHARTS
+    # The charts with something to show: one load level per variant, so no load chart.
+    assert text.count("data:image/png;base64,") == 5
     assert "http://" not in text and "https://" not in text  # opens from disk, offline
     assert "torn: run.json unreadable" in text  # a broken run is named, not silently missing
     assert "0.25.0" in text and "abc123" in text  # provenance
     md = (fake_results / "summary.md").read_text()
     assert "| single | ok |" in md and "failed" in md
-    for name in ("wall_clock", "utilization", "latency", "quality_speed", "speculative", "load"):
+    for name in ("wall_clock", "utilization", "latency", "quality_speed", "speculative"):
         assert (fake_results / "charts" / f"{name}.png").stat().st_size > 1000
         assert (fake_results / "charts" / f"{name}.svg").exists()
+    assert not (fake_results / "charts" / "load.png").exists()
+
+
+def test_charts_with_nothing_to_show_are_left_out(fake_results: Path) -> None:
+    (fake_results / "charts").mkdir()
+    (fake_results / "charts" / "speculative.png").write_bytes(b"an earlier run's chart")
+    for d in fake_results.iterdir():  # no variant speculates
+        if (d / "run.json").exists() and d.name != "torn":
+            edit = json.loads((d / "run.json").read_text())
+            edit["server_metrics"] = {"available": True}
+            (d / "run.json").write_text(json.dumps(edit))
+    text = analyze(fake_results).read_text()
+    assert "Speculative decoding" not in text and "Throughput and latency vs load" not in text
+    assert not (fake_results / "charts" / "speculative.png").exists()
 
 
 def test_a_failing_chart_is_named_in_the_report(fake_results: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,7 +56,7 @@ def test_a_failing_chart_is_named_in_the_report(fake_results: Path, monkeypatch:
     monkeypatch.setattr(plots, "latency_chart", broken)
     text = analyze(fake_results).read_text()
     assert "chart &#x27;latency&#x27; failed: ValueError: odd data" in text
-    assert text.count("data:image/png;base64,") == 5
+    assert text.count("data:image/png;base64,") == 4
     assert not (fake_results / "charts" / "latency.png").exists()
 
 
