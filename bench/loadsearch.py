@@ -68,7 +68,13 @@ class Plan:
     def next(self, done: list[LevelRun]) -> tuple[Level, str] | None:
         return (self.levels[len(done)], "fixed") if len(done) < len(self.levels) else None
 
-    def _level(self, concurrency: int, rate: float | None = None) -> Level:
+    def _level(self, concurrency: int, rate: float | None = None, done: Sequence[LevelRun] = ()) -> Level:
+        if rate is not None:
+            rate = round(rate, 4)
+            # Trials are keyed by their level's value: a rate equal to an earlier level's value (1.0 req/s
+            # after the synchronous level's concurrency 1) would pool both levels' requests.
+            while any(r.level.value == rate for r in done):
+                rate = round(rate + 1e-4, 4)
         return Level(concurrency, rate, self.load.burstiness, self.load.max_requests, self.load.max_duration_s)
 
 
@@ -98,7 +104,7 @@ class SweepPlan(Plan):
         i = len(done) - 2
         if i >= len(self.rates):
             return None
-        return self._level(self.load.concurrency, round(self.rates[i], 4)), "rate"
+        return self._level(self.load.concurrency, self.rates[i], done), "rate"
 
 
 class SloSearchPlan(Plan):
@@ -147,7 +153,7 @@ class SloSearchPlan(Plan):
         elif peak <= 0:
             self.outcome["stopped"] = "no request succeeded at the maximum throughput"
         else:
-            return self._level(self.load.concurrency, round((lo + hi) / 2, 4)), "rate"
+            return self._level(self.load.concurrency, (lo + hi) / 2, done), "rate"
         return None
 
 

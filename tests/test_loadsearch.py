@@ -91,3 +91,11 @@ def test_console_line_of_each_search():
     sweep = {"mode": "sweep", "synchronous_req_per_s": 0.4, "max_req_per_s": 1.3,
              "oversaturated": {"req_per_s": 1.1, "why": "TTFT grew"}}  # fmt: skip
     assert search_outcome(sweep) == "synchronous 0.4 req/s, maximum 1.3 req/s; over-saturated at 1.1 req/s: TTFT grew"
+
+
+def test_a_rate_equal_to_an_earlier_levels_value_is_nudged_apart():
+    # Synchronous 0.5 req/s, maximum 1.5: the one rate between is 1.0, the synchronous level's value (concurrency 1).
+    plan = SweepPlan(LoadConfig(mode="sweep", sweep_points=1), n_items=8)
+    done = [level_run(Level(1), "synchronous", 8, 16.0), level_run(Level(8), "throughput", 8, 8 / 1.5)]
+    level, _ = plan.next(done)
+    assert level.rate == pytest.approx(1.0001)
