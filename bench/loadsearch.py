@@ -61,6 +61,8 @@ def oversaturated(records: Sequence[Mapping[str, Any]]) -> str | None:
 class Plan:
     """Fixed levels: `load.levels` (or the one level of `load.concurrency` / `load.request_rate`)."""
 
+    decides = False  # whether the next level depends on the requests of the levels done
+
     def __init__(self, load: LoadConfig, levels: list[Level]) -> None:
         self.load, self.levels = load, levels
         self.outcome: dict[str, Any] = {}
@@ -81,6 +83,8 @@ class Plan:
 class SweepPlan(Plan):
     """The synchronous rate, the maximum throughput, then `sweep_points` rates evenly between them; stops
     at the first over-saturated rate level."""
+
+    decides = True
 
     def __init__(self, load: LoadConfig, n_items: int) -> None:
         super().__init__(load, [])
@@ -110,6 +114,8 @@ class SweepPlan(Plan):
 class SloSearchPlan(Plan):
     """The highest request rate meeting the SLOs: the throughput level first (if even that meets them,
     it is the answer), then bisection between 0 and the maximum throughput, bounded in levels and time."""
+
+    decides = True
 
     def __init__(
         self, load: LoadConfig, slo: Mapping[str, Any], n_items: int, baseline_answers: Mapping[str, str] | None

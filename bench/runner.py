@@ -214,7 +214,8 @@ def replay_levels(
     level_records: list[dict[str, Any]] = []  # this level's requests: what a load search decides on
 
     def record(rec: RequestRecord) -> None:
-        level_records.append(dataclasses.asdict(rec))
+        if plan.decides:  # only a search looks at a level's requests; the rest stream to disk
+            level_records.append(dataclasses.asdict(rec))
         on_record(rec)
 
     stopped: str | None = None
