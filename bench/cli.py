@@ -11,8 +11,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-_STATUSES: list[str] = []  # one per variant run in this process, for the exit status
+from bench.overrides import CONF_DIR
+
 _SWEEP_DIRS: list[Path] = []  # where the summary callback looked: jobs a launcher ran elsewhere report there
 _UNKNOWN: list[str] = []  # variants a sweep named that have no conf/server/NAME.yaml
 
@@ -62,9 +62,7 @@ def main(argv: list[str]) -> int:
         if verb == "analyze":
             return _analyze(rest)
         if verb == "compare":
-            from bench.compare import main as compare_main
-
-            return compare_main(rest)
+            return _compare(rest)
         if verb == "history":
             from bench.history import main as history_main
 
@@ -89,151 +87,19 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _known_variants() -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / "server").glob("*.yaml"))
-
-
-def _sweep_variants(name: str) -> list[str]:
-    from omegaconf import OmegaConf
-
-    path = CONF_DIR / "sweep" / f"{name}.yaml"
-    return str(OmegaConf.load(path).hydra.sweeper.params.get("server", "")).split(",") if path.is_file() else []
-
-
-def _variants_of(override: str) -> list[str] | None:
-    """The variants an override names: `server=a,b` directly, `+sweep=NAME` through its preset; None for others."""
-    key, _, value = override.partition("=")
-    if key.lstrip("+~") == "server":
-        names = value.split(",")
-    elif key.lstrip("+") == "sweep":
-        names = _sweep_variants(value)
-    else:
-        return None
-    return [n.strip() for n in names if n.strip()]
-
-
-def _drop_unknown_variants(overrides: list[str]) -> tuple[list[str], list[str]]:
-    """The overrides without unknown variants, and those variants. All unknown is bad input (exit 2);
-    some unknown in a sweep are reported and recorded as failed, and the known ones still run."""
-    from bench.errors import ConfigError
-
-    known = _known_variants()
-    kept, unknown, asked = [], [], []
-    for o in overrides:
-        names = _variants_of(o)
-        if names is None:
-            kept.append(o)
-            continue
-        asked += names
-        unknown += [n for n in names if n not in known]
-        good = [n for n in names if n in known]
-        key = o.partition("=")[0]
-        if key.lstrip("+") == "sweep":
-            kept.append(o)
-            if good and len(good) < len(names):  # the preset's list, less what does not exist
-                kept.append(f"hydra.sweeper.params.server={','.join(good)}")
-        elif good:
-            kept.append(f"{key}={','.join(good)}")
-    if unknown:
-        message = (
-            f"unknown server variant {', '.join(unknown)}; available: {', '.join(known)}"
-            f" (add conf/server/NAME.yaml to define one)"
-        )
-        if len(unknown) == len(asked):
-            raise ConfigError(message)
-        print(f"bench: error: {message}; the other variants run", file=sys.stderr)
-    return kept, unknown
-
-
-def _slurm_gpus(overrides: list[str]) -> list[str]:
-    """The SLURM launcher runs every job of a sweep as one job array with the same resources: ask each job
-    for the largest TP x PP among the sweep's variants, unless the command sets gpus_per_node itself."""
-    from omegaconf import OmegaConf
-
-    if "hydra/launcher=submitit_slurm" not in overrides or any("hydra.launcher.gpus_per_node=" in o for o in overrides):
-        return overrides
-    names = [n for o in overrides for n in _variants_of(o) or []] or ["single"]
-    sizes = {"tensor_parallel_size": [1], "pipeline_parallel_size": [1]}
-    for o in overrides:  # sizes set on the command line count too
-        key, _, value = o.partition("=")
-        if key.removeprefix("server.") in sizes:
-            sizes[key.removeprefix("server.")] += [int(v) for v in value.split(",")]
-    need = 1
-    for name in names:
-        path = CONF_DIR / "server" / f"{name}.yaml"
-        conf = OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
-        assert isinstance(conf, dict)
-        tp = max([int(conf.get("tensor_parallel_size", 1)), *sizes["tensor_parallel_size"]])
-        pp = max([int(conf.get("pipeline_parallel_size", 1)), *sizes["pipeline_parallel_size"]])
-        need = max(need, tp * pp)
-    print(f"bench: each SLURM job asks for {need} GPU(s), the sweep's largest TP x PP", file=sys.stderr)
-    return [*overrides, f"hydra.launcher.gpus_per_node={need}"]
-
-
-# Keys whose sweep does not name runs apart: the variant already names them; hydra's own; where runs go.
-_UNNAMED_KEYS = ("server", "run_name", "out_dir", "sweep_name", "sweep_params")
-
-
-def _swept_keys(overrides: list[str]) -> list[str]:
-    """Keys the multirun varies besides the variant, in command order: comma lists, range() and
-    choice() on the command line or in a `+sweep=` preset's `hydra.sweeper.params`."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-    from omegaconf import OmegaConf
-
-    lines = []
-    for o in overrides:
-        key, _, value = o.partition("=")
-        if key.lstrip("+") == "sweep" and (CONF_DIR / "sweep" / f"{value}.yaml").is_file():
-            params = OmegaConf.select(OmegaConf.load(CONF_DIR / "sweep" / f"{value}.yaml"), "hydra.sweeper.params")
-            lines += [f"{k}={v}" for k, v in (params or {}).items()]
-        else:
-            lines.append(o.removeprefix("hydra.sweeper.params."))
-    try:
-        parsed = OverridesParser.create().parse_overrides(lines)
-    except HydraException:
-        return []  # Hydra itself reports the bad override, in its words
-    keys = [o.key_or_group for o in parsed if o.is_sweep_override()]
-    return [k for k in dict.fromkeys(keys) if k not in _UNNAMED_KEYS and not k.startswith("hydra.")]
-
-
-def _sweep_run_name(keys: list[str]) -> str:
-    """`${server.name}-LEAF=VALUE...`: one folder per combination, named by what varies, stable across
-    re-runs (so resume finds it). The key's last part names it unless two swept keys share that part."""
-    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
-    leaves = [k.rsplit(".", 1)[-1] for k in keys]
-    parts = []
-    for key, leaf in zip(keys, leaves, strict=True):
-        label = leaf if leaves.count(leaf) == 1 else key
-        value = f"${{{key}.name}}" if key in groups else f"${{bench_slug:${{{key}}}}}"
-        parts.append(f"{label}={value}")
-    return "${server.name}-" + "-".join(parts)
-
-
-def _name_sweep_runs(overrides: list[str]) -> list[str]:
-    """A multirun varying fields inside a variant gets a folder per combination, and records what it varied."""
-    keys = _swept_keys(overrides)
-    if not keys:
-        return overrides
-    out = [*overrides, f"sweep_params=[{','.join(keys)}]"]
-    if not any(o.partition("=")[0].lstrip("+") == "run_name" for o in overrides):
-        out.append(f"run_name='{_sweep_run_name(keys)}'")
-    return out
-
-
 def _record_unknown(out_dir: Path) -> None:
     """Unknown variants of a sweep get a failed run.json, so the summary, report and exit status show them."""
     import datetime as dt
 
+    from bench.overrides import known_variants
     from bench.results import FAILED, RunResult, write_run
 
-    known = _known_variants()
+    known = known_variants()
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     for name in _UNKNOWN:
         (out_dir / name).mkdir(parents=True, exist_ok=True)
         reason = f"unknown server variant {name!r}; available: {', '.join(known)} (add conf/server/{name}.yaml)"
         write_run(out_dir / name, RunResult(variant=name, status=FAILED, reason=reason, finished_at=now))
-        _STATUSES.append(FAILED)
 
 
 def _run(overrides: list[str]) -> int:
@@ -241,16 +107,18 @@ def _run(overrides: list[str]) -> int:
     from omegaconf import DictConfig
 
     from bench.config import register_schemas
+    from bench.errors import ConfigError
+    from bench.overrides import drop_unknown_variants, name_sweep_runs, slurm_gpus
 
-    overrides, unknown = _drop_unknown_variants(overrides)
-    overrides = _slurm_gpus(overrides)
-    overrides = _name_sweep_runs(overrides)
+    overrides, unknown = drop_unknown_variants(overrides)
+    overrides = slurm_gpus(overrides)
+    overrides = name_sweep_runs(overrides)
     _UNKNOWN[:] = unknown
     register_schemas()
     # SIGTERM (a CI job cancelled, `kill`) takes the same clean path as Ctrl-C.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     status = 0
-    _STATUSES.clear()
+    statuses: list[str] = []  # one per variant run in this process, for the exit status
     _SWEEP_DIRS.clear()
     started = time.time()
 
@@ -260,7 +128,7 @@ def _run(overrides: list[str]) -> int:
         from bench.errors import BenchError
 
         try:
-            _task(cfg)
+            statuses.append(_task(cfg))
         except BenchError as e:
             # Inside Hydra's runner: report here, one line, and stop the sweep.
             if os.environ.get("BENCH_DEBUG") == "1":
@@ -275,11 +143,15 @@ def _run(overrides: list[str]) -> int:
     except SystemExit as e:
         # Hydra exits 1 after printing a config error of its own (typo, unknown group option).
         return 2 if e.code == 1 else int(e.code or 0)
+    except ValueError as e:
+        # Hydra's refusal of its own flags before any job runs ("Only one of --run, --multirun, --cfg ...").
+        raise ConfigError(str(e).splitlines()[0]) from None
     if status:
         return status
     # Every variant ran to its end: 0 only if all of them completed, so scripts notice a failed one.
-    statuses = _STATUSES or _statuses_on_disk(_SWEEP_DIRS, since=started)
-    return 0 if all(s == "ok" for s in statuses) else 1
+    # Jobs a launcher (submitit...) ran in other processes left their statuses on disk.
+    done = statuses or _statuses_on_disk(_SWEEP_DIRS, since=started)
+    return 0 if all(s == "ok" for s in done) and not unknown else 1
 
 
 def _statuses_on_disk(sweep_dirs: list[Path], since: float) -> list[str]:
@@ -296,7 +168,8 @@ def _statuses_on_disk(sweep_dirs: list[Path], since: float) -> list[str]:
     return out
 
 
-def _task(cfg: Any) -> None:
+def _task(cfg: Any) -> str:
+    """One variant's run inside Hydra; returns its status."""
     import logging
 
     # One INFO line per request from the HTTP client would bury the progress bar.
@@ -312,13 +185,13 @@ def _task(cfg: Any) -> None:
         result = run_variant(bc)
     finally:
         write_summary(Path(bc.out_dir), bc.baseline_variant)
-    _STATUSES.append(result.status)
     line = f"bench: {result.variant}: {result.status}"
     if result.reason:
         line += f" ({result.reason})"
     print(line, file=sys.stderr)
     if result.search:
         print(f"bench: {result.variant}: {search_outcome(result.search)}", file=sys.stderr)
+    return result.status
 
 
 def _analyze(args: list[str]) -> int:
@@ -341,6 +214,25 @@ def _analyze(args: list[str]) -> int:
     print(format_summary(summary_table(a.results_dir, a.baseline)))
     print(f"\nreport: {report}\ncharts: {report.parent / 'charts'}")
     return 0
+
+
+def _compare(args: list[str]) -> int:
+    from bench.compare import METRICS, load_thresholds, report
+
+    p = argparse.ArgumentParser(
+        prog="python -m bench compare",
+        description="Regression verdicts between two sweep folders (see docs/regression.md). "
+        "Exit 1 on a regression, 2 on bad input.",
+    )
+    p.add_argument("baseline", type=Path, help="the promoted baseline, e.g. results/baselines/MACHINE/nightly")
+    p.add_argument("current", type=Path, help="the run to judge, e.g. results/nightly")
+    p.add_argument("--thresholds", type=Path, metavar="FILE", help="YAML over the defaults: conf/compare/default.yaml")
+    p.add_argument("--markdown", type=Path, metavar="OUT.md", help="also write the table as Markdown")
+    p.add_argument("--metric", action="extend", nargs="+", choices=list(METRICS), metavar="NAME",
+                   help=f"compare only these metrics (default: all of {', '.join(METRICS)})")  # fmt: skip
+    p.add_argument("--fail-on-missing", action="store_true", help="exit 1 when a variant or metric is missing")
+    a = p.parse_args(args)
+    return report(a.baseline, a.current, load_thresholds(a.thresholds), a.metric, a.markdown, a.fail_on_missing)
 
 
 class SummaryCallback:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import difflib
 import math
@@ -19,7 +18,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError
 
 from bench.analysis import load_runs, summary_table
-from bench.errors import BenchError, ConfigError
+from bench.errors import CompareError, ConfigError
 from bench.metric_registry import COMPARED, MetricSpec
 from bench.results import OK, RUN_FILE, RunResult, read_run, run_dirs
 
@@ -27,10 +26,6 @@ REGRESSION, MISSING, IMPROVEMENT, NOISE = "regression", "missing", "improvement"
 ALL_METRICS = "all"  # the metric of a verdict about a whole variant (absent, or not ok, on one side)
 # A median of fewer values has almost nothing to resample: below this the threshold decides alone.
 MIN_TRIALS = 3
-
-
-class CompareError(BenchError):
-    """A results folder that cannot be compared."""
 
 
 METRICS: dict[str, MetricSpec] = COMPARED  # the registry's metrics that have a default threshold
@@ -333,30 +328,20 @@ def format_markdown(verdicts: Sequence[Verdict], baseline: Path, current: Path, 
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m bench compare",
-        description="Regression verdicts between two sweep folders (see docs/regression.md). "
-        "Exit 1 on a regression, 2 on bad input.",
-    )
-    p.add_argument("baseline", type=Path, help="the promoted baseline, e.g. results/baselines/MACHINE/nightly")
-    p.add_argument("current", type=Path, help="the run to judge, e.g. results/nightly")
-    p.add_argument("--thresholds", type=Path, metavar="FILE", help="YAML over the defaults: conf/compare/default.yaml")
-    p.add_argument("--markdown", type=Path, metavar="OUT.md", help="also write the table as Markdown")
-    p.add_argument("--metric", action="extend", nargs="+", choices=list(METRICS), metavar="NAME",
-                   help=f"compare only these metrics (default: all of {', '.join(METRICS)})")  # fmt: skip
-    p.add_argument("--fail-on-missing", action="store_true", help="exit 1 when a variant or metric is missing")
-    a = p.parse_args(argv)
-    thresholds = load_thresholds(a.thresholds)
-    baseline, current = load_results(a.baseline), load_results(a.current)
-    verdicts, context = compare_results(baseline, current, thresholds, a.metric), context_changes(baseline, current)
+def report(
+    baseline_dir: Path, current_dir: Path, thresholds: ThresholdsBase, metrics: Sequence[str] | None = None,
+    markdown_path: Path | None = None, fail_on_missing: bool = False,
+) -> int:  # fmt: skip
+    """`bench compare`: the table on stdout, Markdown where asked (and GitHub's job summary); the exit status."""
+    baseline, current = load_results(baseline_dir), load_results(current_dir)
+    verdicts, context = compare_results(baseline, current, thresholds, metrics), context_changes(baseline, current)
     print(format_table(verdicts, context))
-    markdown = format_markdown(verdicts, a.baseline, a.current, context)
-    if a.markdown:
-        a.markdown.parent.mkdir(parents=True, exist_ok=True)
-        a.markdown.write_text(markdown, encoding="utf-8")
+    markdown = format_markdown(verdicts, baseline_dir, current_dir, context)
+    if markdown_path:
+        markdown_path.parent.mkdir(parents=True, exist_ok=True)
+        markdown_path.write_text(markdown, encoding="utf-8")
     if os.environ.get("GITHUB_STEP_SUMMARY"):  # set by GitHub Actions: the job's summary page
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as f:
             f.write(markdown)
     print(f"bench: compare: {summary_line(verdicts)}", file=sys.stderr)
-    return exit_code(verdicts, a.fail_on_missing)
+    return exit_code(verdicts, fail_on_missing)

@@ -15,3 +15,7 @@ class DatasetError(BenchError):
 
 class ServerError(BenchError):
     """The server could not be started or died; the message says why."""
+
+
+class CompareError(BenchError):
+    """A results folder that cannot be compared."""

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from bench import cli
-from bench.cli import _drop_unknown_variants
+from bench import overrides
+from bench.overrides import drop_unknown_variants
 
 BENCH = [sys.executable, "-m", "bench"]
 
@@ -63,13 +63,24 @@ def test_bad_dataset_fails_the_variant_before_its_server_starts(content, message
 
 
 def test_unknown_variants_of_a_sweep_are_dropped_and_the_others_kept(capsys):
-    kept, unknown = _drop_unknown_variants(["server=single,nope,tp2", "dataset.sample_size=3"])
+    kept, unknown = drop_unknown_variants(["server=single,nope,tp2", "dataset.sample_size=3"])
     assert kept == ["server=single,tp2", "dataset.sample_size=3"] and unknown == ["nope"]
     assert "unknown server variant nope; available: awq, pp2, single" in capsys.readouterr().err
 
 
 def test_a_sweep_preset_naming_a_missing_variant_runs_the_rest(monkeypatch):
     # A user's conf/sweep/mine.yaml still lists a variant whose file was deleted.
-    monkeypatch.setattr(cli, "_sweep_variants", lambda name: ["single", "gone", "spec_ngram"])
-    kept, unknown = _drop_unknown_variants(["+sweep=mine"])
+    monkeypatch.setattr(overrides, "sweep_params", lambda name: {"server": "single,gone,spec_ngram"})
+    kept, unknown = drop_unknown_variants(["+sweep=mine"])
     assert kept == ["+sweep=mine", "hydra.sweeper.params.server=single,spec_ngram"] and unknown == ["gone"]
+
+
+def test_hydra_s_own_refusal_is_one_line_not_a_traceback():
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "run", "-m", "server=spec_ngram", "--cfg", "job"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "bench: error: Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified"
+    ]

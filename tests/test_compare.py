@@ -26,7 +26,6 @@ from bench.compare import (
     exit_code,
     load_results,
     load_thresholds,
-    main,
 )
 from bench.errors import ConfigError
 from bench.results import FAILED, OK, RunResult, write_run
@@ -38,7 +37,7 @@ BUSY = {"util_mean_pct": 90.0}  # load_runs reads it from every device
 
 @pytest.fixture(autouse=True)
 def _no_job_summary(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Under GitHub Actions, main() would append these tests' tables to the real job summary.
+    # Under GitHub Actions, `bench compare` would append these tests' tables to the real job summary.
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
 
 
@@ -124,7 +123,7 @@ def test_same_distribution_is_within_noise(tmp_path: Path) -> None:
     assert set(by_metric(verdicts)) == {"wall_clock_s", "output_tok_per_s", "ttft_s_p50", "ttft_s_p99",
                                         "tpot_s_p50", "mem_peak_mib", "f1"}  # fmt: skip
     assert exit_code(verdicts) == 0
-    assert main([str(tmp_path / "base"), str(tmp_path / "cur")]) == 0
+    assert cli._compare([str(tmp_path / "base"), str(tmp_path / "cur")]) == 0
 
 
 def test_twice_as_slow_is_a_regression(tmp_path: Path, capsys: CaptureFixture[str]) -> None:
@@ -136,7 +135,7 @@ def test_twice_as_slow_is_a_regression(tmp_path: Path, capsys: CaptureFixture[st
     assert m["wall_clock_s"].basis == "bootstrap 95% CI, n=3/3"
     assert m["output_tok_per_s"].verdict == REGRESSION  # higher is better: halved is worse
     assert m["f1"].verdict == NOISE and m["mem_peak_mib"].verdict == NOISE
-    assert main([str(tmp_path / "base"), str(tmp_path / "cur")]) == 1
+    assert cli._compare([str(tmp_path / "base"), str(tmp_path / "cur")]) == 1
     out = capsys.readouterr()
     assert "REGRESSION" in out.out
     assert out.err == "bench: compare: 5 regressions, 0 missing, 0 improvements, 2 within noise\n"
@@ -175,7 +174,7 @@ def test_missing_variant_is_reported_and_fails_only_on_request(tmp_path: Path, c
     verdicts = compare_dirs(tmp_path / "base", tmp_path / "cur")
     assert verdicts[0] == Verdict("spec_ngram", ALL_METRICS, MISSING, note="absent from the current folder")
     assert exit_code(verdicts) == 0 and exit_code(verdicts, fail_on_missing=True) == 1
-    assert main([str(tmp_path / "base"), str(tmp_path / "cur"), "--fail-on-missing"]) == 1
+    assert cli._compare([str(tmp_path / "base"), str(tmp_path / "cur"), "--fail-on-missing"]) == 1
     assert "1 missing" in capsys.readouterr().err
 
 
@@ -224,9 +223,9 @@ def test_metric_filter(tmp_path: Path) -> None:
     write_variant(tmp_path / "cur", "single", [20.0, 20.5, 19.8])
     verdicts = compare_dirs(tmp_path / "base", tmp_path / "cur", metrics=["f1"])
     assert [v.metric for v in verdicts] == ["f1"]
-    assert main([str(tmp_path / "base"), str(tmp_path / "cur"), "--metric", "f1", "mem_peak_mib"]) == 0
+    assert cli._compare([str(tmp_path / "base"), str(tmp_path / "cur"), "--metric", "f1", "mem_peak_mib"]) == 0
     with pytest.raises(SystemExit):  # argparse lists the valid names
-        main([str(tmp_path / "base"), str(tmp_path / "cur"), "--metric", "ttft"])
+        cli._compare([str(tmp_path / "base"), str(tmp_path / "cur"), "--metric", "ttft"])
 
 
 def test_markdown_lists_the_regression_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -236,7 +235,7 @@ def test_markdown_lists_the_regression_first(tmp_path: Path, monkeypatch: pytest
     summary.write_text("earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     out = tmp_path / "out" / "compare.md"
-    assert main([str(tmp_path / "base"), str(tmp_path / "cur"), "--markdown", str(out)]) == 1
+    assert cli._compare([str(tmp_path / "base"), str(tmp_path / "cur"), "--markdown", str(out)]) == 1
     md = out.read_text()
     rows = [line for line in md.splitlines() if line.startswith("| single")]
     assert rows[0].startswith("| single | wall_clock_s | 10 | 20 | +100.0% | 10% | **regression** |")
@@ -252,7 +251,7 @@ def test_a_different_vllm_is_reported_beside_the_verdicts(tmp_path: Path, capsys
         "config_hash: hash-0.32.0 -> hash-0.33.0 (single)",
         "vllm_version: 0.32.0 -> 0.33.0 (single)",
     ]
-    main([str(tmp_path / "base"), str(tmp_path / "cur")])
+    cli._compare([str(tmp_path / "base"), str(tmp_path / "cur")])
     assert "differs between the two sides:\n  config_hash: hash-0.32.0" in capsys.readouterr().out
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.cli import _slurm_gpus
+from bench.overrides import slurm_gpus
 from bench.server import VllmServer, free_port
 
 ENDPOINT = str(Path(__file__).resolve().parents[1] / "benchmarks" / "instant_endpoint.py")
@@ -39,12 +39,12 @@ def test_submitit_local_sweep_writes_one_results_folder(tmp_path):
 
 def test_slurm_jobs_ask_for_the_sweeps_largest_tp_x_pp() -> None:
     slurm = "hydra/launcher=submitit_slurm"
-    assert _slurm_gpus(["+sweep=parallel", slurm])[-1] == "hydra.launcher.gpus_per_node=2"
-    assert _slurm_gpus(["-m", "server=single,pp2", "server.tensor_parallel_size=4", slurm])[-1].endswith("=8")
-    assert _slurm_gpus(["server=single", slurm])[-1].endswith("=1")
+    assert slurm_gpus(["+sweep=parallel", slurm])[-1] == "hydra.launcher.gpus_per_node=2"
+    assert slurm_gpus(["-m", "server=single,pp2", "server.tensor_parallel_size=4", slurm])[-1].endswith("=8")
+    assert slurm_gpus(["server=single", slurm])[-1].endswith("=1")
     mine = ["+sweep=all", slurm, "hydra.launcher.gpus_per_node=8"]
-    assert _slurm_gpus(mine) == mine  # the user's own figure stands
-    assert _slurm_gpus(["+sweep=all", "hydra/launcher=submitit_local"]) == [
+    assert slurm_gpus(mine) == mine  # the user's own figure stands
+    assert slurm_gpus(["+sweep=all", "hydra/launcher=submitit_local"]) == [
         "+sweep=all",
         "hydra/launcher=submitit_local",
     ]

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from bench import results
+from bench import cli, results
 from bench.analysis import load_provenance, load_requests, load_trials, summary_table
-from bench.compare import ALL_METRICS, MISSING, NOISE, REGRESSION, compare_dirs, exit_code, main
+from bench.compare import ALL_METRICS, MISSING, NOISE, REGRESSION, compare_dirs, exit_code
 from bench.results import OK, RUN_FILE, SCHEMA_VERSION, RunResult, read_run, run_dirs, trial_key, write_run
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
@@ -84,7 +84,7 @@ def test_an_unknown_key_does_not_hide_a_regression(tmp_path: Path, capsys: pytes
     assert verdicts[("single", "wall_clock_s")] == REGRESSION
     assert verdicts[("single", "output_tok_per_s")] == REGRESSION
     assert ("single", ALL_METRICS) not in verdicts
-    assert main([str(CPU_REF), str(cur)]) == 1
+    assert cli._compare([str(CPU_REF), str(cur)]) == 1
     assert "REGRESSION" in capsys.readouterr().out
 
 

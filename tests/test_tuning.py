@@ -13,8 +13,8 @@ from matplotlib.text import Text
 
 from bench import plots
 from bench.analysis import answer_diffs, crossover, pareto_front, summary_table
-from bench.cli import CONF_DIR, _name_sweep_runs, _swept_keys
 from bench.config import register_schemas, to_bench_config
+from bench.overrides import CONF_DIR, name_sweep_runs, swept_keys
 from bench.report import analyze, figures, load_sweep
 from bench.results import OK, RequestRecord, RequestWriter, RunResult, write_run
 from bench.runner import sweep_values
@@ -35,8 +35,8 @@ def compose_job(overrides: list[str]):
 
 def test_a_sweep_inside_a_variant_gets_a_folder_per_value_named_by_what_varies():
     cmd = ["server=spec_ngram", "server.speculative_config.num_speculative_tokens=1,3,5", "dataset.sample_size=8"]
-    named = _name_sweep_runs(cmd)
-    assert _swept_keys(cmd) == ["server.speculative_config.num_speculative_tokens"]
+    named = name_sweep_runs(cmd)
+    assert swept_keys(cmd) == ["server.speculative_config.num_speculative_tokens"]
     # One job of the multirun: what Hydra composes for k=3.
     job = [o if "num_speculative_tokens=1,3,5" not in o else o.replace("1,3,5", "3") for o in named]
     cfg = compose_job(job)
@@ -45,21 +45,21 @@ def test_a_sweep_inside_a_variant_gets_a_folder_per_value_named_by_what_varies()
 
 
 def test_variants_alone_and_an_explicit_run_name_keep_their_folders():
-    assert _name_sweep_runs(["server=single,spec_ngram", "dataset.sample_size=8"]) == [
+    assert name_sweep_runs(["server=single,spec_ngram", "dataset.sample_size=8"]) == [
         "server=single,spec_ngram", "dataset.sample_size=8"]  # fmt: skip
-    named = _name_sweep_runs(["server=single,spec_ngram", "dataset=builtin,squad_file", "run_name=${dataset.name}"])
+    named = name_sweep_runs(["server=single,spec_ngram", "dataset=builtin,squad_file", "run_name=${dataset.name}"])
     assert not any(o.startswith("run_name='") for o in named) and "sweep_params=[dataset]" in named
 
 
 def test_swept_values_that_are_paths_or_groups_make_plain_folder_names():
     cmd = ["model=/models/a,/models/b", "dataset=builtin,squad_file"]
-    assert _swept_keys(cmd) == ["model", "dataset"]
-    job = [*_name_sweep_runs(cmd)[2:], "model=/models/a", "dataset=squad_file", "dataset.path=x.json"]
+    assert swept_keys(cmd) == ["model", "dataset"]
+    job = [*name_sweep_runs(cmd)[2:], "model=/models/a", "dataset=squad_file", "dataset.path=x.json"]
     assert compose_job(job).run_name == "single-model=models_a-dataset=squad_file"
 
 
 def test_spec_k_preset_sweeps_k_1_to_6_with_its_folders():
-    assert _swept_keys(["+sweep=spec_k"]) == ["server.speculative_config.num_speculative_tokens"]
+    assert swept_keys(["+sweep=spec_k"]) == ["server.speculative_config.num_speculative_tokens"]
 
 
 # ---- a fabricated k sweep ---------------------------------------------------------------------------------

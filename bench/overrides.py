@@ -1,0 +1,161 @@
+"""The command line's Hydra overrides, read with Hydra's own parser before Hydra runs: variants, SLURM, sweeps."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+# Keys whose sweep does not name runs apart: the variant already names them; hydra's own; where runs go.
+_UNNAMED_KEYS = ("server", "run_name", "out_dir", "sweep_name", "sweep_params")
+
+
+def parse(overrides: list[str]) -> list[Any]:
+    """Hydra's Override objects of the strings that are overrides. Flags (-m, --cfg job) are skipped, and so is
+    an override Hydra cannot parse: Hydra itself reports it, in its words, when it runs."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser, out = OverridesParser.create(), []
+    for o in overrides:
+        if "=" not in o or o.startswith("-"):
+            continue
+        try:
+            out.append(parser.parse_override(o))
+        except HydraException:
+            continue
+    return out
+
+
+def values(override: Any) -> list[str]:
+    """Every value an override takes: a comma list, range() or choice() swept, else its one value."""
+    if override.is_sweep_override():
+        return [str(v) for v in override.sweep_string_iterator()]
+    return [str(override.get_value_element_as_str())]
+
+
+def known_variants() -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / "server").glob("*.yaml"))
+
+
+def sweep_params(name: str) -> dict[str, Any]:
+    """A `+sweep=NAME` preset's `hydra.sweeper.params`; empty when there is no such preset."""
+    from omegaconf import OmegaConf
+
+    path = CONF_DIR / "sweep" / f"{name}.yaml"
+    if not path.is_file():
+        return {}
+    params = OmegaConf.select(OmegaConf.load(path), "hydra.sweeper.params")
+    return dict(params or {})
+
+
+def variants_of(override: Any) -> list[str] | None:
+    """The variants an override names: `server=a,b` directly, `+sweep=NAME` through its preset; None for others."""
+    if override.key_or_group == "server":
+        names = values(override)
+    elif override.key_or_group == "sweep":
+        names = str(sweep_params(values(override)[0]).get("server", "")).split(",")
+    else:
+        return None
+    return [n.strip() for n in names if n.strip()]
+
+
+def drop_unknown_variants(overrides: list[str]) -> tuple[list[str], list[str]]:
+    """The overrides without unknown variants, and those variants. All unknown is bad input (exit 2);
+    some unknown in a sweep are reported and recorded as failed, and the known ones still run."""
+    from bench.errors import ConfigError
+
+    known = known_variants()
+    parsed = {o.input_line: o for o in parse(overrides)}
+    kept, unknown, asked = [], [], []
+    for line in overrides:
+        names = variants_of(parsed[line]) if line in parsed else None
+        if names is None:
+            kept.append(line)
+            continue
+        asked += names
+        unknown += [n for n in names if n not in known]
+        good = [n for n in names if n in known]
+        key = parsed[line].get_key_element()  # with its +/~ prefix
+        if parsed[line].key_or_group == "sweep":
+            kept.append(line)
+            if good and len(good) < len(names):  # the preset's list, less what does not exist
+                kept.append(f"hydra.sweeper.params.server={','.join(good)}")
+        elif good:
+            kept.append(f"{key}={','.join(good)}")
+    if unknown:
+        message = (
+            f"unknown server variant {', '.join(unknown)}; available: {', '.join(known)}"
+            f" (add conf/server/NAME.yaml to define one)"
+        )
+        if len(unknown) == len(asked):
+            raise ConfigError(message)
+        print(f"bench: error: {message}; the other variants run", file=sys.stderr)
+    return kept, unknown
+
+
+def slurm_gpus(overrides: list[str]) -> list[str]:
+    """The SLURM launcher runs every job of a sweep as one job array with the same resources: ask each job
+    for the largest TP x PP among the sweep's variants, unless the command sets gpus_per_node itself."""
+    from omegaconf import OmegaConf
+
+    parsed = parse(overrides)
+    keys = {o.key_or_group: o for o in parsed}
+    if "hydra/launcher" not in keys or values(keys["hydra/launcher"]) != ["submitit_slurm"]:
+        return overrides
+    if "hydra.launcher.gpus_per_node" in keys:
+        return overrides
+    names = [n for o in parsed for n in variants_of(o) or []] or ["single"]
+    sizes = {"tensor_parallel_size": [1], "pipeline_parallel_size": [1]}
+    for o in parsed:  # sizes set on the command line count too
+        size = o.key_or_group.removeprefix("server.")
+        if size in sizes:
+            sizes[size] += [int(v) for v in values(o)]
+    need = 1
+    for name in names:
+        path = CONF_DIR / "server" / f"{name}.yaml"
+        conf = OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
+        assert isinstance(conf, dict)
+        tp = max([int(conf.get("tensor_parallel_size", 1)), *sizes["tensor_parallel_size"]])
+        pp = max([int(conf.get("pipeline_parallel_size", 1)), *sizes["pipeline_parallel_size"]])
+        need = max(need, tp * pp)
+    print(f"bench: each SLURM job asks for {need} GPU(s), the sweep's largest TP x PP", file=sys.stderr)
+    return [*overrides, f"hydra.launcher.gpus_per_node={need}"]
+
+
+def swept_keys(overrides: list[str]) -> list[str]:
+    """Keys the multirun varies besides the variant, in command order: comma lists, range() and
+    choice() on the command line or in a `+sweep=` preset's `hydra.sweeper.params`."""
+    lines = []
+    for o in parse(overrides):
+        if o.key_or_group == "sweep" and sweep_params(values(o)[0]):
+            lines += [f"{k}={v}" for k, v in sweep_params(values(o)[0]).items()]
+        else:
+            lines.append(o.input_line.removeprefix("hydra.sweeper.params."))
+    keys = [o.key_or_group for o in parse(lines) if o.is_sweep_override()]
+    return [k for k in dict.fromkeys(keys) if k not in _UNNAMED_KEYS and not k.startswith("hydra.")]
+
+
+def sweep_run_name(keys: list[str]) -> str:
+    """`${server.name}-LEAF=VALUE...`: one folder per combination, named by what varies, stable across
+    re-runs (so resume finds it). The key's last part names it unless two swept keys share that part."""
+    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
+    leaves = [k.rsplit(".", 1)[-1] for k in keys]
+    parts = []
+    for key, leaf in zip(keys, leaves, strict=True):
+        label = leaf if leaves.count(leaf) == 1 else key
+        value = f"${{{key}.name}}" if key in groups else f"${{bench_slug:${{{key}}}}}"
+        parts.append(f"{label}={value}")
+    return "${server.name}-" + "-".join(parts)
+
+
+def name_sweep_runs(overrides: list[str]) -> list[str]:
+    """A multirun varying fields inside a variant gets a folder per combination, and records what it varied."""
+    keys = swept_keys(overrides)
+    if not keys:
+        return overrides
+    out = [*overrides, f"sweep_params=[{','.join(keys)}]"]
+    if not any(o.key_or_group == "run_name" for o in parse(overrides)):
+        out.append(f"run_name='{sweep_run_name(keys)}'")
+    return out
