@@ -166,7 +166,7 @@ def format_summary(table: pd.DataFrame) -> str:
     """The one-screen end-of-sweep table."""
     if table.empty:
         return "no runs"
-    view = {"variant": table["variant"], "status": table["status"]}
+    view = {"variant": table["variant"], "status": table.apply(_status_shown, axis=1)}
     view |= {m.label: _formatted(table, m.name, m.format) for m in _shown(table, CONSOLE)}
     view["reason"] = table["reason"].fillna("").map(lambda s: s if len(s) <= 70 else s[:67] + "...")
     return pd.DataFrame(view).to_string(index=False)
@@ -178,6 +178,12 @@ def _shown(table: pd.DataFrame, view: str) -> list[MetricSpec]:
         m for m in in_view(view)
         if not m.only_when_measured or (m.name in table and pd.to_numeric(table[m.name], errors="coerce").notna().any())
     ]  # fmt: skip
+
+
+def _status_shown(row: pd.Series) -> str:
+    """A run with failed requests never reads as a plain `ok`, whichever bench wrote it."""
+    failed = pd.to_numeric(row.get("n_failed"), errors="coerce")
+    return f"{row['status']}, {failed:.0f} failed" if pd.notna(failed) and failed > 0 else str(row["status"])
 
 
 def _formatted(table: pd.DataFrame, col: str, fmt: Callable[[object], str]) -> pd.Series:

@@ -198,6 +198,7 @@ def _analyze(args: list[str]) -> int:
     from bench.analysis import format_summary, summary_table
     from bench.errors import BenchError
     from bench.report import analyze
+    from bench.results import run_dirs
 
     p = argparse.ArgumentParser(
         prog="python -m bench analyze",
@@ -210,6 +211,8 @@ def _analyze(args: list[str]) -> int:
     for d in (a.results_dir, a.compare):
         if d is not None and not d.is_dir():
             raise BenchError(f"no results folder at {d}")
+        if d is not None and not list(run_dirs(d)):
+            raise BenchError(f"no runs in {d} (a run is a folder with run.json): nothing to analyze")
     report = analyze(a.results_dir, a.baseline, a.compare)
     print(format_summary(summary_table(a.results_dir, a.baseline)))
     print(f"\nreport: {report}\ncharts: {report.parent / 'charts'}")

@@ -17,6 +17,7 @@ import numpy as np
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError
 
+from bench import cpu
 from bench.analysis import load_runs, summary_table
 from bench.errors import CompareError, ConfigError
 from bench.metric_registry import COMPARED, MetricSpec
@@ -110,7 +111,10 @@ def _context(run: RunResult) -> dict[str, str]:
     p = run.provenance
     gpus = ", ".join(str(g.get("name")) for g in p.get("gpus") or []) or "none"
     keys = ("engine", "vllm_version", "torch_version", "cpu")
-    return {k: str(p.get(k)) for k in keys} | {"gpus": gpus, "config_hash": run.config_hash}
+    out = {k: str(p.get(k)) for k in keys} | {"gpus": gpus, "config_hash": run.config_hash}
+    if p.get("cpu_caps"):  # absent from runs of older bench: not a difference to report
+        out["cpu_isa"] = cpu.summary(p["cpu_caps"])
+    return out
 
 
 def context_changes(baseline: dict[str, Side], current: dict[str, Side]) -> list[str]:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, MissingMandatoryValue, OmegaConf
 
+from bench import cpu
 from bench.errors import ConfigError
 
 ENGINES = ("auto", "cpu", "cuda")
 CLIENTS = ("aiohttp", "openai")  # see bench/client.py
+TOO_LONG = ("skip", "fail", "keep")  # dataset.too_long, see bench/preflight.py
 # fixed: `concurrency`/`request_rate`/`levels` as given; sweep and slo_search pick their levels as they go.
 LOAD_MODES = ("fixed", "sweep", "slo_search")
 
@@ -82,6 +85,9 @@ class DatasetConfig:
     hf_split: str = "validation"
     sample_size: int | None = None  # None: every question
     seed: int = 0
+    # Prompts longer than max_model_len - max_tokens (vLLM would refuse them with HTTP 400):
+    # skip them (recorded), fail the variant before its server starts, or keep and send them anyway.
+    too_long: str = "skip"
     system_prompt: str = "Answer the question with a short span copied from the passage. Reply with the answer only."
 
 
@@ -174,7 +180,69 @@ def to_bench_config(cfg: DictConfig) -> BenchConfig:
         v is not None for v in (obj.slo.ttft_ms, obj.slo.tpot_ms, obj.slo.latency_ms, obj.slo.min_f1)
     ):
         raise ConfigError("load=slo_search needs an SLO to search for: add slo.ttft_ms=..., slo.tpot_ms=...")
+    check_settings(obj)
     return obj
+
+
+def _need(ok: bool, key: str, value: object, valid: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is out of range: {valid}")
+
+
+def _positive(key: str, value: float | None, optional: bool = False) -> None:
+    _need((optional and value is None) or (value is not None and value > 0), key, value, "must be > 0")
+
+
+def check_settings(cfg: BenchConfig) -> None:
+    """Every value a run depends on, checked before anything starts: one line with the valid range."""
+    load, ds = cfg.load, cfg.dataset
+    _need(load.concurrency >= 1, "load.concurrency", load.concurrency, "must be an integer >= 1")
+    _positive("load.request_rate", load.request_rate, optional=True)
+    _positive("load.burstiness", load.burstiness)
+    for v in load.levels:
+        _need(v > 0, "load.levels", list(load.levels), "every level must be > 0")
+    if load.request_rate is None:
+        _need(all(float(v).is_integer() for v in load.levels), "load.levels", list(load.levels),
+              "concurrency levels must be whole numbers (rate levels need load.request_rate)")  # fmt: skip
+    _need(load.max_requests is None or load.max_requests >= 1, "load.max_requests", load.max_requests,
+          "must be >= 1, or null for the whole dataset")  # fmt: skip
+    _positive("load.max_duration_s", load.max_duration_s, optional=True)
+    _positive("load.request_timeout_s", load.request_timeout_s)
+    _need(load.warmup_requests >= 0, "load.warmup_requests", load.warmup_requests, "must be >= 0")
+    _need(load.sweep_points >= 1, "load.sweep_points", load.sweep_points, "must be >= 1")
+    _need(load.search_max_levels >= 1, "load.search_max_levels", load.search_max_levels, "must be >= 1")
+    _positive("load.search_max_s", load.search_max_s)
+    _need(ds.sample_size is None or ds.sample_size >= 1, "dataset.sample_size", ds.sample_size,
+          "must be >= 1, or null for every question")  # fmt: skip
+    _need(ds.too_long in TOO_LONG, "dataset.too_long", ds.too_long, f"one of {', '.join(TOO_LONG)}")
+    _need(cfg.repeats >= 1, "repeats", cfg.repeats, "must be >= 1")
+    _need(cfg.telemetry_interval_s >= 0, "telemetry_interval_s", cfg.telemetry_interval_s, "must be >= 0 (0: off)")
+    check_server(cfg.server)
+    check_run_dir(cfg.out_dir, cfg.run_name)
+
+
+def check_server(s: ServerConfig) -> None:
+    """A variant's values; run again once engine profiles and `on_engine` are merged in."""
+    _need(s.max_model_len >= 2, "server.max_model_len", s.max_model_len, "must be >= 2")
+    _need(1 <= s.max_tokens < s.max_model_len, "server.max_tokens", s.max_tokens,
+          f"must be >= 1 and below server.max_model_len ({s.max_model_len})")  # fmt: skip
+    _need(0 < s.gpu_memory_utilization <= 1, "server.gpu_memory_utilization", s.gpu_memory_utilization,
+          "must be in (0, 1]")  # fmt: skip
+    _need(s.tensor_parallel_size >= 1, "server.tensor_parallel_size", s.tensor_parallel_size, "must be >= 1")
+    _need(s.pipeline_parallel_size >= 1, "server.pipeline_parallel_size", s.pipeline_parallel_size, "must be >= 1")
+    _need(0 <= s.port <= 65535, "server.port", s.port, "must be in 0..65535 (0: a free port is picked)")
+    _positive("server.startup_timeout_s", s.startup_timeout_s)
+
+
+def check_run_dir(out_dir: str, run_name: str) -> None:
+    """A run's folder stays inside out_dir: resume deletes files in it."""
+    out = Path(out_dir).resolve()
+    run = (out / run_name).resolve()
+    if not run_name.strip() or run == out or not run.is_relative_to(out):
+        raise ConfigError(
+            f"run_name={run_name!r} would put the run's folder outside out_dir ({out_dir}):"
+            " use a plain name such as '${server.name}'"
+        )
 
 
 def resolve_server(server: ServerConfig, engine: str, profile: EngineConfig) -> ServerConfig:
@@ -199,4 +267,6 @@ def resolve_server(server: ServerConfig, engine: str, profile: EngineConfig) -> 
         raise ConfigError(f"server {server.name}: on_engine.{engine}: {e}".splitlines()[0]) from e
     out = OmegaConf.to_object(merged)
     assert isinstance(out, ServerConfig)
+    if engine == "cpu" and out.dtype == "auto":  # vLLM's own auto would take the checkpoint's dtype
+        out.dtype = cpu.auto_dtype(cpu.detect())
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -17,6 +18,9 @@ BUNDLED: dict[str, tuple[str, str]] = {
 }
 # name -> the bundled model it is quantized from, with scripts/make_awq.py in its own venv.
 AWQ: dict[str, str] = {"smollm2-135m-awq": "smollm2-135m"}
+# name -> (the bundled model whose tokenizer it keeps, a shape of scripts/make_shape_model.py). Weightless:
+# served with random weights (--load-format dummy), the speed is real, the answers are noise.
+SHAPE: dict[str, tuple[str, str]] = {"shape-smollm2-8heads": ("smollm2-135m", "smollm2-135m-8heads")}
 PREFIX = "bundled:"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _DONE = ".bench-complete"  # written last: a folder without it is an interrupted conversion
@@ -38,13 +42,26 @@ def resolve_model(spec: str) -> str:
     if name in BUNDLED:
         # A subprocess keeps torch and transformers out of the harness's own memory.
         _make_locked(name, out, [sys.executable, "-m", "bench.models", name])
+    elif name in SHAPE:
+        src = resolve_model(PREFIX + SHAPE[name][0])
+        script = str(PROJECT_ROOT / "scripts" / "make_shape_model.py")
+        _make_locked(name, out, [sys.executable, script, src, "--like", SHAPE[name][1]])
     elif name in AWQ:
         src = resolve_model(PREFIX + AWQ[name])
         _make_locked(name, out, [_awq_python(), str(PROJECT_ROOT / "scripts" / "make_awq.py"), src])
     else:
-        known = ", ".join([*BUNDLED, *AWQ])
+        known = ", ".join([*BUNDLED, *AWQ, *SHAPE])
         raise ConfigError(f"unknown bundled model {name!r}; bundled models: {known}")
     return str(out)
+
+
+def shape_of(model_path: str) -> str | None:
+    """The shape a weightless model folder (scripts/make_shape_model.py) imitates; None for a real model."""
+    try:
+        config = json.loads((Path(model_path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return config.get("bench_shape_of") if isinstance(config, dict) else None
 
 
 def _awq_python() -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import psutil
 
-from bench import __version__
+from bench import __version__, cpu
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _SECRET = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.I)
@@ -104,6 +104,8 @@ def collect() -> dict[str, Any]:
         "git_commit": _git_commit(),
         "host": platform.node(),
         "cpu": _cpu_model(),
+        # The same model name covers AVX2-only and AVX-512 BF16 machines; their kernels and speeds differ.
+        "cpu_caps": cpu.detect().as_dict(),
         "cpu_count": os.cpu_count(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "gpus": _gpus(),

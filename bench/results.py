@@ -99,6 +99,8 @@ class RunResult:
     telemetry: list[dict[str, Any]] = field(default_factory=list)  # per device, over the whole replay
     level_telemetry: list[dict[str, Any]] = field(default_factory=list)  # per load level and device
     server: dict[str, Any] = field(default_factory=dict)
+    # The prompt-length pre-flight: dataset.too_long policy, limit, how many did not fit, the longest, their ids.
+    prompts: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     # Swept key -> this run's value, in a multirun that varies fields inside a variant (cli `sweep_params`).
     params: dict[str, Any] = field(default_factory=dict)

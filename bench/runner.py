@@ -18,9 +18,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench import clock, loadsearch, metrics, provenance, telemetry
+from bench import clock, cpu, loadsearch, metrics, preflight, provenance, telemetry
 from bench.client import Endpoint, Level, RequestTemplate, replay
-from bench.config import BenchConfig, LoadConfig, ServerConfig, resolve_server
+from bench.config import BenchConfig, LoadConfig, ServerConfig, check_server, resolve_server
 from bench.dataset import QAItem, load_dataset
 from bench.diagnose import diagnose
 from bench.errors import BenchError, ConfigError, ServerError
@@ -75,36 +75,16 @@ def config_hash(server: ServerConfig, cfg: BenchConfig, engine: str) -> str:
     load = {k: v for k, v in load.items() if k not in _LOAD_ADDED or v != _LOAD_ADDED[k]}
     key: dict[str, Any] = {
         "server": fields,
-        "dataset": dataclasses.asdict(cfg.dataset),
+        # dataset.too_long came after runs were stored: left out at its default, so those runs still resume.
+        "dataset": {k: v for k, v in dataclasses.asdict(cfg.dataset).items() if k != "too_long" or v != "skip"},
         "load": load,
         "engine": engine,
     }
     if cfg.load.mode == "slo_search":  # the objectives pick its load levels
         key["slo"] = dataclasses.asdict(cfg.slo)
+    if engine == "cpu" and not cfg.endpoint:  # the same settings run other kernels on another CPU
+        key["cpu"] = cpu.detect().as_dict()
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def preflight(server: ServerConfig, model_path: str, engine: str) -> str | None:
-    """Refusals we can see without starting a server, worded like the server's own."""
-    gpus_needed = server.tensor_parallel_size * server.pipeline_parallel_size
-    if engine == "cuda":
-        visible = telemetry.gpu_count()
-        if gpus_needed > visible:
-            return (
-                f"not runnable here: needs {gpus_needed} GPUs (tensor_parallel_size={server.tensor_parallel_size}"
-                f" x pipeline_parallel_size={server.pipeline_parallel_size}), {visible} visible"
-            )
-    config_file = Path(model_path) / "config.json"
-    if config_file.is_file():
-        conf = json.loads(config_file.read_text())
-        conf = conf.get("text_config", conf)
-        heads = conf.get("num_attention_heads")
-        if heads and heads % server.tensor_parallel_size:
-            return (
-                f"the model has {heads} attention heads, not divisible by tensor_parallel_size="
-                f"{server.tensor_parallel_size}: pick a size that divides {heads}"
-            )
-    return None
 
 
 def load_levels(load: LoadConfig) -> list[Level]:
@@ -127,7 +107,11 @@ def make_server(server: ServerConfig, model: str, draft_model: str | None, log_p
     if server.api_key:
         env["VLLM_API_KEY"] = server.api_key  # an env var, so the key never shows in `ps` or the log
     cmd = build_command(server, model, port, draft_model)
-    return VllmServer(cmd, server.host, port, log_path, env, server.startup_timeout_s)
+
+    def progress(elapsed_s: float, phase: str) -> None:
+        print(f"bench: {server.name}: starting the server, {elapsed_s:3.0f} s: {phase}", file=sys.stderr)
+
+    return VllmServer(cmd, server.host, port, log_path, env, server.startup_timeout_s, on_progress=progress)
 
 
 @contextmanager
@@ -275,6 +259,7 @@ def run_variant(cfg: BenchConfig) -> RunResult:
     if engine not in cfg.engines:
         raise ConfigError(f"no engine profile {engine!r} in `engines`; have: {', '.join(cfg.engines)}")
     server = resolve_server(cfg.server, engine, cfg.engines[engine])
+    check_server(server)
     run_dir = Path(cfg.out_dir) / cfg.run_name
     chash = config_hash(server, cfg, engine)
     previous = read_run(run_dir)
@@ -313,16 +298,27 @@ def run_variant(cfg: BenchConfig) -> RunResult:
 
 def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, result: RunResult) -> None:
     items = load_dataset(cfg.dataset)
-    model = None if cfg.endpoint else resolve_model(server.model)
-    refusal = model and preflight(server, model, engine)
-    if refusal:
-        result.reason = refusal
-        return
+    model: str | None = None
+    if not cfg.endpoint:
+        caps = cpu.detect()
+        # Refusals that need no model first: making one (an AWQ quantization) takes minutes.
+        refusal = preflight.gpu_shortage(server, engine) or preflight.missing_kernel(server.model, None, engine, caps)
+        if not refusal:
+            model = resolve_model(server.model)
+            refusal = preflight.indivisible_heads(server, model) or preflight.missing_kernel(
+                server.model, model, engine, caps
+            )
+        if refusal or model is None:
+            result.reason = refusal
+            return
+        items = _fit_prompts(cfg, server, model, items, result)
     with serve(cfg, server, model, run_dir, result) as srv:
         if srv.models and server.served_model_name not in srv.models:  # an endpoint serves its own name
             server = dataclasses.replace(server, served_model_name=srv.models[0])
             result.server["served_model_name"] = server.served_model_name
         result.startup_s = srv.startup_s
+        if engine == "cpu" and model is not None:  # the kernel library vLLM really loaded
+            result.server["kernel_library_loaded"] = cpu.loaded_library(srv.pids())
         endpoint = Endpoint(srv.base_url, server.api_key, cfg.load.request_timeout_s, cfg.load.client)
         template = RequestTemplate(server.served_model_name, cfg.dataset.system_prompt, server.max_tokens)
         warmup = [items[i % len(items)] for i in range(cfg.load.warmup_requests)]
@@ -380,6 +376,28 @@ def level_telemetry(samples: list[telemetry.Sample], trials: list[dict[str, Any]
     return out
 
 
+def _fit_prompts(
+    cfg: BenchConfig, server: ServerConfig, model: str, items: list[QAItem], result: RunResult
+) -> list[QAItem]:
+    """The prompts to replay under `dataset.too_long`, counted with the served model's tokenizer."""
+    template = RequestTemplate(server.served_model_name, cfg.dataset.system_prompt, server.max_tokens)
+    messages = [template.body(item)["messages"] for item in items]
+    fit = preflight.fit_prompts(items, preflight.prompt_tokens(model, messages), server, cfg.dataset.too_long)
+    result.prompts = fit.as_dict()
+    kept, note = preflight.apply_policy(items, fit)
+    if note:
+        result.prompts["note"] = note
+        print(f"bench: {cfg.run_name}: {note}", file=sys.stderr)
+    return kept
+
+
+def final_status(status: str, n_requests: int, n_failed: int) -> str:
+    """What happened decides the status: a replay that ran to its end is ok only if no request failed."""
+    if status != OK or not n_requests or not n_failed:
+        return status
+    return FAILED if n_failed == n_requests else PARTIAL
+
+
 def _finish(result: RunResult, run_dir: Path) -> None:
     """Counts and stats from what is on disk, so an interrupted run reports exactly what it kept."""
     records = list(read_requests(run_dir))
@@ -404,8 +422,12 @@ def _finish(result: RunResult, run_dir: Path) -> None:
         )
         if device.get("energy_j") is not None and level_tokens:
             device["j_per_output_token"] = device["energy_j"] / level_tokens
-    if result.status == OK and records and not result.n_ok:
-        # Healthy server, every request refused (e.g. a kernel this build lacks): the variant failed.
-        hint = diagnose(log_tail(run_dir / SERVER_LOG, 400))
-        result.status = FAILED
-        result.reason = f"every request failed: {hint or failed[0]['error']}"
+    status = final_status(result.status, result.n_requests, result.n_failed)
+    if status != result.status:
+        # Healthy server, requests refused (a kernel this build lacks, a prompt too long): say why.
+        hint = diagnose(log_tail(run_dir / SERVER_LOG, 400)) or failed[0]["error"]
+        share = "every request" if status == FAILED else f"{result.n_failed} of {result.n_requests} requests"
+        result.status, result.reason = status, f"{share} failed: {hint}"
+    note = result.prompts.get("note")
+    if note and note not in (result.reason or ""):  # skipped or kept long prompts show beside any status
+        result.reason = f"{result.reason}; {note}" if result.reason else note

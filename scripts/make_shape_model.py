@@ -23,6 +23,12 @@ SHAPES: dict[str, dict[str, object]] = {
         "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
         "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128, "rope_theta": 500000.0,
     },
+    # SmolLM2-135M with 8 attention heads instead of 9, so that tensor parallel 2 can split them: the CPU
+    # engine's parallel sweep serves this shape (same layers, widths and vocabulary; 8 x 64 attention width).
+    "smollm2-135m-8heads": {
+        "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+        "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 64, "tie_word_embeddings": True,
+    },
     "llama-3.2-1b": {
         "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16,
         "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 64, "rope_theta": 500000.0,
@@ -41,7 +47,7 @@ def make(src: Path, out: Path, like: str) -> None:
     config = json.loads((src / "config.json").read_text())
     if config.get("model_type") != "llama":
         raise SystemExit(f"{src} is a {config.get('model_type')} model; the shapes here are Llama's")
-    config |= SHAPES[like] | {"tie_word_embeddings": False, "torch_dtype": "bfloat16", "bench_shape_of": like}
+    config |= {"tie_word_embeddings": False, "torch_dtype": "bfloat16"} | SHAPES[like] | {"bench_shape_of": like}
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(config, indent=1) + "\n")
     for name in TOKENIZER_FILES:

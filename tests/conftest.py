@@ -173,21 +173,23 @@ def wait_for(predicate, timeout_s: float, what: str, proc: subprocess.Popen | No
         time.sleep(0.5)
 
 
-def signal_server_mid_replay(out: Path, args: list[str], sig: int) -> tuple[int, str]:
-    """Run bench (variant single) into `out`; after two requests send `sig` to its vLLM processes; let bench end."""
+def signal_server_mid_replay(out: Path, args: list[str], sig: int) -> tuple[int, str, list[psutil.Process]]:
+    """Run bench (variant single) into `out`; after two requests send `sig` to its vLLM processes; let bench end.
+    Returns bench's exit status, its output and the server processes signalled."""
     bench = subprocess.Popen(
         [*BENCH_RUN, f"out_dir={out}", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
         wait_for(lambda: lines(out / "single" / "requests.jsonl") >= 2, 600, "two requests", bench)
         server = next(c for c in psutil.Process(bench.pid).children() if "vllm.entrypoints" in " ".join(c.cmdline()))
-        for p in [server, *server.children(recursive=True)]:
+        procs = [server, *server.children(recursive=True)]
+        for p in procs:
             p.send_signal(sig)
         output, _ = bench.communicate(timeout=300)
     finally:
         if bench.poll() is None:
             bench.kill()
-    return bench.returncode, output
+    return bench.returncode, output, procs
 
 
 def lines(path: Path) -> int:

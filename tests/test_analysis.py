@@ -16,3 +16,14 @@ def test_time_split_says_how_much_of_a_sweep_went_to_starting_and_stopping_serve
 
 def test_time_split_of_runs_that_never_started_a_server_is_empty() -> None:
     assert time_split(pd.DataFrame({"startup_s": [None], "replay_s": [None]})) == ""
+
+
+def test_a_run_with_failed_requests_never_reads_as_plain_ok():
+    from bench.analysis import format_summary
+
+    # An older run.json can say ok with failed requests; bench now records those as partial.
+    table = pd.DataFrame(
+        {"variant": ["single", "old"], "status": ["ok", "ok"], "n_failed": [0, 3], "reason": [None, None]}
+    )
+    lines = format_summary(table).splitlines()
+    assert lines[1].split()[:2] == ["single", "ok"] and "ok, 3 failed" in lines[2]

@@ -34,6 +34,9 @@ def test_help_explains_verbs_and_groups():
         (["run", "engine=tpu"], "engine='tpu' is not one of auto, cpu, cuda"),
         (["frobnicate"], "unknown verb 'frobnicate'"),
         (["analyze", "/nonexistent/results"], "no results folder at /nonexistent/results"),
+        (["analyze", "."], "no runs in . (a run is a folder with run.json): nothing to analyze"),
+        (["run", "load=concurrency", "load.concurrency=-1"], "load.concurrency=-1 is out of range"),
+        (["run", "run_name=../../escape"], "would put the run's folder outside out_dir"),
     ],
 )
 def test_bad_input_is_one_clear_error(args, message, tmp_path):

@@ -109,3 +109,46 @@ def test_on_engine_typo_is_rejected():
 def test_pp2_on_cpu_is_compiled_not_eager():
     cfg = _compose("server=pp2")
     assert resolve_server(cfg.server, "cpu", cfg.engines["cpu"]).enforce_eager is False
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("load.concurrency=-1", "load.concurrency=-1 is out of range: must be an integer >= 1"),
+        ("load.concurrency=0", "load.concurrency=0 is out of range"),
+        ("load.request_rate=0", "load.request_rate=0.0 is out of range: must be > 0"),
+        ("load.levels=[1,-2]", "every level must be > 0"),
+        ("load.levels=[1.5]", "concurrency levels must be whole numbers"),
+        ("load.max_requests=0", "load.max_requests=0 is out of range"),
+        ("load.burstiness=0", "load.burstiness=0.0 is out of range"),
+        ("server.gpu_memory_utilization=0", "must be in (0, 1]"),
+        ("server.gpu_memory_utilization=1.5", "server.gpu_memory_utilization=1.5 is out of range: must be in (0, 1]"),
+        ("server.max_tokens=0", "server.max_tokens=0 is out of range: must be >= 1 and below server.max_model_len"),
+        ("server.max_tokens=2048", "below server.max_model_len (2048)"),
+        ("server.tensor_parallel_size=0", "server.tensor_parallel_size=0 is out of range"),
+        ("dataset.sample_size=0", "dataset.sample_size=0 is out of range"),
+        ("dataset.too_long=drop", "dataset.too_long='drop' is out of range: one of skip, fail, keep"),
+        ("repeats=0", "repeats=0 is out of range"),
+        ("run_name=../../escape", "run_name='../../escape' would put the run's folder outside out_dir"),
+        ("run_name=/tmp/elsewhere", "outside out_dir"),
+        ("run_name=.", "outside out_dir"),
+    ],
+)
+def test_values_out_of_range_are_refused_with_the_valid_range(override, message):
+    with pytest.raises(ConfigError) as e:
+        _compose(override)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_in_range_values_pass():
+    cfg = _compose("load=concurrency_sweep", "server.gpu_memory_utilization=1", "run_name=a/b", "dataset.too_long=keep")
+    assert cfg.load.levels and cfg.dataset.too_long == "keep"
+    assert _compose("load=rate_sweep", "load.levels=[0.5,1.5]").load.levels == [0.5, 1.5]
+
+
+def test_dtype_auto_on_the_cpu_engine_is_what_this_cpu_computes_natively():
+    from bench import cpu
+
+    server = resolve_server(ServerConfig(model="/m"), "cpu", EngineConfig(dtype="auto"))
+    assert server.dtype == ("bfloat16" if cpu.detect().native_bf16 else "float32")
+    assert resolve_server(ServerConfig(model="/m"), "cuda", EngineConfig(dtype="auto")).dtype == "auto"

@@ -77,7 +77,9 @@ def test_a_hung_server_times_out_and_the_variant_stops_cleanly(tmp_path):
     require_engine()
     out = tmp_path / "r"
     # SIGSTOP: alive, port open, answering nothing
-    rc, output = signal_server_mid_replay(out, ["dataset.sample_size=12", "load.request_timeout_s=10"], signal.SIGSTOP)
+    rc, output, _ = signal_server_mid_replay(
+        out, ["dataset.sample_size=12", "load.request_timeout_s=10"], signal.SIGSTOP
+    )
     run = json.loads((out / "single" / "run.json").read_text())
     assert rc == 1, output[-2000:]
     assert run["status"] == "partial" and "3 requests in a row timed out after 10 s" in run["reason"]

@@ -94,3 +94,32 @@ def test_command_uses_current_flag_spellings():
     )
     assert "--enforce-eager" in cmd and cmd[-2:] == ["--max-num-seqs", "4"]
     assert cmd[cmd.index("--port") + 1] == "8123" and cmd[cmd.index("--host") + 1] == "127.0.0.1"
+
+
+def test_the_start_up_phase_is_read_from_the_log():
+    from bench.server import startup_phase
+
+    log = [
+        "(APIServer pid=1) INFO [api_utils.py:286] non-default args: {'host': '127.0.0.1'}",
+        "(EngineCore pid=2) INFO [core.py:133] Initializing a V1 LLM engine (v0.32.0) with config: model='m'",
+        "(Worker pid=3) INFO [cpu_model_runner.py:68] Starting to load model /m...",
+        "Loading safetensors checkpoint shards: 100% Completed | 1/1",
+        "(EngineCore pid=2) INFO [backends.py:120] Dynamo bytecode transform time: 9.1 s",
+        "(EngineCore pid=2) INFO [kv_cache_utils.py:2327] CPU KV cache size: 46,592 tokens",
+        "(APIServer pid=1) INFO [entry.py:140] Starting vLLM server on http://127.0.0.1:8000",
+    ]
+    phases = [startup_phase("\n".join(log[:n])) for n in range(len(log) + 1)]
+    assert phases == [
+        "importing vLLM", "reading the model config", "starting the engine", "loading weights", "loading weights",
+        "compiling", "allocating the KV cache, warming up", "starting the API server",
+    ]  # fmt: skip
+
+
+def test_a_shape_model_is_served_with_random_weights(tmp_path):
+    from bench.server import build_command
+
+    (tmp_path / "config.json").write_text('{"model_type": "llama", "bench_shape_of": "smollm2-135m-8heads"}')
+    cmd = build_command(ServerConfig(model=str(tmp_path)), str(tmp_path), 8000)
+    assert cmd[-2:] == ["--load-format", "dummy"]
+    (tmp_path / "config.json").write_text('{"model_type": "llama"}')
+    assert "--load-format" not in build_command(ServerConfig(model=str(tmp_path)), str(tmp_path), 8000)
