@@ -33,11 +33,13 @@ _PHASES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"non-default args|Resolved architecture"), "reading the model config"),
     (re.compile(r"Initializing a V1 LLM engine"), "starting the engine"),
     (re.compile(r"Starting to load model|Loading safetensors|Loading weights"), "loading weights"),
-    (re.compile(r"torch\.compile|Dynamo bytecode|Compiling a graph|[Cc]ompil(?:ing|ation) .*took"), "compiling"),
-    (re.compile(r"Capturing (?:CUDA )?graphs?|cudagraph", re.I), "capturing graphs"),
+    # Messages, not words: "disabling torch.compile, CUDAGraphs" and the engine's config dump name them too.
+    (re.compile(r"Dynamo bytecode transform|Compiling a graph|torch\.compile takes|Directly load the compiled"),
+     "compiling"),
+    (re.compile(r"Capturing CUDA graphs|Capturing cudagraphs|Graph capturing finished"), "capturing graphs"),
     (re.compile(r"KV cache size|GPU KV cache|init engine|Memory profiling"), "allocating the KV cache, warming up"),
     (re.compile(r"Starting vLLM (?:API )?server|Application startup"), "starting the API server"),
-]
+]  # fmt: skip
 PROGRESS_EVERY_S = 15.0  # a line at least this often while a server starts, and at every new phase
 
 

@@ -101,17 +101,21 @@ def test_the_start_up_phase_is_read_from_the_log():
 
     log = [
         "(APIServer pid=1) INFO [api_utils.py:286] non-default args: {'host': '127.0.0.1'}",
-        "(EngineCore pid=2) INFO [core.py:133] Initializing a V1 LLM engine (v0.32.0) with config: model='m'",
+        "(APIServer pid=1) WARNING [vllm.py:1703] Enforce eager set, disabling torch.compile, CUDAGraphs, and JIT",
+        "(EngineCore pid=2) INFO [core.py:133] Initializing a V1 LLM engine (v0.32.0) with config: model='m',"
+        " compilation_config={'cudagraph_mode': <CUDAGraphMode.NONE: 0>}",
         "(Worker pid=3) INFO [cpu_model_runner.py:68] Starting to load model /m...",
         "Loading safetensors checkpoint shards: 100% Completed | 1/1",
         "(EngineCore pid=2) INFO [backends.py:120] Dynamo bytecode transform time: 9.1 s",
+        "(EngineCore pid=2) INFO [gpu_model_runner.py:4100] Capturing CUDA graphs (mixed prefill-decode, PIECEWISE)",
         "(EngineCore pid=2) INFO [kv_cache_utils.py:2327] CPU KV cache size: 46,592 tokens",
         "(APIServer pid=1) INFO [entry.py:140] Starting vLLM server on http://127.0.0.1:8000",
     ]
     phases = [startup_phase("\n".join(log[:n])) for n in range(len(log) + 1)]
     assert phases == [
-        "importing vLLM", "reading the model config", "starting the engine", "loading weights", "loading weights",
-        "compiling", "allocating the KV cache, warming up", "starting the API server",
+        "importing vLLM", "reading the model config", "reading the model config", "starting the engine",
+        "loading weights", "loading weights",
+        "compiling", "capturing graphs", "allocating the KV cache, warming up", "starting the API server",
     ]  # fmt: skip
 
 
