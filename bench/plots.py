@@ -621,7 +621,9 @@ def pareto_chart(trials: pd.DataFrame) -> Figure:
         left.plot(front["output_tok_per_s"], front["tok_s_user"], marker="o", color=color, linewidth=2.2,
                   label=f"{variant} (front: {len(front)} of {len(rows)} levels)")  # fmt: skip
         for _, r in front.iterrows():
-            tag = {"synchronous": "sync", "throughput": "max"}.get(str(r["phase"]), f"{r['level']:g}")
+            tag = {"synchronous": "sync", "throughput": "max"}.get(str(r["phase"])) or (
+                f"{r['level']:.2g}/s" if r["load"] == "rate" else f"c={r['level']:g}"
+            )
             left.annotate(tag, (r["output_tok_per_s"], r["tok_s_user"]), fontsize=8, xytext=(4, 4),
                           textcoords="offset points", color=color)  # fmt: skip
         for col, marker, style in (("latency_s_p50", "o", "-"), ("latency_s_p99", "^", "--")):
@@ -639,10 +641,11 @@ def pareto_chart(trials: pd.DataFrame) -> Figure:
     right.set_title("latency p50 (o) and p99 (^) vs throughput (down-right is better)", loc="left", fontsize=10)
     for ax in (left, right):
         ax.grid(alpha=0.3)
-        ax.set_ylim(bottom=0)
-        ax.set_xlim(left=0)
-        ax.legend(fontsize=8)
-    fig.suptitle(title + "; faint points are off the front; labels: load level", x=0.01, ha="left", fontsize=11)
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.12)  # room for the labels above the top points
+        ax.set_xlim(0, ax.get_xlim()[1] * 1.05)
+        ax.legend(fontsize=8, loc="lower left")
+    fig.suptitle(title + "; faint points are off the front; labels: load level (c= in flight, /s rate)", x=0.01,
+                 ha="left", fontsize=11)  # fmt: skip
     return fig
 
 
@@ -764,18 +767,21 @@ def search_chart(searches: pd.DataFrame) -> Figure:
         ax.scatter(tried["x"], tried["slo_met_share"] * 100, color=color, s=50, zorder=3, label=str(variant))
         for order, t in enumerate(tried.to_dict("records"), 1):
             tag = "max" if t["phase"] == "throughput" else f"#{order}"
-            ax.annotate(tag, (t["x"], t["slo_met_share"] * 100), xytext=(5, -12), textcoords="offset points",
+            ax.annotate(tag, (t["x"], t["slo_met_share"] * 100), xytext=(5, 5), textcoords="offset points",
                         fontsize=8, color=color)  # fmt: skip
         best = r["best_req_per_s"].iloc[0]
         if pd.notna(best):
             ax.axvline(best, color=color, linewidth=2)
-            ax.annotate(f"{variant}: {best:.2f} req/s meets the SLOs\n({r['stopped'].iloc[0]})", (best, 5),
-                        xytext=(6, 0), textcoords="offset points", fontsize=9, color=color)  # fmt: skip
+            # Beside the line, on the side with room: the answer is often close to the maximum throughput.
+            right_half = best > 0.55 * max(peak, float(tried["x"].max()))
+            ax.annotate(f"{variant}: {best:.2f} req/s meets the SLOs\n({r['stopped'].iloc[0]})", (best, 45),
+                        xytext=(-6 if right_half else 6, 0), textcoords="offset points", fontsize=9, color=color,
+                        ha="right" if right_half else "left")  # fmt: skip
         goal = r["goal_share"].iloc[0]
     ax.axhline(goal * 100, color="black", linestyle="--", linewidth=1)
     ax.text(0.005, goal * 100 + 1.5, f"goal: {goal:.0%} of requests", fontsize=9,
             transform=ax.get_yaxis_transform())  # fmt: skip
-    ax.set_ylim(0, 108)
+    ax.set_ylim(-3, 110)
     ax.set_xlim(0, ax.get_xlim()[1] * 1.08)  # room for the labels right of the last point
     ax.set_xlabel("request rate (req/s; 'max' = all requests at once)")
     ax.set_ylabel("requests meeting every SLO (%)")
