@@ -643,7 +643,8 @@ def pareto_chart(trials: pd.DataFrame) -> Figure:
         ax.grid(alpha=0.3)
         ax.set_ylim(0, ax.get_ylim()[1] * 1.12)  # room for the labels above the top points
         ax.set_xlim(0, ax.get_xlim()[1] * 1.05)
-        ax.legend(fontsize=8, loc="lower left")
+    left.legend(fontsize=8, loc="lower left")  # both panels' empty corner: per-user speed falls as load rises,
+    right.legend(fontsize=8, loc="upper left")  # latency rises with throughput
     fig.suptitle(title + "; faint points are off the front; labels: load level (c= in flight, /s rate)", x=0.01,
                  ha="left", fontsize=11)  # fmt: skip
     return fig
@@ -673,9 +674,10 @@ def crossover_chart(trials: pd.DataFrame, summary: pd.DataFrame, baseline: str =
             note = f"at or above 1x up to {rows['level'].max():g} {unit}"
         else:
             ax.axvline(where, color=color, linestyle="--", linewidth=1.2)
-            # At the top of the axes, clear of the points around 1x.
-            ax.annotate(f" first below 1x at ≈ {where:.1f} {unit}", (where, 0.97), xycoords=("data", "axes fraction"),
-                        va="top", fontsize=9, color=color)  # fmt: skip
+            # At the top of the axes, clear of the points around 1x, on the side of the line with room.
+            late = math.log2(where) > (math.log2(rows["level"].min()) + math.log2(rows["level"].max())) / 2
+            ax.annotate(f" first below 1x at ≈ {where:.1f} {unit} ", (where, 0.97), xycoords=("data", "axes fraction"),
+                        va="top", ha="right" if late else "left", fontsize=9, color=color)  # fmt: skip
             note = f"first below 1x at ≈ {where:.1f} {unit}"
         ax.plot(rows["level"], rows["speedup"], marker="o", color=color, linewidth=2, label=f"{variant}: {note}")
     ax.axhline(1.0, color="black", linewidth=1)
