@@ -21,22 +21,35 @@ from bench import cpu
 from bench.analysis import load_runs, summary_table
 from bench.errors import CompareError, ConfigError
 from bench.metric_registry import COMPARED, MetricSpec
-from bench.results import OK, RUN_FILE, RunResult, read_run, run_dirs
+from bench.results import OK, RUN_FILE, RunResult, read_requests, read_run, run_dirs
+from bench.stats import NoiseSplit, hierarchical_ratio_interval, noise_split, paired_question_diff
 
 REGRESSION, MISSING, IMPROVEMENT, NOISE = "regression", "missing", "improvement", "within noise"
 ALL_METRICS = "all"  # the metric of a verdict about a whole variant (absent, or not ok, on one side)
 # A median of fewer values has almost nothing to resample: below this the threshold decides alone.
 MIN_TRIALS = 3
+ONE_START = "one start a side: the interval does not cover restarts"
 
 
 METRICS: dict[str, MetricSpec] = COMPARED  # the registry's metrics that have a default threshold
 
 
+# The registry's thresholds: used where the noise cannot be measured (a baseline with one server start,
+# a metric with one value per run) or given as a fixed floor (F1).
+FIXED_THRESHOLDS: dict[str, float] = {m.name: float(m.threshold or 0.0) for m in METRICS.values()}
+# Thresholds that default to None, i.e. derived from the baseline (derived_threshold): the metrics with
+# one figure per pass, whose noise between and within starts can be measured.
+DERIVED = tuple(m.name for m in METRICS.values() if m.per_trial or m.name == "wall_clock_s")
+
+
 @dataclass
 class ThresholdsBase:
-    """The bootstrap's settings; Thresholds adds one field per compared metric. Annotate with this class:
-    how sure before a change counts, and a fixed seed so a folder pair always gets one verdict."""
+    """The rule and the bootstrap's settings; Thresholds adds one field per compared metric. Annotate with
+    this class. noise_multiple and min_threshold: the rule for thresholds left to None (derived_threshold);
+    confidence: how sure before a change counts; a fixed seed so a folder pair always gets one verdict."""
 
+    noise_multiple: float = 1.0
+    min_threshold: float = 0.02
     confidence: float = 0.95
     resamples: int = 2000
     seed: int = 0
@@ -47,7 +60,7 @@ class ThresholdsBase:
 # thresholds YAML is `metric: value` lines and a misspelled key is refused.
 Thresholds: type[ThresholdsBase] = dataclasses.make_dataclass(
     "Thresholds",
-    [(m.name, float, field(default=m.threshold)) for m in METRICS.values()],
+    [(m.name, float | None, field(default=None if m.name in DERIVED else m.threshold)) for m in METRICS.values()],
     bases=(ThresholdsBase,),
 )
 Thresholds.__module__ = __name__  # make_dataclass's `module=` needs Python 3.12
@@ -60,14 +73,20 @@ class Side:
     status: str
     reason: str | None = None
     values: dict[str, float] = field(default_factory=dict)  # run-level figures (load_runs' row)
-    trials: dict[str, list[float]] = field(default_factory=dict)  # one figure per pass, where recorded
+    # One figure per pass, grouped by server start (old results: one start), where recorded.
+    trials: dict[str, list[list[float]]] = field(default_factory=dict)
     context: dict[str, str] = field(default_factory=dict)  # what the figures depend on besides our code
     lossless: bool = False  # declared to give the baseline's answers (server.lossless): identical share compared
+    scores: dict[str, list[float]] = field(default_factory=dict)  # question id -> F1 of every answer to it
 
     def value(self, metric: str) -> float | None:
-        """The median over passes where there are passes, so it is the figure the bootstrap tests."""
-        trials = self.trials.get(metric)
-        return float(np.median(trials)) if trials else self.values.get(metric)
+        """The mean over starts of each start's mean over passes, the figure the interval is about."""
+        groups = [g for g in self.trials.get(metric, []) if g]
+        return float(np.mean([np.mean(g) for g in groups])) if groups else self.values.get(metric)
+
+    @property
+    def starts(self) -> int:
+        return max((len(g) for g in self.trials.values()), default=0)
 
 
 @dataclass(frozen=True)
@@ -79,9 +98,11 @@ class Verdict:
     current: float | None = None
     change_pct: float | None = None  # (current - baseline) / baseline * 100
     threshold: float | None = None  # as in Thresholds: a fraction, or absolute for f1 and acceptance
-    ci: tuple[float, float] | None = None  # of median(current) - median(baseline), in the metric's unit
+    # Of current - baseline in the metric's unit (for a ratio interval: (ratio - 1) x the baseline's value).
+    ci: tuple[float, float] | None = None
     basis: str = ""
     note: str = ""
+    noise: NoiseSplit | None = None  # both sides' noise, each relative to its own mean
 
 
 def load_thresholds(path: Path | None = None) -> ThresholdsBase:
@@ -101,8 +122,8 @@ def load_thresholds(path: Path | None = None) -> ThresholdsBase:
         raise ConfigError(f"{path}: {str(e).splitlines()[0]}") from None
     th = OmegaConf.to_object(merged)
     assert isinstance(th, ThresholdsBase)
-    negative = [m for m in METRICS if getattr(th, m) < 0]
-    if negative or not 0 < th.confidence < 1 or th.resamples < 1:
+    negative = [m for m in METRICS if (getattr(th, m) or 0) < 0]
+    if negative or min(th.noise_multiple, th.min_threshold) < 0 or not 0 < th.confidence < 1 or th.resamples < 1:
         raise ConfigError(f"{path}: thresholds must be >= 0, 0 < confidence < 1 and resamples >= 1")
     return th
 
@@ -132,6 +153,26 @@ def _number(v: object) -> TypeGuard[float]:
     return isinstance(v, (int, float)) and not math.isnan(v)
 
 
+def _grouped(trials: list[dict[str, Any]], metric: str) -> list[list[float]]:
+    """A metric's per-pass figures grouped by server start, in start order (old results: start 0 only)."""
+    by_start: dict[int, list[float]] = {}
+    for t in trials:
+        v = t.get(metric)
+        if _number(v):
+            by_start.setdefault(int(t.get("start") or 0), []).append(float(v))
+    return [by_start[k] for k in sorted(by_start)]
+
+
+def _scores(run_dir: Path) -> dict[str, list[float]]:
+    """Question id -> F1 of each successful answer to it, over every pass and start."""
+    out: dict[str, list[float]] = {}
+    for r in read_requests(run_dir):
+        f1 = r.get("f1")
+        if r.get("error") is None and r.get("question_id") is not None and _number(f1):
+            out.setdefault(str(r["question_id"]), []).append(float(f1))
+    return out
+
+
 def load_results(sweep_dir: Path) -> dict[str, Side]:
     """Variant (folder name) -> Side, for every <variant>/run.json in a sweep's folder."""
     sweep_dir = Path(sweep_dir)
@@ -157,37 +198,60 @@ def load_results(sweep_dir: Path) -> dict[str, Side]:
         lossless = bool((run.server.get("config") or {}).get("lossless"))
         levels = sorted({float(t["level"]) for t in run.trials if t.get("phase", "fixed") == "fixed"})
         values = {m: float(row[m]) for m in METRICS if _number(row.get(m))}
+        scores = _scores(d)
         if len(levels) < 2:
-            out[d.name] = Side(run.status, run.reason, values, _per_trial(run.trials), _context(run), lossless)
+            out[d.name] = Side(run.status, run.reason, values, _per_trial(run.trials), _context(run), lossless, scores)
             continue
         # Several load levels are points of a curve, not repeats: each level is its own row, bootstrapped over
-        # its own passes (variant@level); the variant's row keeps its run-level figures, threshold only.
-        out[d.name] = Side(run.status, run.reason, values, {}, _context(run), lossless)
+        # its own starts and passes (variant@level); the variant's row keeps its run-level figures, threshold only.
+        out[d.name] = Side(run.status, run.reason, values, {}, _context(run), lossless, scores)
         for level in levels:
             trials = [t for t in run.trials if float(t["level"]) == level and t.get("phase", "fixed") == "fixed"]
             out[f"{d.name}@{level:g}"] = Side(run.status, run.reason, {}, _per_trial(trials), _context(run), lossless)
     return out
 
 
-def _per_trial(trials: list[dict[str, Any]]) -> dict[str, list[float]]:
-    """Metric -> one figure per trial, for the metrics the trials carry."""
-    values = {m: [float(v) for t in trials if _number(v := t.get(m))] for m in METRICS}
+def _per_trial(trials: list[dict[str, Any]]) -> dict[str, list[list[float]]]:
+    """Metric -> its figures grouped by server start, for the metrics the trials carry."""
+    values = {m: _grouped(trials, m) for m in METRICS}
     return {m: v for m, v in values.items() if v}
 
 
-def bootstrap_median_diff_ci(
-    base: Sequence[float], cur: Sequence[float], resamples: int = 2000, confidence: float = 0.95, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile-bootstrap interval of median(cur) - median(base), each sample resampled on its own."""
-    b, c = np.asarray(base, dtype=float), np.asarray(cur, dtype=float)
-    if b.size == 0 or c.size == 0:
-        raise ValueError("both samples need at least one value")
-    rng = np.random.default_rng(seed)
-    med_b = np.median(rng.choice(b, (resamples, b.size)), axis=1)
-    med_c = np.median(rng.choice(c, (resamples, c.size)), axis=1)
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(med_c - med_b, [alpha, 1 - alpha])
-    return float(lo), float(hi)
+def derived_threshold(name: str, base: Side, passes: int, th: ThresholdsBase) -> tuple[float, str]:
+    """A metric's threshold and where it came from: given by the user, or by the rule of docs/regression.md.
+
+    Timings, with two or more baseline starts: `noise_multiple` x the noise of one start's figure over
+    `passes` passes (its between-start and within-start parts), never below `min_threshold`. A change
+    smaller than what one night's figure wobbles by is not worth a red nightly however credible, and it
+    leaves room for night-to-night drift, which no interval over one night's starts can see. F1: more
+    than one question's worth (1 / questions), never below the fixed 0.02. Otherwise the fixed defaults."""
+    given = getattr(th, name)
+    if given is not None:
+        return float(given), "given"
+    if name == "f1":
+        n = len(base.scores)
+        if n:
+            return max(FIXED_THRESHOLDS["f1"], 1.0 / n), "one question's worth"
+        return FIXED_THRESHOLDS["f1"], "fixed"
+    groups = base.trials.get(name, [])
+    cv = noise_split(groups).start_cv(passes) if len(groups) >= 2 else None
+    if cv is not None:
+        return max(th.min_threshold, th.noise_multiple * cv), "from noise"
+    return FIXED_THRESHOLDS[name], "fixed"
+
+
+def pooled_noise(base: Sequence[Sequence[float]], cur: Sequence[Sequence[float]]) -> NoiseSplit:
+    """Both sides' noise at once, each side divided by its own mean, so that a real change is not noise."""
+    groups: list[list[float]] = []
+    for side in (base, cur):
+        means = [float(np.mean(g)) for g in side if g]
+        m = float(np.mean(means)) if means else 0.0
+        if m:
+            groups += [[v / m for v in g] for g in side if g]
+    split = noise_split(groups)
+    if max(len(base), len(cur)) < 2:  # one start a side: the two sides' means are divided away, nothing is left
+        split = dataclasses.replace(split, between_cv=None)
+    return split
 
 
 def classify(change: float, threshold: float, higher_is_better: bool, ci: tuple[float, float] | None = None) -> str:
@@ -200,14 +264,21 @@ def classify(change: float, threshold: float, higher_is_better: bool, ci: tuple[
     return REGRESSION if worse else IMPROVEMENT if better else NOISE
 
 
+def _resamplable(groups: Sequence[Sequence[float]]) -> bool:
+    """Two or more starts, or one start with MIN_TRIALS passes: below that the threshold decides alone."""
+    return len(groups) >= 2 or (len(groups) == 1 and len(groups[0]) >= MIN_TRIALS)
+
+
 def compare_metric(variant: str, name: str, base: Side, cur: Side, th: ThresholdsBase) -> Verdict | None:
     """None when neither side measured the metric (e.g. acceptance rate without speculation)."""
-    metric, threshold = METRICS[name], getattr(th, name)
+    metric = METRICS[name]
     if name == "identical_to_baseline" and not cur.lossless:
         return None  # quantization may change answers by design: only a declared-lossless variant must not
     bv, cv = base.value(name), cur.value(name)
     if bv is None and cv is None:
         return None
+    bt, ct = base.trials.get(name, []), cur.trials.get(name, [])
+    threshold, source = derived_threshold(name, base, min((len(g) for g in ct), default=1), th)
     if bv is None or cv is None:
         side = "baseline" if bv is None else "current"
         return Verdict(variant, name, MISSING, bv, cv, threshold=threshold, note=f"not measured in the {side} run")
@@ -215,18 +286,26 @@ def compare_metric(variant: str, name: str, base: Side, cur: Side, th: Threshold
         return Verdict(variant, name, MISSING, bv, cv, threshold=threshold, note="baseline is 0: no relative change")
     change_pct = (cv - bv) / abs(bv) * 100 if bv else None
     change = cv - bv if metric.absolute else (cv - bv) / abs(bv)
-    bt, ct = base.trials.get(name, []), cur.trials.get(name, [])
-    ci = None
-    if len(bt) >= MIN_TRIALS and len(ct) >= MIN_TRIALS:
-        ci = bootstrap_median_diff_ci(bt, ct, th.resamples, th.confidence, th.seed)
-        basis = f"bootstrap {th.confidence:.0%} CI, n={len(bt)}/{len(ct)}"
+    ci, noise, notes = None, None, [] if source == "given" else [f"threshold {source}"]
+    paired = paired_question_diff(base.scores, cur.scores, th.resamples, th.confidence, th.seed)
+    if name == "f1" and paired is not None:
+        # Question by question: one flipped answer weighs one question, and hard questions do not hide easy ones.
+        change, ci = paired.diff, (paired.lo, paired.hi)
+        basis = f"paired over {paired.questions} questions ({paired.worse} worse, {paired.better} better)"
+    elif not metric.absolute and _resamplable(bt) and _resamplable(ct) and bv > 0 and cv > 0:
+        iv = hierarchical_ratio_interval(bt, ct, th.resamples, th.confidence, th.seed)
+        ci, noise = ((iv.lo - 1) * bv, (iv.hi - 1) * bv), pooled_noise(bt, ct)
+        if iv.units == "starts":
+            basis = f"{th.confidence:.0%} CI over starts, {len(bt)}/{len(ct)} starts"
+        else:
+            basis = f"{th.confidence:.0%} CI over passes, n={sum(map(len, bt))}/{sum(map(len, ct))}"
+            notes.append(ONE_START)
     else:
         basis = f"threshold only (n<{MIN_TRIALS})"
     verdict = classify(change, threshold, bool(metric.higher_is_better), ci)
-    note = ""
     if verdict == NOISE and classify(change, threshold, bool(metric.higher_is_better)) != NOISE:
-        note = "beyond the threshold, but the interval includes no change"
-    return Verdict(variant, name, verdict, bv, cv, change_pct, threshold, ci, basis, note)
+        notes.insert(0, "beyond the threshold, but the interval includes no change")
+    return Verdict(variant, name, verdict, bv, cv, change_pct, threshold, ci, basis, "; ".join(notes), noise)
 
 
 def _not_ok(side: Side | None, label: str) -> str | None:
@@ -276,7 +355,7 @@ def summary_line(verdicts: Sequence[Verdict]) -> str:
     return ", ".join(f"{n[k]} {label}" for k, label in labels.items())
 
 
-HEADERS = ("variant", "metric", "baseline", "current", "change", "threshold", "verdict", "basis")
+HEADERS = ("variant", "metric", "baseline", "current", "change", "threshold", "verdict", "noise b/w", "basis")
 
 
 def _fmt(v: float | None) -> str:
@@ -297,7 +376,16 @@ def _cells(v: Verdict) -> list[str]:
     elif v.ci is not None and v.baseline:
         basis += f" [{v.ci[0] / v.baseline:+.0%}, {v.ci[1] / v.baseline:+.0%}]"
     basis = "; ".join(s for s in (basis, v.note) if s)
-    return [v.variant, v.metric, _fmt(v.baseline), _fmt(v.current), change, threshold, v.verdict, basis]
+    figures = [_fmt(v.baseline), _fmt(v.current), change, threshold]
+    return [v.variant, v.metric, *figures, v.verdict, _noise(v.noise), basis]
+
+
+def _noise(n: NoiseSplit | None) -> str:
+    """Between-start / within-start coefficients of variation; '-' where a level has one member."""
+    if n is None:
+        return "-"
+    pct = [f"{x:.1%}" if x is not None else "-" for x in (n.between_cv, n.within_cv)]
+    return "/".join(pct)
 
 
 def format_table(verdicts: Sequence[Verdict], context: Sequence[str] = ()) -> str:

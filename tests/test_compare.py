@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import statistics
 from pathlib import Path
 
@@ -19,10 +20,10 @@ from bench.compare import (
     CompareError,
     Thresholds,
     Verdict,
-    bootstrap_median_diff_ci,
     classify,
     compare_dirs,
     context_changes,
+    derived_threshold,
     exit_code,
     load_results,
     load_thresholds,
@@ -41,32 +42,44 @@ def _no_job_summary(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
 
 
-def trial(i: int, w: float, f1: float) -> dict[str, float | None]:
+def trial(i: int, w: float, f1: float, start: int = 0) -> dict[str, float | None]:
     """One pass whose figures all scale with its wall-clock, like a slower server's."""
     rates = {"output_tok_per_s": 320 / w, "requests_per_s": 10 / w, "f1": f1}
     latencies = {"ttft_s_p50": 0.05 * w, "ttft_s_p99": 0.1 * w, "tpot_s_p50": 0.01 * w, "latency_s_p50": 0.1 * w}
-    return {"repeat": i, "wall_clock_s": w, **rates, **latencies}
+    return {"start": start, "repeat": i, "wall_clock_s": w, **rates, **latencies}
 
 
 def write_variant(
-    sweep: Path, variant: str, walls: list[float], status: str = OK, *, f1: float = 0.8,
+    sweep: Path, variant: str, walls: list[float] | list[list[float]], status: str = OK, *, f1: float = 0.8,
     mem_mib: float | None = 1000.0, acceptance: float | None = None, vllm: str = "0.32.0",
+    answers: dict[str, float] | None = None,
 ) -> None:  # fmt: skip
-    """A run.json with one trial per wall-clock in `walls`."""
+    """A run.json with one trial per wall-clock in `walls` (a list of lists: one per server start);
+    with `answers` (question id -> F1) also a requests.jsonl answering each question once per pass."""
     (sweep / variant).mkdir(parents=True)
+    starts = walls if walls and isinstance(walls[0], list) else [walls]
+    trials = [trial(i, float(w), f1, k) for k, ws in enumerate(starts) for i, w in enumerate(ws)]  # type: ignore[union-attr]
+    flat = [t["wall_clock_s"] for t in trials]
     result = RunResult(
         variant=variant,
         status=status,
         reason=None if status == OK else "server exited with code 1 during the replay",
         config_hash=f"hash-{vllm}",
         provenance={"engine": "cpu", "vllm_version": vllm, "cpu": "AVX2 CPU", "gpus": []},
-        wall_clock_s=statistics.median(walls),
-        trials=[trial(i, w, f1) for i, w in enumerate(walls)],
-        stats={"output_tok_per_s": 320 * len(walls) / sum(walls), "f1": f1},
+        wall_clock_s=statistics.median(flat),
+        trials=trials,
+        stats={"output_tok_per_s": 320 * len(flat) / sum(flat), "f1": f1},
         server_metrics={"available": True} | ({} if acceptance is None else {"spec_acceptance_rate": acceptance}),
         telemetry=[] if mem_mib is None else [{"device": "server", "source": "psutil", "mem_peak_mib": mem_mib} | BUSY],
     )
     write_run(sweep / variant, result)
+    if answers:  # only the fields compare reads
+        rows = [
+            {"question_id": q, "answer": "a", "f1": score, "error": None, "start": t["start"], "repeat": t["repeat"]}
+            for t in trials
+            for q, score in answers.items()
+        ]
+        (sweep / variant / "requests.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def by_metric(verdicts: list[Verdict], variant: str = "single") -> dict[str, Verdict]:
@@ -74,28 +87,6 @@ def by_metric(verdicts: list[Verdict], variant: str = "single") -> dict[str, Ver
 
 
 # --- statistics -------------------------------------------------------------------------------
-
-
-def test_bootstrap_is_deterministic_with_its_seed() -> None:
-    base, cur = [10.0, 10.4, 9.8, 10.1], [10.9, 11.5, 10.2, 11.0]
-    assert bootstrap_median_diff_ci(base, cur, seed=7) == bootstrap_median_diff_ci(base, cur, seed=7)
-    lo, hi = bootstrap_median_diff_ci(base, cur)
-    assert lo <= statistics.median(cur) - statistics.median(base) <= hi
-
-
-def test_bootstrap_with_three_values_spans_the_extremes() -> None:
-    # A resampled median of 3 hits the min (or max) with p = 7/27, so both 2.5% tails land on the
-    # extreme differences: with n=3 "the interval excludes 0" means "the samples do not overlap".
-    assert bootstrap_median_diff_ci([1.0, 2.0, 3.0], [5.0, 6.0, 7.0]) == (2.0, 6.0)
-
-
-def test_bootstrap_of_constant_samples_is_a_point() -> None:
-    assert bootstrap_median_diff_ci([0.8] * 3, [0.75] * 3) == pytest.approx((-0.05, -0.05))
-
-
-def test_bootstrap_refuses_an_empty_sample() -> None:
-    with pytest.raises(ValueError):
-        bootstrap_median_diff_ci([], [1.0])
 
 
 def test_classify_follows_the_metric_direction() -> None:
@@ -131,8 +122,9 @@ def test_twice_as_slow_is_a_regression(tmp_path: Path, capsys: CaptureFixture[st
     write_variant(tmp_path / "cur", "single", [20.0, 20.5, 19.8])
     m = by_metric(compare_dirs(tmp_path / "base", tmp_path / "cur"))
     assert m["wall_clock_s"].verdict == REGRESSION
-    assert m["wall_clock_s"].change_pct == pytest.approx(100.0)
-    assert m["wall_clock_s"].basis == "bootstrap 95% CI, n=3/3"
+    assert m["wall_clock_s"].change_pct == pytest.approx(99.67, abs=0.01)  # means: 20.1 / 10.07
+    assert m["wall_clock_s"].basis == "95% CI over passes, n=3/3"
+    assert "the interval does not cover restarts" in m["wall_clock_s"].note
     assert m["output_tok_per_s"].verdict == REGRESSION  # higher is better: halved is worse
     assert m["f1"].verdict == NOISE and m["mem_peak_mib"].verdict == NOISE
     assert cli._compare([str(tmp_path / "base"), str(tmp_path / "cur")]) == 1
@@ -145,7 +137,7 @@ def test_twelve_percent_inside_wide_noise_is_within_noise(tmp_path: Path) -> Non
     write_variant(tmp_path / "base", "single", [8.0, 10.0, 12.0])
     write_variant(tmp_path / "cur", "single", [8.5, 11.2, 14.0])
     wall = by_metric(compare_dirs(tmp_path / "base", tmp_path / "cur"))["wall_clock_s"]
-    assert wall.change_pct == pytest.approx(12.0)
+    assert wall.change_pct == pytest.approx(12.33, abs=0.01)
     assert wall.verdict == NOISE
     assert wall.ci is not None and wall.ci[0] < 0 < wall.ci[1]
     assert "interval includes no change" in wall.note
@@ -194,11 +186,65 @@ def test_acceptance_rate_uses_an_absolute_threshold(tmp_path: Path) -> None:
     assert (acc.verdict, acc.basis) == (REGRESSION, "threshold only (n<3)")
 
 
-def test_f1_drop_with_identical_passes_is_a_credible_regression(tmp_path: Path) -> None:
+def test_f1_is_compared_per_question(tmp_path: Path) -> None:
+    answers = {f"q{i}": 1.0 for i in range(40)}
+    write_variant(tmp_path / "base", "single", STABLE, answers=answers)
+    write_variant(tmp_path / "one", "single", STABLE, answers=answers | {"q0": 0.0})
+    write_variant(tmp_path / "six", "single", STABLE, answers=answers | {f"q{i}": 0.0 for i in range(6)})
+    one = by_metric(compare_dirs(tmp_path / "base", tmp_path / "one"))["f1"]
+    # One flipped answer of 40 weighs 0.025, above the old fixed 0.02: never a regression on its own.
+    assert (one.verdict, one.threshold) == (NOISE, pytest.approx(0.025))
+    assert one.basis == "paired over 40 questions (1 worse, 0 better)"
+    six = by_metric(compare_dirs(tmp_path / "base", tmp_path / "six"))["f1"]
+    assert six.verdict == REGRESSION and six.ci is not None and six.ci[1] < 0
+    assert "threshold one question's worth" in six.note
+
+
+def test_f1_without_answers_falls_back_to_the_threshold(tmp_path: Path) -> None:
     write_variant(tmp_path / "base", "single", STABLE, f1=0.80)
     write_variant(tmp_path / "cur", "single", STABLE, f1=0.75)
     f1 = by_metric(compare_dirs(tmp_path / "base", tmp_path / "cur"))["f1"]
-    assert f1.verdict == REGRESSION and f1.ci == pytest.approx((-0.05, -0.05))
+    assert (f1.verdict, f1.basis, f1.ci) == (REGRESSION, "threshold only (n<3)", None)
+
+
+# Three starts of three passes: each start has its own level (start noise 5 %), passes agree within 1 %.
+STARTS = [[10.0, 10.1, 9.9], [10.6, 10.5, 10.7], [9.6, 9.5, 9.7]]
+
+
+def test_starts_give_an_interval_over_restarts_and_a_threshold_from_noise(tmp_path: Path) -> None:
+    write_variant(tmp_path / "base", "single", STARTS)
+    write_variant(tmp_path / "cur", "single", [[w * 1.04 for w in ws] for ws in STARTS[::-1]])
+    wall = by_metric(compare_dirs(tmp_path / "base", tmp_path / "cur"))["wall_clock_s"]
+    assert wall.basis == "95% CI over starts, 3/3 starts" and "restarts" not in wall.note
+    assert wall.noise is not None and wall.noise.between_cv == pytest.approx(0.05, abs=0.01)
+    assert wall.noise.within_cv == pytest.approx(0.01, abs=0.002)
+    # The noise of one start's mean over 3 passes is about 5 %, so a 4 % change stays within noise...
+    assert wall.threshold == pytest.approx(0.05, abs=0.005) and wall.verdict == NOISE
+    assert "threshold from noise" in wall.note
+    # ...where one start a side would read the passes' 1 % agreement as proof of a change.
+    write_variant(tmp_path / "b1", "single", STARTS[0])
+    write_variant(tmp_path / "c1", "single", [w * 1.04 for w in STARTS[0]])
+    one = by_metric(compare_dirs(tmp_path / "b1", tmp_path / "c1"))["wall_clock_s"]
+    assert one.ci is not None and one.ci[0] > 0 and one.threshold == 0.10  # fixed: no start noise measured
+
+
+def test_a_change_beyond_the_start_noise_is_a_regression(tmp_path: Path) -> None:
+    write_variant(tmp_path / "base", "single", STARTS)
+    write_variant(tmp_path / "cur", "single", [[w * 1.3 for w in ws] for ws in STARTS])
+    m = by_metric(compare_dirs(tmp_path / "base", tmp_path / "cur"))
+    assert m["wall_clock_s"].verdict == REGRESSION and m["output_tok_per_s"].verdict == REGRESSION
+    lo, hi = m["wall_clock_s"].ci or (0, 0)
+    assert lo / 10.0 < 0.3 < hi / 10.0  # the interval, as a share of the baseline, holds the true +30 %
+
+
+def test_the_derived_threshold_follows_the_rule(tmp_path: Path) -> None:
+    write_variant(tmp_path / "base", "single", STARTS)
+    base = load_results(tmp_path / "base")["single"]
+    t, source = derived_threshold("wall_clock_s", base, 3, Thresholds())
+    assert source == "from noise" and t == pytest.approx(0.051, abs=0.002)
+    assert derived_threshold("wall_clock_s", base, 3, Thresholds(noise_multiple=2.0))[0] == pytest.approx(2 * t)
+    assert derived_threshold("wall_clock_s", base, 3, Thresholds(wall_clock_s=0.3)) == (0.3, "given")
+    assert derived_threshold("wall_clock_s", base, 3, Thresholds(min_threshold=0.2)) == (0.2, "from noise")
 
 
 def test_failed_status_on_one_side_is_missing(tmp_path: Path) -> None:
@@ -238,9 +284,9 @@ def test_markdown_lists_the_regression_first(tmp_path: Path, monkeypatch: pytest
     assert cli._compare([str(tmp_path / "base"), str(tmp_path / "cur"), "--markdown", str(out)]) == 1
     md = out.read_text()
     rows = [line for line in md.splitlines() if line.startswith("| single")]
-    assert rows[0].startswith("| single | wall_clock_s | 10 | 20 | +100.0% | 10% | **regression** |")
+    assert rows[0].startswith("| single | wall_clock_s | 10.07 | 20.1 | +99.7% | 10% | **regression** | -/2.5% |")
     f1 = next(r for r in rows if r.startswith("| single | f1 |"))
-    assert f1.endswith("| within noise | bootstrap 95% CI, n=3/3 [+0.000, +0.000] |")
+    assert f1.endswith("| within noise | - | threshold only (n<3); threshold fixed |")  # no answers recorded
     assert summary.read_text() == "earlier step\n" + md  # appended, not overwritten
 
 
@@ -335,8 +381,8 @@ def test_load_levels_are_compared_apart_never_bootstrapped_together(tmp_path: Pa
     write_levels(tmp_path / "cur", {1.0: [10.1, 9.9, 10.3], 4.0: [6.0, 6.2, 5.9]})  # level 4 got slower
     verdicts = compare_dirs(tmp_path / "base", tmp_path / "cur")
     low, high, whole = by_metric(verdicts, "single@1"), by_metric(verdicts, "single@4"), by_metric(verdicts, "single")
-    assert low["wall_clock_s"].verdict == NOISE and low["wall_clock_s"].basis.startswith("bootstrap")
-    assert high["wall_clock_s"].verdict == REGRESSION and high["wall_clock_s"].basis.startswith("bootstrap")
-    assert high["wall_clock_s"].baseline == 4.0 and high["wall_clock_s"].current == 6.0  # its own passes only
-    # The variant's own row: run-level figures, never a bootstrap over passes of different levels.
-    assert all(not v.basis.startswith("bootstrap") for v in whole.values())
+    assert low["wall_clock_s"].verdict == NOISE and low["wall_clock_s"].basis.startswith("95% CI")
+    assert high["wall_clock_s"].verdict == REGRESSION and high["wall_clock_s"].basis.startswith("95% CI")
+    assert high["wall_clock_s"].baseline == 4.0 and high["wall_clock_s"].current == pytest.approx(6.033, abs=0.001)
+    # The variant's own row: run-level figures, never an interval over passes of different levels.
+    assert all("CI" not in v.basis for v in whole.values())
