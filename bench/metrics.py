@@ -53,6 +53,7 @@ def summarize(before: dict[str, float] | None, after: dict[str, float] | None, k
         "preemptions": d.get("vllm:num_preemptions_total"),
         "kv_cache_usage_peak": kv_peak,
     }
+    out["prefix_cache_hit_rate"] = prefix_cache_hit_rate(d)
     drafts = d.get("vllm:spec_decode_num_drafts_total")
     draft_tokens = d.get("vllm:spec_decode_num_draft_tokens_total")
     accepted = d.get("vllm:spec_decode_num_accepted_tokens_total")
@@ -63,6 +64,12 @@ def summarize(before: dict[str, float] | None, after: dict[str, float] | None, k
         per_pos = sorted((int(k[len(prefix) : -1]), v) for k, v in d.items() if k.startswith(prefix))
         out["spec_acceptance_per_position"] = [v / drafts for _, v in per_pos]
     return out
+
+
+def prefix_cache_hit_rate(d: dict[str, float]) -> float | None:
+    """Cached share of the prompt tokens looked up, from a counters' delta; None without lookups."""
+    queries = d.get("vllm:prefix_cache_queries_total")
+    return d.get("vllm:prefix_cache_hits_total", 0.0) / queries if queries else None
 
 
 class KvPeakPoller:

@@ -114,6 +114,31 @@ def log_tail(path: Path, lines: int = 25) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+# vLLM serves POST /reset_prefix_cache only with VLLM_SERVER_DEV_MODE=1 (vllm/entrypoints/launchers/api_server/
+# routers.py in 0.32; older releases the same): the runner sets it for the servers it starts.
+DEV_MODE_ENV = {"VLLM_SERVER_DEV_MODE": "1"}
+
+
+def reset_prefix_cache(base_url: str, api_key: str | None = None, attempts: int = 5) -> bool:
+    """Empty the server's prefix cache, so every pass meets the same cache state. False where the server
+    does not offer it (not in dev mode, an endpoint elsewhere); vLLM refuses (success false) while blocks
+    are held by running requests, so it is retried briefly."""
+    req = urllib.request.Request(f"{base_url}/reset_prefix_cache", method="POST", data=b"")
+    if api_key:
+        req.add_header("Authorization", f"Bearer {api_key}")
+    for _ in range(attempts):
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                body = r.read().decode("utf-8", errors="replace").strip()
+        except (urllib.error.URLError, OSError):
+            return False
+        # Older vLLMs answer 200 with an empty body; 0.32 answers {"success": bool}.
+        if not body or json.loads(body).get("success", True):
+            return True
+        time.sleep(0.2)
+    return False
+
+
 class Server(Protocol):
     """What a run needs of its server, local or remote: `with` it to get a healthy one."""
 
