@@ -15,6 +15,7 @@ from bench.overrides import CONF_DIR
 
 _SWEEP_DIRS: list[Path] = []  # where the summary callback looked: jobs a launcher ran elsewhere report there
 _UNKNOWN: list[str] = []  # variants a sweep named that have no conf/server/NAME.yaml
+_LAST_START = [True]  # the summary is printed after the sweep's last server start only
 
 HELP = """\
 usage: python -m bench VERB [ARGS]
@@ -28,6 +29,8 @@ verbs:
   compare BASELINE CURRENT   regression verdicts between two results folders
   history add RESULTS_DIR    keep a run's figures in the history store (results/history/)
   history report             trend charts and change points of the store; exit 1 on a standing regression
+  baseline promote RESULTS --to results/baselines/MACHINE/SWEEP
+                             make a results folder the machine's baseline, with its provenance
 
 run examples:
   python -m bench run                              server=single on the default engine
@@ -67,6 +70,10 @@ def main(argv: list[str]) -> int:
             from bench.history import main as history_main
 
             return history_main(rest)
+        if verb == "baseline":
+            from bench.baseline import main as baseline_main
+
+            return baseline_main(rest)
     except BenchError as e:
         if debug:
             traceback.print_exc()
@@ -78,7 +85,7 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 130
-    verbs = "run, analyze, compare, history"
+    verbs = "run, analyze, compare, history, baseline"
     print(f"bench: unknown verb {verb!r}; verbs: {verbs} (python -m bench --help)", file=sys.stderr)
     return 2
 
@@ -108,7 +115,7 @@ def _run(overrides: list[str]) -> int:
 
     from bench.config import register_schemas
     from bench.errors import ConfigError
-    from bench.overrides import drop_unknown_variants, name_sweep_runs, slurm_gpus
+    from bench.overrides import drop_unknown_variants, name_sweep_runs, plan_starts, rotated, slurm_gpus
 
     overrides, unknown = drop_unknown_variants(overrides)
     overrides = slurm_gpus(overrides)
@@ -118,7 +125,8 @@ def _run(overrides: list[str]) -> int:
     # SIGTERM (a CI job cancelled, `kill`) takes the same clean path as Ctrl-C.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     status = 0
-    statuses: list[str] = []  # one per variant run in this process, for the exit status
+    # Per variant run in this process, its status after its latest server start: for the exit status.
+    statuses: dict[str, str] = {}
     _SWEEP_DIRS.clear()
     started = time.time()
 
@@ -128,7 +136,8 @@ def _run(overrides: list[str]) -> int:
         from bench.errors import BenchError
 
         try:
-            statuses.append(_task(cfg))
+            run, run_status = _task(cfg)
+            statuses[run] = run_status
         except BenchError as e:
             # Inside Hydra's runner: report here, one line, and stop the sweep.
             if os.environ.get("BENCH_DEBUG") == "1":
@@ -137,20 +146,34 @@ def _run(overrides: list[str]) -> int:
             status = 2
             raise SystemExit(2) from None
 
-    sys.argv = [sys.argv[0], *overrides]
+    argv0 = sys.argv[0]
     try:
-        task()
-    except SystemExit as e:
-        # Hydra exits 1 after printing a config error of its own (typo, unknown group option).
-        return 2 if e.code == 1 else int(e.code or 0)
-    except ValueError as e:
-        # Hydra's refusal of its own flags before any job runs ("Only one of --run, --multirun, --cfg ...").
-        raise ConfigError(str(e).splitlines()[0]) from None
-    if status:
-        return status
+        starts, variants, rest = plan_starts(overrides)
+    except ConfigError:
+        raise
+    except Exception:  # a malformed override or config: Hydra's own run below says what, in its words
+        starts, variants, rest = 1, None, overrides
+    # One Hydra run per server start, every variant in it, the order rotated from start to start
+    # (overrides.job_order): a multirun runs its jobs in sweeper order, so the interleaving is made here.
+    for k in range(starts):
+        args = overrides
+        if starts > 1:
+            args = [*rest, f"start={k}"] + ([f"server={','.join(rotated(variants, k))}"] if variants else [])
+        _LAST_START[0] = k == starts - 1
+        sys.argv = [argv0, *args]
+        try:
+            task()
+        except SystemExit as e:
+            # Hydra exits 1 after printing a config error of its own (typo, unknown group option).
+            return 2 if e.code == 1 else int(e.code or 0)
+        except ValueError as e:
+            # Hydra's refusal of its own flags before any job runs ("Only one of --run, --multirun, --cfg ...").
+            raise ConfigError(str(e).splitlines()[0]) from None
+        if status:
+            return status
     # Every variant ran to its end: 0 only if all of them completed, so scripts notice a failed one.
     # Jobs a launcher (submitit...) ran in other processes left their statuses on disk.
-    done = statuses or _statuses_on_disk(_SWEEP_DIRS, since=started)
+    done = list(statuses.values()) or _statuses_on_disk(_SWEEP_DIRS, since=started)
     return 0 if all(s == "ok" for s in done) and not unknown else 1
 
 
@@ -168,8 +191,8 @@ def _statuses_on_disk(sweep_dirs: list[Path], since: float) -> list[str]:
     return out
 
 
-def _task(cfg: Any) -> str:
-    """One variant's run inside Hydra; returns its status."""
+def _task(cfg: Any) -> tuple[str, str]:
+    """One variant's server start inside Hydra; returns the variant's folder and its status."""
     import logging
 
     # One INFO line per request from the HTTP client would bury the progress bar.
@@ -191,7 +214,7 @@ def _task(cfg: Any) -> str:
     print(line, file=sys.stderr)
     if result.search:
         print(f"bench: {result.variant}: {search_outcome(result.search)}", file=sys.stderr)
-    return result.status
+    return str(Path(bc.out_dir) / bc.run_name), result.status
 
 
 def _analyze(args: list[str]) -> int:
@@ -246,7 +269,7 @@ class SummaryCallback:
         from bench.report import analyze
 
         out_dir = Path(config.out_dir)
-        if not out_dir.is_dir():
+        if not out_dir.is_dir() or not _LAST_START[0]:
             return
         _SWEEP_DIRS.append(out_dir)
         table = summary_table(out_dir, config.baseline_variant)

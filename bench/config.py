@@ -10,6 +10,7 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, MissingMandatoryValue, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from bench import cpu
 from bench.errors import ConfigError
@@ -56,6 +57,9 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 0  # 0: a free port is picked at start
     api_key: str | None = None
+    # Another environment's interpreter for this variant's server (A/B of two vLLM installs in one sweep);
+    # None: the one running bench.
+    python: str | None = None
     startup_timeout_s: float = 600.0
     # Always set: a request without it can generate until max_model_len (the write-up's runaway answers).
     max_tokens: int = 32  # answers are short spans; 32 tokens leave room for a sentence around one
@@ -128,6 +132,40 @@ class SloConfig:
     min_share: float = 0.9
 
 
+PREFIX_CACHE = ("reset", "keep")
+
+
+@dataclass
+class Repeats:
+    """How often each variant is measured: `starts` fresh servers, `passes` over the dataset in each."""
+
+    starts: int = 1
+    passes: int = 1
+    # reset: the prefix cache is emptied before every pass, so each pass meets the same cache (vLLM needs
+    # VLLM_SERVER_DEV_MODE=1 for it; bench sets it on the servers it starts). keep: later passes over the
+    # same prompts hit the cache left by earlier ones (their TTFT then measures the cache).
+    prefix_cache: str = "reset"
+
+
+def to_repeats(value: Any) -> Repeats:
+    """`repeats: N` (older configs: N passes in one start) or `repeats: {starts, passes, prefix_cache}`."""
+    if isinstance(value, Repeats):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        out = Repeats(passes=value)
+    elif isinstance(value, dict) and set(value) <= {f.name for f in dataclasses.fields(Repeats)}:
+        out = Repeats(**value)
+    else:
+        raise ConfigError(
+            f"repeats={value!r}: give a number of passes or {{starts: S, passes: P, prefix_cache: reset}}"
+        )
+    if out.starts < 1 or out.passes < 1 or out.prefix_cache not in PREFIX_CACHE:
+        raise ConfigError(
+            f"repeats: starts and passes must be >= 1 and prefix_cache one of {', '.join(PREFIX_CACHE)}; got {out}"
+        )
+    return out
+
+
 @dataclass
 class BenchConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -148,8 +186,11 @@ class BenchConfig:
     sweep_params: list[str] = field(default_factory=list)
     baseline_variant: str = "single"
     resume: bool = True
-    # Passes over the dataset within one server start; >= 3 lets `compare` tell noise from a change.
-    repeats: int = 1
+    # Fresh server starts x passes over the dataset in each: {starts: S, passes: P, prefix_cache: reset};
+    # a plain number is the older form (passes in one start). A Repeats after to_bench_config.
+    repeats: Any = field(default_factory=lambda: {"starts": 1, "passes": 1, "prefix_cache": "reset"})
+    # Which server start this job is: set by the dispatcher (bench/cli.py), which interleaves the variants.
+    start: int = 0
     # Sample the server's CPU or GPUs every this many seconds (0 turns telemetry off).
     telemetry_interval_s: float = 0.1
     debug: bool = False
@@ -169,9 +210,14 @@ def to_bench_config(cfg: DictConfig) -> BenchConfig:
         obj = OmegaConf.to_object(cfg)
     except MissingMandatoryValue as e:
         raise ConfigError(f"{e.full_key} must be set (add {e.full_key}=... to the command)") from None
+    except InterpolationResolutionError as e:  # e.g. ${oc.env:BENCH_NEXT_PYTHON} unset (conf/server/single_next.yaml)
+        raise ConfigError(f"{e.full_key}: {str(e).splitlines()[0]}") from None
     assert isinstance(obj, BenchConfig), type(obj)
     if obj.engine not in ENGINES:
         raise ConfigError(f"engine={obj.engine!r} is not one of {', '.join(ENGINES)}")
+    obj.repeats = to_repeats(obj.repeats)
+    if obj.start < 0:
+        raise ConfigError(f"start={obj.start} must be >= 0")
     if obj.load.client not in CLIENTS:
         raise ConfigError(f"load.client={obj.load.client!r} is not one of {', '.join(CLIENTS)}")
     if obj.load.mode not in LOAD_MODES:

@@ -45,7 +45,11 @@ def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]
 def summarize(before: dict[str, float] | None, after: dict[str, float] | None, kv_peak: float | None) -> dict[str, Any]:
     if before is None or after is None:
         return {"available": False}
-    d = delta(before, after)
+    return summarize_delta(delta(before, after), kv_peak)
+
+
+def summarize_delta(d: dict[str, float], kv_peak: float | None) -> dict[str, Any]:
+    """Run figures from counters' deltas (one start's, or several starts' summed)."""
     out: dict[str, Any] = {
         "available": True,
         "generation_tokens": d.get("vllm:generation_tokens_total"),

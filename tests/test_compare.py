@@ -237,6 +237,23 @@ def test_a_change_beyond_the_start_noise_is_a_regression(tmp_path: Path) -> None
     assert lo / 10.0 < 0.3 < hi / 10.0  # the interval, as a share of the baseline, holds the true +30 %
 
 
+def test_two_variants_of_one_sweep_compare_as_an_ab(tmp_path: Path, capsys: CaptureFixture[str]) -> None:
+    write_variant(tmp_path / "upgrade", "single", STARTS)
+    write_variant(tmp_path / "upgrade", "single_next", [[w * 1.3 for w in ws] for ws in STARTS], vllm="0.33.0")
+    verdicts = compare_dirs(tmp_path / "upgrade" / "single", tmp_path / "upgrade" / "single_next")
+    assert by_metric(verdicts, "single -> single_next")["wall_clock_s"].verdict == REGRESSION
+    assert main([str(tmp_path / "upgrade" / "single"), str(tmp_path / "upgrade" / "single_next")]) == 1
+    out = capsys.readouterr().out
+    assert "vllm_version: 0.32.0 -> 0.33.0 (single -> single_next)" in out and "restarts" not in out
+
+
+def test_one_start_a_side_is_said_under_the_table(tmp_path: Path, capsys: CaptureFixture[str]) -> None:
+    write_variant(tmp_path / "base", "single", STABLE)
+    write_variant(tmp_path / "cur", "single", STABLE)
+    main([str(tmp_path / "base"), str(tmp_path / "cur")])
+    assert "one server start a side, so the intervals cover pass-to-pass noise only" in capsys.readouterr().out
+
+
 def test_the_derived_threshold_follows_the_rule(tmp_path: Path) -> None:
     write_variant(tmp_path / "base", "single", STARTS)
     base = load_results(tmp_path / "base")["single"]
@@ -359,7 +376,8 @@ def test_nightly_sweep_preset_composes() -> None:
     register_schemas()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["+sweep=nightly"], return_hydra_config=True)
-    assert (cfg.sweep_name, cfg.repeats, cfg.out_dir) == ("nightly", 3, "results/nightly")
+    assert (cfg.sweep_name, cfg.out_dir) == ("nightly", "results/nightly")
+    assert cfg.repeats.starts >= 2  # compare's interval then covers restarts
     assert cfg.hydra.sweeper.params.server == "single,spec_ngram"
 
 
@@ -386,3 +404,33 @@ def test_load_levels_are_compared_apart_never_bootstrapped_together(tmp_path: Pa
     assert high["wall_clock_s"].baseline == 4.0 and high["wall_clock_s"].current == pytest.approx(6.033, abs=0.001)
     # The variant's own row: run-level figures, never an interval over passes of different levels.
     assert all("CI" not in v.basis for v in whole.values())
+
+
+# --- promoting a baseline ----------------------------------------------------------------------------
+
+
+def test_promote_copies_the_runs_with_their_provenance(tmp_path: Path, capsys: CaptureFixture[str]) -> None:
+    answers = {"q0": 1.0, "q1": 0.0}
+    write_variant(tmp_path / "nightly", "single", STARTS, answers=answers)
+    write_variant(tmp_path / "nightly", "spec_ngram", STARTS, acceptance=0.6)
+    to = tmp_path / "baselines" / "lab-cpu" / "nightly"
+    assert cli.main(["baseline", "promote", str(tmp_path / "nightly"), "--to", str(to), "--reason", "first"]) == 0
+    record = json.loads((to / "baseline.json").read_text())
+    assert record["reason"] == "first" and record["replaces"] is None
+    assert (
+        record["variants"]["single"] | {"vllm_version": "0.32.0", "starts": 1, "passes": 9}
+        == record["variants"]["single"]
+    )
+    assert {p.name for p in (to / "single").iterdir()} == {"run.json", "requests.jsonl"}
+    assert compare_dirs(to, tmp_path / "nightly") and "git add -f" in capsys.readouterr().out
+    # Promoting again replaces the folder and says which baseline it replaced.
+    assert cli.main(["baseline", "promote", str(tmp_path / "nightly"), "--to", str(to)]) == 0
+    assert json.loads((to / "baseline.json").read_text())["replaces"] == record["promoted_at"]
+
+
+def test_promote_refuses_an_incomplete_run(tmp_path: Path, capsys: CaptureFixture[str]) -> None:
+    write_variant(tmp_path / "nightly", "single", STABLE, status=FAILED)
+    to = tmp_path / "baselines" / "m" / "nightly"
+    assert cli.main(["baseline", "promote", str(tmp_path / "nightly"), "--to", str(to)]) == 2
+    assert "not every variant is ok: single (failed)" in capsys.readouterr().err and not to.exists()
+    assert cli.main(["baseline", "promote", str(tmp_path / "nowhere"), "--to", str(to)]) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,12 +34,19 @@ def test_the_six_variants_exist():
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_every_variant_composes_and_resolves_on_both_engines(variant):
+def test_every_variant_composes_and_resolves_on_both_engines(variant, monkeypatch):
+    monkeypatch.setenv("BENCH_NEXT_PYTHON", sys.executable)  # single_next's other environment
     cfg = _compose(f"server={variant}")
     assert cfg.server.name == variant
     for engine in ("cpu", "cuda"):
         server = resolve_server(cfg.server, engine, cfg.engines[engine])
         assert server.dtype and server.enforce_eager is not None and server.max_tokens > 0
+
+
+def test_the_ab_variant_without_its_environment_is_one_clear_error(monkeypatch):
+    monkeypatch.delenv("BENCH_NEXT_PYTHON", raising=False)
+    with pytest.raises(ConfigError, match="server.python: .*BENCH_NEXT_PYTHON"):
+        _compose("server=single_next")
 
 
 @pytest.mark.parametrize("sweep", SWEEPS)
