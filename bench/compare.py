@@ -338,10 +338,21 @@ def compare_results(
     return sorted(out, key=lambda v: order.index(v.verdict))  # stable: variant, then metric order within
 
 
+def load_pair(baseline: Path, current: Path) -> tuple[dict[str, Side], dict[str, Side]]:
+    """Two sweep folders; or two variant folders (an A/B of one sweep: results/upgrade/single and
+    results/upgrade/single_next), then compared with each other as one row set named `A -> B`."""
+    baseline, current = Path(baseline), Path(current)
+    if (baseline / RUN_FILE).is_file() and (current / RUN_FILE).is_file():
+        name = baseline.name if baseline.name == current.name else f"{baseline.name} -> {current.name}"
+        b, c = load_results(baseline.parent)[baseline.name], load_results(current.parent)[current.name]
+        return {name: b}, {name: c}
+    return load_results(baseline), load_results(current)
+
+
 def compare_dirs(
     baseline: Path, current: Path, thresholds: ThresholdsBase | None = None, metrics: Sequence[str] | None = None
 ) -> list[Verdict]:
-    return compare_results(load_results(Path(baseline)), load_results(Path(current)), thresholds, metrics)
+    return compare_results(*load_pair(baseline, current), thresholds, metrics)
 
 
 def exit_code(verdicts: Sequence[Verdict], fail_on_missing: bool = False) -> int:
@@ -425,8 +436,11 @@ def report(
     markdown_path: Path | None = None, fail_on_missing: bool = False,
 ) -> int:  # fmt: skip
     """`bench compare`: the table on stdout, Markdown where asked (and GitHub's job summary); the exit status."""
-    baseline, current = load_results(baseline_dir), load_results(current_dir)
+    baseline, current = load_pair(baseline_dir, current_dir)
     verdicts, context = compare_results(baseline, current, thresholds, metrics), context_changes(baseline, current)
+    if any(ONE_START in v.note for v in verdicts):
+        context = [*context, "starts: one server start a side, so the intervals cover pass-to-pass noise only,"
+                   " not restarts: run with repeats.starts=3 or more (docs/regression.md)"]  # fmt: skip
     print(format_table(verdicts, context))
     markdown = format_markdown(verdicts, baseline_dir, current_dir, context)
     if markdown_path:

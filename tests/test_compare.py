@@ -242,7 +242,7 @@ def test_two_variants_of_one_sweep_compare_as_an_ab(tmp_path: Path, capsys: Capt
     write_variant(tmp_path / "upgrade", "single_next", [[w * 1.3 for w in ws] for ws in STARTS], vllm="0.33.0")
     verdicts = compare_dirs(tmp_path / "upgrade" / "single", tmp_path / "upgrade" / "single_next")
     assert by_metric(verdicts, "single -> single_next")["wall_clock_s"].verdict == REGRESSION
-    assert main([str(tmp_path / "upgrade" / "single"), str(tmp_path / "upgrade" / "single_next")]) == 1
+    assert cli.main(["compare", str(tmp_path / "upgrade" / "single"), str(tmp_path / "upgrade" / "single_next")]) == 1
     out = capsys.readouterr().out
     assert "vllm_version: 0.32.0 -> 0.33.0 (single -> single_next)" in out and "restarts" not in out
 
@@ -250,7 +250,7 @@ def test_two_variants_of_one_sweep_compare_as_an_ab(tmp_path: Path, capsys: Capt
 def test_one_start_a_side_is_said_under_the_table(tmp_path: Path, capsys: CaptureFixture[str]) -> None:
     write_variant(tmp_path / "base", "single", STABLE)
     write_variant(tmp_path / "cur", "single", STABLE)
-    main([str(tmp_path / "base"), str(tmp_path / "cur")])
+    cli.main(["compare", str(tmp_path / "base"), str(tmp_path / "cur")])
     assert "one server start a side, so the intervals cover pass-to-pass noise only" in capsys.readouterr().out
 
 

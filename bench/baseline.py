@@ -1,0 +1,90 @@
+"""`python -m bench baseline promote RESULTS --to results/baselines/<machine>/<sweep>`: a results folder becomes
+the machine's baseline, with where it came from written beside it."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench import provenance
+from bench.errors import BenchError
+from bench.results import OK, REQUESTS_FILE, RUN_FILE, SUMMARY_FILE, atomic_write_text, read_run, run_dirs
+
+PROVENANCE_FILE = "baseline.json"
+# What compare and a later analysis read; server logs and telemetry stay with the nightly's artifact.
+KEPT = (RUN_FILE, REQUESTS_FILE)
+
+
+def promote(results: Path, to: Path, reason: str, allow_failed: bool = False) -> dict[str, Any]:
+    """Copy a sweep's runs to `to` (replacing what was there, atomically per folder) with a baseline.json
+    that says what was promoted, from where, when, by which bench commit, and why."""
+    dirs = list(run_dirs(results)) if results.is_dir() else []
+    if not dirs:
+        raise BenchError(f"no <variant>/{RUN_FILE} in {results}: promote a sweep's results folder")
+    runs = {d.name: read_run(d) for d in dirs}
+    bad = {name: (run.status if run else "unreadable") for name, run in runs.items() if run is None or run.status != OK}
+    if bad and not allow_failed:
+        listed = ", ".join(f"{k} ({v})" for k, v in sorted(bad.items()))
+        raise BenchError(f"not every variant is ok: {listed}; a baseline must be complete (--allow-failed to force)")
+    previous = to / PROVENANCE_FILE
+    record: dict[str, Any] = {
+        "promoted_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "source": str(results.resolve()),
+        "reason": reason,
+        "bench_commit": provenance.collect().get("git_commit"),
+        "replaces": json.loads(previous.read_text()).get("promoted_at") if previous.is_file() else None,
+        "variants": {
+            name: {
+                "status": run.status,
+                "config_hash": run.config_hash,
+                "started_at": run.started_at,
+                "starts": len(run.starts) or 1,
+                "passes": len(run.trials),
+                **{k: run.provenance.get(k) for k in ("vllm_version", "torch_version", "host", "cpu", "git_commit")},
+            }
+            for name, run in sorted(runs.items())
+            if run is not None
+        },
+    }
+    to.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=to.parent, prefix=f".{to.name}."))
+    try:
+        for d in dirs:
+            (staging / d.name).mkdir()
+            for name in KEPT:
+                if (d / name).is_file():
+                    shutil.copy2(d / name, staging / d.name / name)
+        if (results / SUMMARY_FILE).is_file():
+            shutil.copy2(results / SUMMARY_FILE, staging / SUMMARY_FILE)
+        atomic_write_text(staging / PROVENANCE_FILE, json.dumps(record, indent=1) + "\n")
+        old = to.with_name(f".{to.name}.old")
+        if to.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            to.rename(old)
+        staging.rename(to)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return record
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench baseline", description="Manage stored baselines.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    pr = sub.add_parser("promote", help="make a results folder this machine's baseline (docs/regression.md)")
+    pr.add_argument("results", type=Path, help="a sweep's results folder, e.g. results/nightly")
+    pr.add_argument("--to", type=Path, required=True, help="results/baselines/<machine>/<sweep>")
+    pr.add_argument("--reason", default="", help="why the baseline moves: a vLLM upgrade, a confirmed improvement")
+    pr.add_argument("--allow-failed", action="store_true", help="promote even with a variant that is not ok")
+    a = p.parse_args(argv)
+    record = promote(a.results, a.to, a.reason, a.allow_failed)
+    print(f"bench: baseline: {len(record['variants'])} variants of {a.results} promoted to {a.to}", file=sys.stderr)
+    print(f"  commit it: git add -f {a.to} && git commit -m 'baseline: {a.to.name} ({a.reason or 'why?'})'")
+    return 0
