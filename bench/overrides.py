@@ -198,4 +198,6 @@ def plan_starts(overrides: list[str]) -> tuple[int, list[str] | None, list[str]]
         swept = (cfg.hydra.sweeper.params or {}).get("server")
         variants = [v.strip() for v in str(swept).split(",")] if swept else None  # a preset's list
     drop = {str(o.input_line) for o in server_sweep}
-    return to_repeats(repeats).starts, variants, [o for o in overrides if o not in drop]
+    # Flags (-m) first: Hydra's argparse reads no flag between two overrides.
+    flags = [o for o in overrides if o.startswith("-")]
+    return to_repeats(repeats).starts, variants, flags + [o for o in overrides if o not in drop and o not in flags]
