@@ -5,7 +5,7 @@
 # argument, that the history must find. The batch FIRST..LAST holds /tmp/bench-real.lock throughout, so no
 # other real run on a shared machine times against it: keep a batch under 15 minutes (5 nights).
 set -euo pipefail
-out=$1 first=$2 last=$3 change_at=${4:-9}
+out=$1 first=$2 last=$3 change_at=${4:-8}
 exec 9>/tmp/bench-real.lock
 flock 9
 for n in $(seq "$first" "$last"); do
