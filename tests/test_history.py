@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +15,11 @@ import pandas as pd
 import pytest
 
 from bench import history
-from bench.results import RUN_FILE, run_dirs
+from bench.results import RUN_FILE, read_run, run_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "results" / "reference"
+HISTORY = REFERENCE / "history"  # the real nightlies: README.md there says how they ran
 
 
 def _night(src: Path, dst: Path, started_at: str) -> Path:
@@ -101,6 +103,18 @@ def test_a_series_never_crosses_hardware(tmp_path: Path) -> None:
     assert [c for c in history.find_changes(tok)] == []
 
 
+def _change(index: int, worse: bool | None) -> history.ChangePoint:
+    return history.ChangePoint("m", "hw", "v", "output_tok_per_s", 1.0, index, "", "", 1, 1, 0, 0, 0, 0.001, worse)
+
+
+def test_exit_status_follows_the_newest_change_of_each_series() -> None:
+    assert history.exit_status([]) == 0
+    assert history.exit_status([_change(5, True)]) == 1  # worse, and nothing after it
+    assert history.exit_status([_change(5, True), _change(9, False)]) == 0  # fixed since
+    assert history.exit_status([_change(5, False), _change(9, True)]) == 1
+    assert history.exit_status([_change(5, None)]) == 0  # a metric with no better direction
+
+
 def test_provenance_changes_are_named() -> None:
     old = pd.Series({"vllm_version": "0.32.0", "config_hash": "fc723b7f9ca925ba", "torch_version": "2.13.0+cpu"})
     new = pd.Series({"vllm_version": "0.33.0", "config_hash": "d504107c687f1d64", "torch_version": "2.13.0+cpu"})
@@ -114,3 +128,58 @@ def test_missing_folder_and_empty_store_are_one_line(tmp_path: Path) -> None:
         )
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
         assert "bench: error: no" in proc.stderr
+
+
+# ---- the real history (results/reference/history/) -----------------------------------------------
+
+
+def _nights() -> list[tuple[pd.Timestamp, bool]]:
+    """(run time, speculation on?) of each committed night, read from its run.json, not from the store."""
+    out = []
+    for d in sorted((HISTORY / "nights").iterdir()):
+        run = read_run(d / "spec_ngram")
+        assert run is not None
+        out.append((pd.Timestamp(run.started_at), run.server["config"]["speculative_config"] is not None))
+    return out
+
+
+def test_real_history_change_point_is_where_speculation_went_off() -> None:
+    nights = _nights()
+    first_off = next(t for t, on in nights if not on)
+    assert sum(on for _, on in nights) >= 7 and len(nights) >= 14
+    df = history.load(HISTORY / "store")
+    assert df["run_key"].nunique() == len(nights)
+    tok = [c for c in history.find_changes(df) if c.metric == "output_tok_per_s"]
+    assert len(tok) == 1, history.changes_table(tok)
+    change = tok[0]
+    assert pd.Timestamp(change.first_bad) == first_off
+    assert change.worse and change.step_high < 0
+    assert any(c.startswith("config hash") for c in change.changes)
+    assert history.exit_status(history.find_changes(df)) == 1  # the newest night sits after it
+
+
+def test_real_history_before_the_change_has_no_change_point() -> None:
+    nights = _nights()
+    first_off = next(t for t, on in nights if not on)
+    df = history.load(HISTORY / "store")
+    before = df[df["run_time"] < first_off]
+    assert before["run_key"].nunique() >= 7
+    changes = history.find_changes(before)
+    assert changes == [], history.changes_table(changes)
+    assert history.exit_status(changes) == 0
+
+
+def test_report_of_the_real_history(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(HISTORY / "store" / history.RUNS, store / history.RUNS)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "history", "report", "--store", str(store)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 1, proc.stderr  # a standing regression: what a CI job fails on
+    assert "spec_ngram" in proc.stdout and "config hash" in proc.stdout
+    page = (store / history.REPORT_DIR / "index.html").read_text()
+    assert "Change points" in page and page.count("<img") == len(list((store / "report" / "charts").glob("*.png")))
+    assert (store / "report" / "charts" / "spec_ngram-output_tok_per_s.png").stat().st_size > 10_000

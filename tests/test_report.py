@@ -95,5 +95,6 @@ def test_review_notebook_executes(results_dir: Path, monkeypatch: pytest.MonkeyP
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}
     ).execute()
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
-    assert sum("image/png" in o.get("data", {}) for o in outputs) == 6  # every chart of the report
+    # every chart of the report, and the history section's two trends (tok/s, TPOT) of the reference store
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 8
     assert str(results_dir.resolve()) in "".join(o.get("text", "") for o in outputs)
