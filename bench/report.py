@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from bench import plots, report_html
 from bench.analysis import (
     answer_diffs,
+    crossover,
     level_means,
     load_params,
     load_provenance,
@@ -134,7 +135,11 @@ def figures(sweep: Sweep, baseline: str = "single") -> dict[str, Callable[[], Fi
         charts["load"] = lambda: plots.load_chart(sweep.trials)
         charts["pareto"] = lambda: plots.pareto_chart(sweep.trials)
         if "spec_acceptance_rate" in sweep.summary and sweep.summary["spec_acceptance_rate"].notna().any():
-            charts["crossover"] = lambda: plots.crossover_chart(sweep.trials, sweep.summary, baseline)
+            spec = list(sweep.summary.loc[sweep.summary["spec_acceptance_rate"].notna(), "variant"])
+            shared = crossover(sweep.trials, baseline, spec).dropna(subset=["speedup"])
+            # load=sweep runs pick their own rates per variant: no level to divide, no chart
+            if not shared.empty and shared.groupby("variant")["level"].nunique().max() >= 2:
+                charts["crossover"] = lambda: plots.crossover_chart(sweep.trials, sweep.summary, baseline)
     if "power_w" in sweep.timeline and pd.to_numeric(sweep.timeline["power_w"], errors="coerce").notna().any():
         charts["power"] = lambda: plots.power_chart(sweep.timeline, sweep.summary)
     if not sweep.searches.empty and (sweep.searches["mode"] == "slo_search").any():
