@@ -366,6 +366,14 @@ def warmup_items(cfg: BenchConfig, measured: list[QAItem]) -> list[QAItem]:
     return outside[:n]
 
 
+def planned_requests(load: LoadConfig, n_items: int) -> int:
+    """Requests of one pass over every load level: the progress bar's total (at most, for a load search)."""
+    if load.mode == "fixed":
+        return sum(min(n_items, lv.max_requests or n_items) for lv in load_levels(load))
+    levels = 2 + load.sweep_points if load.mode == "sweep" else load.search_max_levels
+    return min(n_items, load.max_requests or n_items) * levels
+
+
 def _run(
     cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, result: RunResult, entry: dict[str, Any]
 ) -> None:
@@ -400,11 +408,7 @@ def _run(
         # First requests pay one-off costs; not measured, and not from the measured set (see warmup_items).
         replay(endpoint, template, warmup_items(cfg, items), Level(1), lambda r: None)
         before = metrics.scrape(srv.base_url, server.api_key)
-        per_level = [min(len(items), lv.max_requests or len(items)) for lv in load_levels(cfg.load)]
-        if cfg.load.mode != "fixed":  # at most: a search may stop early
-            levels = 2 + cfg.load.sweep_points if cfg.load.mode == "sweep" else cfg.load.search_max_levels
-            per_level = [min(len(items), cfg.load.max_requests or len(items))] * levels
-        n_planned = sum(per_level) * repeats.passes
+        n_planned = planned_requests(cfg.load, len(items)) * repeats.passes
         watchdog = Watchdog(srv, run_dir / SERVER_LOG, cfg.load.request_timeout_s)
         desc = f"{cfg.run_name} start {k}" if repeats.starts > 1 else cfg.run_name
         with (

@@ -91,3 +91,12 @@ def test_level_telemetry_keeps_levels_apart() -> None:
     low, high = level_telemetry(samples, trials)
     assert (low["level"], low["util_mean_pct"]) == (1.0, 10.0) and (high["level"], high["util_mean_pct"]) == (8.0, 90.0)
     assert low["energy_j"] == pytest.approx(900.0)  # 100 W over its own 9 s, not the run's 19 s
+
+
+def test_planned_requests_counts_every_level_and_caps_a_search():
+    from bench.runner import planned_requests
+
+    assert planned_requests(LoadConfig(levels=[1, 2, 4], max_requests=5), 8) == 15
+    assert planned_requests(LoadConfig(), 8) == 8
+    search = LoadConfig(mode="slo_search", search_max_levels=6, max_requests=3)
+    assert planned_requests(search, 8) == 18
