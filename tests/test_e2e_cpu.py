@@ -188,14 +188,6 @@ def test_awq_runs_where_vllm_cpu_has_its_kernel_and_is_refused_before_start_else
         assert not (tmp_path / "awq" / "server.log").exists() and not (tmp_path / "awq" / "requests.jsonl").exists()
 
 
-def test_the_cpu_engine_runs_the_library_and_dtype_this_cpu_calls_for(cpu_sweep: CpuSweep):
-    caps = cpu.detect()
-    run = json.loads((cpu_sweep.dir / "single" / "run.json").read_text())
-    assert run["server"]["kernel_library_loaded"] == caps.kernel_library
-    assert run["server"]["config"]["dtype"] == ("bfloat16" if caps.native_bf16 else "float32")
-    assert run["provenance"]["cpu_caps"] == caps.as_dict()
-
-
 def test_long_prompts_kept_on_purpose_make_the_variant_partial_with_the_servers_reason(tmp_path):
     """dataset.too_long=keep sends the 8 prompts that pre-flight counted as too long: vLLM refuses each (HTTP 400),
     the 2 others are answered, and the variant reads partial, never ok."""
@@ -217,3 +209,8 @@ def test_long_prompts_kept_on_purpose_make_the_variant_partial_with_the_servers_
     assert failed == set(run["prompts"]["ids"])  # exactly the prompts pre-flight named
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert summary.loc[0, "status"] == "partial"
+    # The suite's one real run at the default dtype (cpu_sweep pins float32): the library and dtype this CPU calls for.
+    caps = cpu.detect()
+    assert run["server"]["kernel_library_loaded"] == caps.kernel_library
+    assert run["server"]["config"]["dtype"] == ("bfloat16" if caps.native_bf16 else "float32")
+    assert run["provenance"]["cpu_caps"] == caps.as_dict()
