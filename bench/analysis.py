@@ -206,6 +206,24 @@ def time_split(table: pd.DataFrame) -> str:
     )
 
 
+def startup_phases(sweep_dir: Path) -> str:
+    """Where start-up went, summed over every server start of the sweep, by phase (runs that recorded it)."""
+    total: dict[str, float] = {}
+    n = 0
+    for d in run_dirs(Path(sweep_dir)):
+        run = read_run(d)
+        for start in run.starts if run is not None else []:
+            phases = start.get("startup_phases_s") or {}
+            n += bool(phases)
+            for phase, s in phases.items():
+                total[phase] = total.get(phase, 0.0) + s
+    if not total:
+        return ""
+    spent = sum(total.values())
+    parts = ", ".join(f"{phase} {s:.0f} s ({s / spent:.0%})" for phase, s in total.items())
+    return f"start-up by phase over {n} start{'s' * (n != 1)}: {parts}"
+
+
 def load_provenance(sweep_dir: Path) -> pd.DataFrame:
     """One row per variant: where its numbers came from (versions, machine, commit, time, command)."""
     rows = []

@@ -266,7 +266,7 @@ class SummaryCallback:
     """Hydra callback: the one-screen summary once a run or sweep ends."""
 
     def _print(self, config: Any) -> None:
-        from bench.analysis import format_summary, summary_table, time_split
+        from bench.analysis import format_summary, startup_phases, summary_table, time_split
         from bench.report import analyze
 
         out_dir = Path(config.out_dir)
@@ -274,7 +274,7 @@ class SummaryCallback:
             return
         _SWEEP_DIRS.append(out_dir)
         table = summary_table(out_dir, config.baseline_variant)
-        print("", format_summary(table), time_split(table), sep="\n")
+        print("", format_summary(table), time_split(table), startup_phases(out_dir), sep="\n")
         report = analyze(out_dir, config.baseline_variant)
         print(f"results: {out_dir}\nreport:  {report}")
 

@@ -401,6 +401,7 @@ def _run(
             server = dataclasses.replace(server, served_model_name=srv.models[0])
             result.server["served_model_name"] = server.served_model_name
         entry["startup_s"] = srv.startup_s
+        entry["startup_phases_s"] = dict(getattr(srv, "startup_phases_s", {}))  # an endpoint has none
         if engine == "cpu" and model is not None:  # the kernel library vLLM really loaded
             result.server["kernel_library_loaded"] = cpu.loaded_library(srv.pids())
         endpoint = Endpoint(srv.base_url, server.api_key, cfg.load.request_timeout_s, cfg.load.client)

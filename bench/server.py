@@ -175,6 +175,8 @@ class VllmServer:
         self.stop_timeout_s = stop_timeout_s
         self.proc: subprocess.Popen[bytes] | None = None
         self.startup_s: float | None = None
+        # Seconds spent in each start-up phase (startup_phase), in the order seen: where start-up goes.
+        self.startup_phases_s: dict[str, float] = {}
         self.shutdown_s: float | None = None
         self.models: list[str] = []
         self._known: dict[int, psutil.Process] = {}
@@ -222,15 +224,22 @@ class VllmServer:
         assert self.proc is not None
         deadline = self._t0 + self.startup_timeout_s
         shown: tuple[str, float] = ("", 0.0)
+        current: tuple[str, float] = ("", 0.0)  # the phase and when it was first seen
         while True:
-            if self.on_progress is not None:
-                shown = self._progress(shown)
+            now = time.monotonic() - self._t0
+            phase = startup_phase(log_tail(self.log_path, 400))
+            if phase != current[0]:
+                current = self._enter_phase(current, phase, now)
+            if self.on_progress is not None and (phase != shown[0] or now - shown[1] >= PROGRESS_EVERY_S):
+                self.on_progress(now, phase)
+                shown = (phase, now)
             self._remember_children()
             code = self.proc.poll()
             if code is not None:
                 raise ServerError(self._death_reason(f"server exited with code {code} before becoming healthy"))
             if self.healthy():
                 self.startup_s = time.monotonic() - self._t0
+                self._enter_phase(current, "", self.startup_s)
                 return
             if time.monotonic() > deadline:
                 raise ServerError(
@@ -240,15 +249,11 @@ class VllmServer:
                 )
             time.sleep(0.5)
 
-    def _progress(self, shown: tuple[str, float]) -> tuple[str, float]:
-        """Report the phase when it changes, and the elapsed time every PROGRESS_EVERY_S in a long one."""
-        assert self.on_progress is not None
-        now = time.monotonic() - self._t0
-        phase = startup_phase(log_tail(self.log_path, 400))
-        if phase != shown[0] or now - shown[1] >= PROGRESS_EVERY_S:
-            self.on_progress(now, phase)
-            return phase, now
-        return shown
+    def _enter_phase(self, current: tuple[str, float], phase: str, now: float) -> tuple[str, float]:
+        """Close the current phase at `now` (a phase seen twice, as phases interleave in the log, adds up)."""
+        if current[0]:
+            self.startup_phases_s[current[0]] = self.startup_phases_s.get(current[0], 0.0) + now - current[1]
+        return phase, now
 
     def healthy(self) -> bool:
         try:

@@ -21,3 +21,10 @@ def cpu_single(n: int, seed: int) -> tuple[BenchConfig, ServerConfig, list[QAIte
     cfg = compose(["server=single"])
     server = resolve_server(cfg.server, "cpu", cfg.engines["cpu"])
     return cfg, server, load_dataset(DatasetConfig(path="data/qa.json", sample_size=n, seed=seed))
+
+
+def variant_and_questions(engine: str, seed: int) -> tuple[BenchConfig, ServerConfig, list[QAItem]]:
+    """The `single` variant as `engine` runs it, and every built-in question in a seeded order."""
+    cfg = compose(["server=single", f"engine={engine}"])
+    server = resolve_server(cfg.server, engine, cfg.engines[engine])
+    return cfg, server, load_dataset(DatasetConfig(path="data/qa.json", sample_size=None, seed=seed))

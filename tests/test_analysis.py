@@ -27,3 +27,17 @@ def test_a_run_with_failed_requests_never_reads_as_plain_ok():
     )
     lines = format_summary(table).splitlines()
     assert lines[1].split()[:2] == ["single", "ok"] and "ok, 3 failed" in lines[2]
+
+
+def test_startup_phases_add_up_every_start_of_a_sweep_by_phase(tmp_path) -> None:
+    import json
+
+    from bench.analysis import startup_phases
+
+    runs = {"a": [{"importing vLLM": 30.0, "compiling": 10.0}], "b": [{"importing vLLM": 20.0}, {}]}
+    for name, phases in runs.items():
+        (tmp_path / name).mkdir()
+        starts = [{"status": "ok", "startup_phases_s": p} for p in phases]
+        (tmp_path / name / "run.json").write_text(json.dumps({"variant": name, "status": "ok", "starts": starts}))
+    expected = "start-up by phase over 2 starts: importing vLLM 50 s (83%), compiling 10 s (17%)"
+    assert startup_phases(tmp_path) == expected
