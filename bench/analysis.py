@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -68,20 +69,23 @@ def load_trials(sweep_dir: Path) -> pd.DataFrame:
 
 
 def identical_share(requests: pd.DataFrame, baseline: str) -> pd.Series:
-    """Per variant, the share of its answers identical to the baseline's answer to the same question."""
-    if requests.empty or baseline not in set(requests["variant"]):
+    """Per variant, the share of its answers identical to the baseline's answer to the same question at the
+    same load level (slo.baseline_answers says why by level); the baseline's own row is its self-agreement."""
+    answers = _baseline_answers(requests, baseline)
+    if answers is None:
         return pd.Series(dtype=float)
     ok = requests[requests["error"].isna()]
-    base = ok[ok["variant"] == baseline].set_index("question_id")["answer"]
-    joined = ok.join(base.rename("baseline_answer"), on="question_id", how="inner")
-    return (joined["answer"] == joined["baseline_answer"]).groupby(joined["variant"]).mean()
+    levels = ok["level"] if "level" in ok else pd.Series(1.0, index=ok.index)
+    base = [slo.baseline_answer(answers, q, lv) for q, lv in zip(ok["question_id"], levels, strict=True)]
+    same = pd.Series([b is not None and a == b for a, b in zip(ok["answer"], base, strict=True)], index=ok.index)
+    judged = pd.Series([b is not None for b in base], index=ok.index)
+    return same[judged].groupby(ok["variant"][judged]).mean()
 
 
-def _baseline_answers(requests: pd.DataFrame, baseline: str) -> dict[str, str] | None:
+def _baseline_answers(requests: pd.DataFrame, baseline: str) -> dict[Any, str] | None:
     if requests.empty or baseline not in set(requests["variant"]):
         return None
-    ok = requests[(requests["variant"] == baseline) & requests["error"].isna()]
-    return dict(zip(ok["question_id"].astype(str), ok["answer"], strict=True))
+    return slo.baseline_answers(requests[requests["variant"] == baseline].to_dict("records"))
 
 
 def slo_table(sweep_dir: Path, requests: pd.DataFrame, baseline: str = "single") -> pd.DataFrame:
@@ -112,7 +116,7 @@ def answer_diffs(requests: pd.DataFrame, baseline: str = "single") -> pd.DataFra
     ok = requests[(requests["variant"] != baseline) & requests["error"].isna()]
     rows = []
     for r in ok.to_dict("records"):
-        base = answers.get(str(r["question_id"]))
+        base = slo.baseline_answer(answers, r["question_id"], r.get("level"))
         if base is not None and r["answer"] != base:
             char, word = slo.first_difference(str(r["answer"]), base)
             rows.append({"variant": r["variant"], "question_id": r["question_id"], "repeat": r.get("repeat", 0),

@@ -118,7 +118,7 @@ class SloSearchPlan(Plan):
     decides = True
 
     def __init__(
-        self, load: LoadConfig, slo: Mapping[str, Any], n_items: int, baseline_answers: Mapping[str, str] | None
+        self, load: LoadConfig, slo: Mapping[str, Any], n_items: int, baseline_answers: slo_mod.Answers | None
     ) -> None:
         super().__init__(load, [])
         self.slo, self.n_items, self.baseline_answers = slo, n_items, baseline_answers
@@ -165,7 +165,7 @@ class SloSearchPlan(Plan):
 
 def make_plan(
     load: LoadConfig, levels: list[Level], slo: Mapping[str, Any], n_items: int,
-    baseline_answers: Mapping[str, str] | None,
+    baseline_answers: slo_mod.Answers | None,
 ) -> Plan:  # fmt: skip
     if load.mode == "sweep":
         return SweepPlan(load, n_items)

@@ -671,6 +671,8 @@ def crossover_chart(trials: pd.DataFrame, summary: pd.DataFrame, baseline: str =
         unit = "req/s" if load == "rate" else "in flight"
         if where is None:
             note = f"at or above 1x up to {rows['level'].max():g} {unit}"
+        elif (rows["speedup"] < 1).all():  # no crossover to mark: slower at every level measured
+            note = f"below 1x at every level, {rows['level'].min():g} to {rows['level'].max():g} {unit}"
         else:
             ax.axvline(where, color=color, linestyle="--", linewidth=1.2)
             # At the top of the axes, clear of the points around 1x, on the side of the line with room.

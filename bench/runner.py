@@ -18,7 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench import clock, cpu, loadsearch, metrics, preflight, provenance, telemetry
+from bench import clock, cpu, loadsearch, metrics, preflight, provenance, slo, telemetry
 from bench.client import Endpoint, Level, RequestTemplate, replay
 from bench.config import BenchConfig, LoadConfig, ServerConfig, check_server, resolve_server, to_repeats
 from bench.dataset import QAItem, load_dataset
@@ -176,7 +176,7 @@ class Watchdog:
         # on its exit and not on a race (a SIGKILLed server read 'ok').
         code = self.srv.exited(DEATH_GRACE_S if refused else 0.0)
         if code is not None:
-            hint = diagnose(log_tail(self.log_path, 400))
+            hint = diagnose(log_tail(self.log_path, 400, getattr(self.srv, "log_offset", 0)))  # this start's lines
             return f"server exited with code {code} during the replay" + (f": {hint}" if hint else "")
         # A hung server would cost every remaining request its full timeout: stop after a few.
         timeouts = [r for r in self.recent if r.error and "Timeout" in r.error]
@@ -262,12 +262,11 @@ def sweep_values(cfg: BenchConfig) -> dict[str, Any]:
     return out
 
 
-def baseline_answers(cfg: BenchConfig) -> dict[str, str] | None:
+def baseline_answers(cfg: BenchConfig) -> dict[Any, str] | None:
     """The baseline variant's answers in this results folder, for the identical-answer SLO; None if not run."""
     if cfg.run_name == cfg.baseline_variant:
         return None
-    records = list(read_requests(Path(cfg.out_dir) / cfg.baseline_variant))
-    return {r["question_id"]: r["answer"] for r in records if r["error"] is None} or None
+    return slo.baseline_answers(read_requests(Path(cfg.out_dir) / cfg.baseline_variant)) or None
 
 
 def _now() -> str:
@@ -427,9 +426,9 @@ def _run(
                 if rec.error:
                     bar.set_postfix_str(f"failed: {rec.error[:40]}")
 
-            slo = dataclasses.asdict(cfg.slo)
+            objectives = dataclasses.asdict(cfg.slo)
             answers = baseline_answers(cfg) if cfg.slo.identical_to_baseline else None
-            plan = loadsearch.make_plan(cfg.load, load_levels(cfg.load), slo, len(items), answers)
+            plan = loadsearch.make_plan(cfg.load, load_levels(cfg.load), objectives, len(items), answers)
             trials: list[dict[str, Any]] = []
             try:
                 stopped = replay_levels(

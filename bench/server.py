@@ -107,9 +107,12 @@ def _die_with_parent() -> None:
         pass
 
 
-def log_tail(path: Path, lines: int = 25) -> str:
+def log_tail(path: Path, lines: int = 25, offset: int = 0) -> str:
+    """The last `lines` lines of a log, from byte `offset` on (a server's own start in a log kept across starts)."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        with path.open("rb") as f:
+            f.seek(offset)
+            text = f.read().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return ""
     return "\n".join(text.rstrip().splitlines()[-lines:])
@@ -177,6 +180,7 @@ class VllmServer:
         self.startup_s: float | None = None
         # Seconds spent in each start-up phase (startup_phase), in the order seen: where start-up goes.
         self.startup_phases_s: dict[str, float] = {}
+        self.log_offset = 0
         self.shutdown_s: float | None = None
         self.models: list[str] = []
         self._known: dict[int, psutil.Process] = {}
@@ -205,6 +209,8 @@ class VllmServer:
         if port_in_use(self.host, self.port):
             raise ServerError(f"port {self.port} on {self.host} is in use (set server.port=0 to pick a free one)")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # Starts of one variant share its log: phases and diagnoses read only what this start wrote.
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             log.write(f"$ {' '.join(redact_args(self.cmd))}\n".encode())
             log.flush()
@@ -227,7 +233,7 @@ class VllmServer:
         current: tuple[str, float] = ("", 0.0)  # the phase and when it was first seen
         while True:
             now = time.monotonic() - self._t0
-            phase = startup_phase(log_tail(self.log_path, 400))
+            phase = startup_phase(log_tail(self.log_path, 400, self.log_offset))
             if phase != current[0]:
                 current = self._enter_phase(current, phase, now)
             if self.on_progress is not None and (phase != shown[0] or now - shown[1] >= PROGRESS_EVERY_S):
@@ -292,7 +298,7 @@ class VllmServer:
             pass
 
     def _death_reason(self, what: str) -> str:
-        hint = diagnose(log_tail(self.log_path, 400))
+        hint = diagnose(log_tail(self.log_path, 400, self.log_offset))
         return f"{what}: {hint}" if hint else what
 
     def stop(self) -> None:

@@ -15,6 +15,34 @@ OBJECTIVES = {
 }
 
 
+# The baseline's answers, keyed by (question id, load level) and by question id alone (its lowest level).
+Answers = Mapping[Any, str]
+
+
+def baseline_answers(records: Iterable[Mapping[str, Any]]) -> dict[Any, str]:
+    """The baseline's answer to each question at each load level: its most common one over passes and starts.
+
+    Keyed by level because an engine that batches is not batch-invariant: at concurrency 64 a greedy answer
+    can differ from the same engine's answer at concurrency 1 (seen on the H200 in bf16, issue 18), so a
+    variant is held to the baseline's answer at the same level. A level the baseline did not run falls back
+    to the question id alone: the baseline's answer at its lowest level."""
+    counts: dict[tuple[str, float], dict[str, int]] = {}
+    for r in records:
+        if r.get("error") is None and r.get("answer") is not None:
+            key = (str(r["question_id"]), float(r.get("level") or 1.0))
+            by_answer = counts.setdefault(key, {})
+            by_answer[r["answer"]] = by_answer.get(r["answer"], 0) + 1
+    out: dict[Any, str] = {}
+    for key in sorted(counts, key=lambda k: (k[0], -k[1])):  # lowest level last: it wins the bare id
+        out[key] = out[key[0]] = max(counts[key].items(), key=lambda kv: kv[1])[0]
+    return out
+
+
+def baseline_answer(answers: Answers, question_id: Any, level: Any) -> str | None:
+    """The baseline's answer to this question at this level, or at its lowest level."""
+    return answers.get((str(question_id), float(level or 1.0)), answers.get(str(question_id)))
+
+
 def active(slo: Mapping[str, Any] | None) -> list[str]:
     """The objectives `slo` (SloConfig as a dict, as run.json keeps it) sets."""
     slo = slo or {}
@@ -50,17 +78,20 @@ def summarize(
     records: Iterable[Mapping[str, Any]],
     slo: Mapping[str, Any] | None,
     wall_s: float | None,
-    baseline_answers: Mapping[str, str] | None = None,
+    baseline_answers: Answers | None = None,
 ) -> dict[str, float | None]:
     """goodput_req_per_s, slo_met_share and slo_<objective>_share over every request sent (failed ones
-    included: they met nothing). Empty when no SLO is set. `baseline_answers`: question id -> answer."""
+    included: they met nothing). Empty when no SLO is set. `baseline_answers`: from baseline_answers()."""
     names = active(slo)
     if not names:
         return {}
     assert slo is not None
     records = list(records)
     has_baseline = baseline_answers is not None
-    checks = [check(r, slo, (baseline_answers or {}).get(str(r.get("question_id"))), has_baseline) for r in records]
+    answers = baseline_answers or {}
+    checks = [
+        check(r, slo, baseline_answer(answers, r.get("question_id"), r.get("level")), has_baseline) for r in records
+    ]
     n = len(records)
     met = sum(1 for c in checks if c and all(c.values()))
     out: dict[str, float | None] = {

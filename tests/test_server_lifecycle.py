@@ -127,3 +127,17 @@ def test_a_shape_model_is_served_with_random_weights(tmp_path):
     assert cmd[-2:] == ["--load-format", "dummy"]
     (tmp_path / "config.json").write_text('{"model_type": "llama"}')
     assert "--load-format" not in build_command(ServerConfig(model=str(tmp_path)), str(tmp_path), 8000)
+
+
+def test_a_second_start_reads_only_its_own_lines_of_a_shared_log(tmp_path):
+    # Starts of one variant append to one server.log: the second start's phases must not begin with the first
+    # start's last phase ("starting the API server"), nor its diagnosis with the first start's error.
+    (tmp_path / "server.log").write_text(
+        "Total number of attention heads (9) must be divisible\nStarting vLLM API server\n"
+    )
+    srv = _server(tmp_path, "ok")
+    with srv:
+        pass
+    assert "starting the API server" not in srv.startup_phases_s
+    assert list(srv.startup_phases_s)[0] == "importing vLLM"
+    assert "attention heads" not in srv._death_reason("x")

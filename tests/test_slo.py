@@ -52,3 +52,27 @@ def test_identical_answer_slo_needs_the_baselines_answers():
 )
 def test_first_difference(answer, baseline, where):
     assert slo.first_difference(answer, baseline) == where
+
+
+def test_baseline_answers_are_matched_at_the_same_load_level():
+    # A batching engine is not batch-invariant: the baseline itself answered q1 differently at 64 in flight.
+    base = [rec(level=1.0, answer="Paris"), rec(level=1.0, answer="Paris", repeat=1), rec(level=64.0, answer="Paris!"),
+            rec(level=64.0, answer="Paris!", repeat=1), rec(level=64.0, answer="Lyon", repeat=2)]  # fmt: skip
+    answers = slo.baseline_answers(base)
+    assert slo.baseline_answer(answers, "q1", 1) == "Paris"
+    assert slo.baseline_answer(answers, "q1", 64.0) == "Paris!"  # the most common answer at that level
+    assert slo.baseline_answer(answers, "q1", 16) == "Paris"  # a level the baseline did not run: its lowest
+    assert slo.baseline_answer(answers, "q2", 1) is None
+    assert slo.baseline_answer(slo.baseline_answers([rec(level=64.0, answer="x"), rec(level=4.0, answer="y")]),
+                               "q1", None) == "y"  # fmt: skip
+
+
+def test_identical_share_of_a_load_sweep_compares_level_with_level():
+    import pandas as pd
+
+    from bench.analysis import identical_share
+
+    rows = [rec(variant=v, level=lv, answer=a) for v in ("single", "spec") for lv, a in ((1.0, "A"), (64.0, "B"))]
+    share = identical_share(pd.DataFrame(rows), "single")
+    # Matched by question alone, each answer would meet both of the baseline's: half would differ.
+    assert share.to_dict() == {"single": 1.0, "spec": 1.0}
