@@ -5,6 +5,8 @@
     flock /tmp/bench-real.lock .venv/bin/python benchmarks/regression_power.py build --pool results/power --hold-s 780
     # 2. the rates: many same-size subsets of the pool, judged by bench.compare's rule (no server)
     .venv/bin/python benchmarks/regression_power.py analyze --pool results/power
+    # 3. the same wall-clock model for noise measured elsewhere (a GPU nightly's between/within-start CVs)
+    .venv/bin/python benchmarks/regression_power.py model --between 0.08 --within 0.06 --budgets 2x3,4x5
 
 Full nightlies for every comparison would take days here. Instead one pool of starts is built once and
 comparisons are drawn from it: a same-config comparison takes disjoint sets of same-config starts for
@@ -159,9 +161,18 @@ def main() -> None:
     an.add_argument("--draws", type=int, default=200)
     an.add_argument("--resamples", type=int, default=1000)
     an.add_argument("--noise-multiple", type=float, default=1.0)
+    mo = sub.add_parser("model", help="the wall-clock model alone, for noise measured elsewhere (e.g. a GPU nightly)")
+    mo.add_argument("--between", type=float, required=True, help="between-start CV, e.g. 0.08")
+    mo.add_argument("--within", type=float, required=True, help="within-start (pass-to-pass) CV, e.g. 0.06")
+    mo.add_argument("--budgets", default="2x3,3x3,3x5,4x5,4x10,6x5", help="starts x passes")
+    mo.add_argument("--noise-multiple", type=float, default=1.0)
     a = p.parse_args()
     if a.cmd == "build":
         build(a)
+    elif a.cmd == "model":
+        budgets = [(int(x), int(y)) for x, y in (b.split("x") for b in a.budgets.split(","))]
+        print(f"model (wall-clock only; between-start CV {a.between:.1%}, within-start CV {a.within:.1%}):")
+        model_table(a.between, a.within, budgets, a.noise_multiple)
     else:
         analyze(a)
 
@@ -315,6 +326,12 @@ def model_mds(pool: list[dict[str, Any]], budgets: list[tuple[int, ...]], noise_
     split = noise_split(groups)
     b, w = split.between_cv or 0.0, split.within_cv or 0.0
     print(f"\nmodel (wall-clock only; pooled noise of all {len(groups)} starts: between {b:.1%}, within {w:.1%}):")
+    model_table(b, w, sorted({(bud[0], bud[1]) for bud in budgets} | {(4, 2), (5, 2), (6, 2)}), noise_multiple)
+
+
+def model_table(b: float, w: float, budgets: list[tuple[int, int]], noise_multiple: float) -> None:
+    """False alarms, detection of 10 % and 15 % and the minimum detectable slowdown per (starts, passes),
+    for noise of between-start CV `b` and within-start CV `w` (e.g. measured on another machine)."""
     print("starts x passes | false alarms | detects 10 % | detects 15 % | min detectable (90 %)")
     rng = np.random.default_rng(0)
 
@@ -331,7 +348,7 @@ def model_mds(pool: list[dict[str, Any]], budgets: list[tuple[int, ...]], noise_
             hits += iv.lo > 1 and iv.point - 1 > threshold
         return hits / n
 
-    for s_, p_ in sorted({(bud[0], bud[1]) for bud in budgets} | {(4, 2), (5, 2), (6, 2)}):
+    for s_, p_ in budgets:
         fa, d10, d15 = rate(s_, p_, 1.0), rate(s_, p_, 1.10), rate(s_, p_, 1.15)
         mds = next(
             (g for g in (0.05, 0.075, 0.10, 0.125, 0.15, 0.20, 0.25, 0.30) if rate(s_, p_, 1 + g, 150) >= 0.9), None

@@ -368,15 +368,16 @@ def test_bad_folders_exit_2_with_one_line(tmp_path: Path, capsys: CaptureFixture
         compare_dirs(tmp_path / "base", tmp_path / "base" / "single")
 
 
-def test_nightly_sweep_preset_composes() -> None:
+@pytest.mark.parametrize("preset", ["nightly", "nightly_gpu"])
+def test_nightly_sweep_presets_compose(preset: str) -> None:
     from hydra import compose, initialize_config_dir
 
     from bench.config import register_schemas
 
     register_schemas()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["+sweep=nightly"], return_hydra_config=True)
-    assert (cfg.sweep_name, cfg.out_dir) == ("nightly", "results/nightly")
+        cfg = compose(config_name="config", overrides=[f"+sweep={preset}"], return_hydra_config=True)
+    assert (cfg.sweep_name, cfg.out_dir) == (preset, f"results/{preset}")
     assert cfg.repeats.starts >= 2  # compare's interval then covers restarts
     assert cfg.hydra.sweeper.params.server == "single,spec_ngram"
 
