@@ -68,18 +68,36 @@ def load_trials(sweep_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def identical_share(requests: pd.DataFrame, baseline: str) -> pd.Series:
-    """Per variant, the share of its answers identical to the baseline's answer to the same question at the
-    same load level (slo.baseline_answers says why by level); the baseline's own row is its self-agreement."""
+def _identical(requests: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Per answered request judged against the baseline: variant, start, and whether its answer is the baseline's
+    answer to the same question at the same load level (slo.baseline_answers says why by level)."""
     answers = _baseline_answers(requests, baseline)
     if answers is None:
-        return pd.Series(dtype=float)
+        return pd.DataFrame(columns=["variant", "start", "same"])
     ok = requests[requests["error"].isna()]
     levels = ok["level"] if "level" in ok else pd.Series(1.0, index=ok.index)
+    starts = ok["start"].fillna(0) if "start" in ok else pd.Series(0, index=ok.index)
     base = [slo.baseline_answer(answers, q, lv) for q, lv in zip(ok["question_id"], levels, strict=True)]
-    same = pd.Series([b is not None and a == b for a, b in zip(ok["answer"], base, strict=True)], index=ok.index)
-    judged = pd.Series([b is not None for b in base], index=ok.index)
-    return same[judged].groupby(ok["variant"][judged]).mean()
+    same = [b is not None and a == b for a, b in zip(ok["answer"], base, strict=True)]
+    rows = pd.DataFrame({"variant": ok["variant"], "start": starts.astype(int), "same": same})
+    return rows[[b is not None for b in base]]
+
+
+def identical_share(requests: pd.DataFrame, baseline: str) -> pd.Series:
+    """Per variant, the share of its answers identical to the baseline's at the same question and load level;
+    the baseline's own row is its self-agreement."""
+    rows = _identical(requests, baseline)
+    return rows.groupby("variant")["same"].mean() if len(rows) else pd.Series(dtype=float)
+
+
+def identical_share_by_start(requests: pd.DataFrame, baseline: str) -> dict[str, list[float]]:
+    """Per variant, the identical share of each of its server starts (in start order): how much it moves
+    between starts of an unchanged setup is what compare tolerates (docs/regression.md)."""
+    rows = _identical(requests, baseline)
+    if not len(rows):
+        return {}
+    per = rows.groupby(["variant", "start"])["same"].mean()
+    return {str(v): [float(x) for x in per.loc[v].sort_index()] for v in per.index.get_level_values(0).unique()}
 
 
 def _baseline_answers(requests: pd.DataFrame, baseline: str) -> dict[Any, str] | None:

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError
 
 from bench import cpu
-from bench.analysis import load_runs, summary_table
+from bench.analysis import identical_share_by_start, load_requests, load_runs, summary_table
 from bench.errors import CompareError, ConfigError
 from bench.metric_registry import COMPARED, MetricSpec
 from bench.results import OK, RUN_FILE, RunResult, read_requests, read_run, run_dirs
@@ -28,6 +28,7 @@ REGRESSION, MISSING, IMPROVEMENT, NOISE = "regression", "missing", "improvement"
 ALL_METRICS = "all"  # the metric of a verdict about a whole variant (absent, or not ok, on one side)
 # A median of fewer values has almost nothing to resample: below this the threshold decides alone.
 MIN_TRIALS = 3
+BASELINE_VARIANT = "single"  # what summary_table's identical share is against, by default
 ONE_START = "one start a side: the interval does not cover restarts"
 
 
@@ -38,8 +39,9 @@ METRICS: dict[str, MetricSpec] = COMPARED  # the registry's metrics that have a 
 # a metric with one value per run) or given as a fixed floor (F1).
 FIXED_THRESHOLDS: dict[str, float] = {m.name: float(m.threshold or 0.0) for m in METRICS.values()}
 # Thresholds that default to None, i.e. derived from the baseline (derived_threshold): the metrics with
-# one figure per pass, whose noise between and within starts can be measured.
-DERIVED = tuple(m.name for m in METRICS.values() if m.per_trial or m.name == "wall_clock_s")
+# one figure per pass, whose noise between and within starts can be measured, and the identical share,
+# whose movement between the baseline's own starts is measured.
+DERIVED = tuple(m.name for m in METRICS.values() if m.per_trial or m.name in ("wall_clock_s", "identical_to_baseline"))
 
 
 @dataclass
@@ -185,6 +187,7 @@ def load_results(sweep_dir: Path) -> dict[str, Side]:
     rows = {Path(r["run_dir"]).name: r for r in load_runs(sweep_dir).to_dict("records")}
     # Figures that need the whole folder: identical answers against its baseline, goodput's identical SLO.
     derived = summary_table(sweep_dir).set_index("variant")
+    identical_by_start = identical_share_by_start(load_requests(sweep_dir), BASELINE_VARIANT)
     for row in rows.values():
         if row.get("variant") in derived.index:
             extra = derived.loc[row["variant"]]
@@ -200,7 +203,10 @@ def load_results(sweep_dir: Path) -> dict[str, Side]:
         values = {m: float(row[m]) for m in METRICS if _number(row.get(m))}
         scores = _scores(d)
         if len(levels) < 2:
-            out[d.name] = Side(run.status, run.reason, values, _per_trial(run.trials), _context(run), lossless, scores)
+            per_trial = _per_trial(run.trials)
+            if lossless and len(identical_by_start.get(d.name, [])) >= 2:  # one figure per start
+                per_trial["identical_to_baseline"] = [[x] for x in identical_by_start[d.name]]
+            out[d.name] = Side(run.status, run.reason, values, per_trial, _context(run), lossless, scores)
             continue
         # Several load levels are points of a curve, not repeats: each level is its own row, bootstrapped over
         # its own starts and passes (variant@level); the variant's row keeps its run-level figures, threshold only.
@@ -233,6 +239,13 @@ def derived_threshold(name: str, base: Side, passes: int, th: ThresholdsBase) ->
         if n:
             return max(FIXED_THRESHOLDS["f1"], 1.0 / n), "one question's worth"
         return FIXED_THRESHOLDS["f1"], "fixed"
+    if name == "identical_to_baseline":
+        # Exact where the engine is deterministic (every baseline start agreed: any drop counts); where its
+        # starts disagree among themselves (bf16 speculation on a CPU, batched GPU decoding), by that much.
+        shares = [float(np.mean(g)) for g in base.trials.get(name, []) if g]
+        if len(shares) >= 2:
+            return max(FIXED_THRESHOLDS[name], max(shares) - min(shares)), "the baseline's spread between starts"
+        return FIXED_THRESHOLDS[name], "fixed"
     groups = base.trials.get(name, [])
     cv = noise_split(groups).start_cv(passes) if len(groups) >= 2 else None
     if cv is not None:

@@ -289,8 +289,10 @@ def analyze(a: argparse.Namespace) -> None:
     print(
         f"thresholds derived from noise x {a.noise_multiple}; a nightly of 2 variants has about twice the false alarms"
     )
-    head = ["starts x passes x questions", "nightly min", "false alarms", *[f"detects {c}" for c in slowdowns],
-            "min detectable (90 %)"]  # fmt: skip
+    # The goal is per whole nightly table: two variants, each a table like the one drawn here; their false
+    # alarms are taken as independent (separate servers), so the nightly's rate is 1 - (1 - p)^2.
+    head = ["starts x passes x questions", "nightly min", "false alarms", "nightly (2 variants)",
+            *[f"detects {c}" for c in slowdowns], "detects +15 %", "min detectable (90 %)"]  # fmt: skip
     print(" | ".join(head))
     for budget in budgets:
         s_, p_, q_ = budget
@@ -304,11 +306,14 @@ def analyze(a: argparse.Namespace) -> None:
             rates(pool, budget, a.draws, th, rng, slow) if s_ <= min(len(same), len(slow)) else None
             for slow in ([s for s in pool if s["config"] == c] for c in slowdowns)
         ]
-        mds = None
+        mds = d15 = None
         if 2 * s_ <= len(same):
+            # Real noise, a known shift: disjoint same-config starts, the current side's durations x 1.15.
+            d15 = rates(pool, budget, a.draws, th, rng, None, 1.15)
             mds = next((g for g in grid if rates(pool, budget, a.draws // 2, th, rng, None, 1 + g) >= 0.9), None)
         cells = [f"{s_}x{p_}x{q_}", f"{nightly_min:.0f}", "n/a" if fa is None else f"{fa:.1%}",
-                 *["n/a" if d is None else f"{d:.0%}" for d in det],
+                 "n/a" if fa is None else f"{1 - (1 - fa) ** 2:.1%}",
+                 *["n/a" if d is None else f"{d:.0%}" for d in det], "n/a" if d15 is None else f"{d15:.0%}",
                  "n/a" if 2 * s_ > len(same) else f"{mds:.1%}" if mds is not None else "> 40 %"]  # fmt: skip
         print(" | ".join(cells), flush=True)
     model_mds(pool, budgets, a.noise_multiple)
