@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -241,9 +242,10 @@ async def _replay(
             slots.release()
         on_record(s.record(item, index, start_index, repeat, level.value, scheduled))
 
-    for index, item in enumerate(items):
-        if level.max_requests is not None and index >= level.max_requests:
-            break
+    # max_requests beyond the dataset cycles it: a level of 64 in flight over 77 questions would be one wave
+    # and its ramp-down, not a steady state (issue 18). Requests keep their question id; `index` runs on.
+    n = len(items) if level.max_requests is None or not items else level.max_requests
+    for index, item in enumerate(itertools.islice(itertools.cycle(items), n)):
         if level.max_duration_s is not None and time.perf_counter() - start >= level.max_duration_s:
             break
         scheduled = None

@@ -103,7 +103,7 @@ class LoadConfig:
     burstiness: float = 1.0  # gamma shape of arrival gaps: 1 Poisson, < 1 burstier
     # Swept inside one server start: concurrencies, or rates when request_rate is set. Empty: one level.
     levels: list[float] = field(default_factory=list)
-    max_requests: int | None = None  # per level and pass
+    max_requests: int | None = None  # per level and pass; more than the dataset holds cycles it
     max_duration_s: float | None = None  # per level and pass
     request_timeout_s: float = 120.0
     warmup_requests: int = 1

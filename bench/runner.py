@@ -368,9 +368,9 @@ def warmup_items(cfg: BenchConfig, measured: list[QAItem]) -> list[QAItem]:
 def planned_requests(load: LoadConfig, n_items: int) -> int:
     """Requests of one pass over every load level: the progress bar's total (at most, for a load search)."""
     if load.mode == "fixed":
-        return sum(min(n_items, lv.max_requests or n_items) for lv in load_levels(load))
+        return sum(lv.max_requests or n_items for lv in load_levels(load))
     levels = 2 + load.sweep_points if load.mode == "sweep" else load.search_max_levels
-    return min(n_items, load.max_requests or n_items) * levels
+    return (load.max_requests or n_items) * levels
 
 
 def _run(

@@ -62,6 +62,11 @@ def test_rate_load_follows_its_schedule(endpoint):
 def test_limits_and_early_stop(endpoint):
     records, _ = _run(endpoint, Level(2, max_requests=5))
     assert len(records) == 5
+    # More requests than the dataset holds: it is cycled, so a high level sends several waves.
+    records, _ = _run(endpoint, Level(8, max_requests=100))
+    ids = [r.question_id for r in sorted(records, key=lambda r: r.index)]
+    assert len(records) == 100 and sorted(r.index for r in records) == list(range(100))
+    assert ids[:40] == ids[40:80] == [it.id for it in ITEMS] and ids[80:] == ids[:20]
     calls = iter(range(100))
     records, why = _run(endpoint, Level(1), stop=lambda: "server gone" if next(calls) >= 3 else None)
     assert why == "server gone" and len(records) == 3
@@ -98,5 +103,6 @@ def test_planned_requests_counts_every_level_and_caps_a_search():
 
     assert planned_requests(LoadConfig(levels=[1, 2, 4], max_requests=5), 8) == 15
     assert planned_requests(LoadConfig(), 8) == 8
+    assert planned_requests(LoadConfig(max_requests=20), 8) == 20  # cycled past the dataset
     search = LoadConfig(mode="slo_search", search_max_levels=6, max_requests=3)
     assert planned_requests(search, 8) == 18
