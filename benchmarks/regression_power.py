@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import json
 import random
 import sys
@@ -161,6 +162,8 @@ def main() -> None:
     an.add_argument("--draws", type=int, default=200)
     an.add_argument("--resamples", type=int, default=1000)
     an.add_argument("--noise-multiple", type=float, default=1.0)
+    an.add_argument("--confidence", type=float, default=0.95, help="compare's interval (conf/compare/*.yaml)")
+    an.add_argument("--since", default=None, help="UTC time (2026-11-29T10:50): only the starts begun after it")
     mo = sub.add_parser("model", help="the wall-clock model alone, for noise measured elsewhere (e.g. a GPU nightly)")
     mo.add_argument("--between", type=float, required=True, help="between-start CV, e.g. 0.08")
     mo.add_argument("--within", type=float, required=True, help="within-start (pass-to-pass) CV, e.g. 0.06")
@@ -260,8 +263,13 @@ def calibrate(pool: list[dict[str, Any]]) -> dict[str, tuple[float, float, float
 
 def analyze(a: argparse.Namespace) -> None:
     pool = load_pool(a.pool)
+    if a.since:
+        # Starts of one machine state only: a pool resumed on another day, or on a machine loaded then and
+        # idle now, mixes regimes that no nightly's two sides would (its own drift is another question).
+        t0 = dt.datetime.fromisoformat(a.since).replace(tzinfo=dt.timezone.utc).timestamp()
+        pool = [s for s in pool if s["started_at"] >= t0]
     meta = json.loads((a.pool / "pool.json").read_text())
-    th = Thresholds(resamples=a.resamples, noise_multiple=a.noise_multiple)
+    th = Thresholds(resamples=a.resamples, noise_multiple=a.noise_multiple, confidence=a.confidence)
     rng = random.Random(0)
     t_first = min(s["started_at"] for s in pool)
     t_last = max(s["finished_at"] for s in pool)
@@ -287,7 +295,8 @@ def analyze(a: argparse.Namespace) -> None:
     grid = [0.05, 0.075, 0.10, 0.125, 0.15, 0.20, 0.25, 0.30, 0.40]
     print(f"\n{a.draws} drawn comparisons per cell; one variant's table ({', '.join(TABLE)});")
     print(
-        f"thresholds derived from noise x {a.noise_multiple}; a nightly of 2 variants has about twice the false alarms"
+        f"thresholds derived from noise x {a.noise_multiple}, {a.confidence:.0%} intervals; a nightly of 2 variants"
+        " has about twice the false alarms"
     )
     # The goal is per whole nightly table: two variants, each a table like the one drawn here; their false
     # alarms are taken as independent (separate servers), so the nightly's rate is 1 - (1 - p)^2.
