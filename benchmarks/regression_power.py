@@ -169,13 +169,15 @@ def main() -> None:
     mo.add_argument("--within", type=float, required=True, help="within-start (pass-to-pass) CV, e.g. 0.06")
     mo.add_argument("--budgets", default="2x3,3x3,3x5,4x5,4x10,6x5", help="starts x passes")
     mo.add_argument("--noise-multiple", type=float, default=1.0)
+    mo.add_argument("--confidence", type=float, default=0.95)
     a = p.parse_args()
     if a.cmd == "build":
         build(a)
     elif a.cmd == "model":
         budgets = [(int(x), int(y)) for x, y in (b.split("x") for b in a.budgets.split(","))]
-        print(f"model (wall-clock only; between-start CV {a.between:.1%}, within-start CV {a.within:.1%}):")
-        model_table(a.between, a.within, budgets, a.noise_multiple)
+        print(f"model (wall-clock only; between-start CV {a.between:.1%}, within-start CV {a.within:.1%},"
+              f" {a.confidence:.0%} intervals):")  # fmt: skip
+        model_table(a.between, a.within, budgets, a.noise_multiple, a.confidence)
     else:
         analyze(a)
 
@@ -343,7 +345,9 @@ def model_mds(pool: list[dict[str, Any]], budgets: list[tuple[int, ...]], noise_
     model_table(b, w, sorted({(bud[0], bud[1]) for bud in budgets} | {(4, 2), (5, 2), (6, 2)}), noise_multiple)
 
 
-def model_table(b: float, w: float, budgets: list[tuple[int, int]], noise_multiple: float) -> None:
+def model_table(
+    b: float, w: float, budgets: list[tuple[int, int]], noise_multiple: float, confidence: float = 0.95
+) -> None:
     """False alarms, detection of 10 % and 15 % and the minimum detectable slowdown per (starts, passes),
     for noise of between-start CV `b` and within-start CV `w` (e.g. measured on another machine)."""
     print("starts x passes | false alarms | detects 10 % | detects 15 % | min detectable (90 %)")
@@ -356,7 +360,7 @@ def model_table(b: float, w: float, budgets: list[tuple[int, int]], noise_multip
         hits = 0
         for i in range(n):
             base, cur = side(n_starts, passes, 1.0), side(n_starts, passes, ratio)
-            iv = hierarchical_ratio_interval(base, cur, resamples=500, seed=i)
+            iv = hierarchical_ratio_interval(base, cur, resamples=500, confidence=confidence, seed=i)
             cv = noise_split(base).start_cv(passes)
             threshold = max(0.02, noise_multiple * cv) if cv is not None and n_starts >= 2 else 0.10
             hits += iv.lo > 1 and iv.point - 1 > threshold
