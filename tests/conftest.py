@@ -215,7 +215,10 @@ def cpu_sweep(tmp_path_factory: pytest.TempPathFactory) -> CpuSweep:
     # engines.cpu.dtype=auto picks on AVX-512-BF16 CPUs) verifying several drafted tokens in one step rounds
     # differently from decoding one at a time and flips some greedy answers: 3 of 5 identical here (2026-11-29).
     cmd = [*BENCH_RUN, "-m", "server=single,spec_ngram", f"out_dir={out}", "engines.cpu.dtype=float32", *SMALL]
-    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # SIGINT back to its default in the child: a test run started in the background by a non-interactive shell
+    # (`nohup ... &`) inherits SIGINT ignored, and Python then never turns it into KeyboardInterrupt.
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     try:
         wait_for(lambda: lines(out / "spec_ngram" / "requests.jsonl") >= 2, 600, "spec_ngram's replay", first)
         first.send_signal(signal.SIGINT)  # what Ctrl-C delivers
