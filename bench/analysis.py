@@ -156,14 +156,15 @@ def load_params(sweep_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summary_table(sweep_dir: Path, baseline: str = "single") -> pd.DataFrame:
+def summary_table(sweep_dir: Path, baseline: str = "single", requests: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per variant. `requests`: the folder's load_requests, when the caller has them already."""
     runs = load_runs(sweep_dir)
     if runs.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     base = runs.loc[(runs["variant"] == baseline) & (runs["status"] == OK), "wall_clock_s"]
     # Speed-up means the same work done faster: only complete runs get one.
     runs["speedup"] = (base.iloc[0] / runs["wall_clock_s"]).where(runs["status"] == OK) if len(base) else None
-    requests = load_requests(sweep_dir)
+    requests = load_requests(sweep_dir) if requests is None else requests
     runs["identical_to_baseline"] = runs["variant"].map(identical_share(requests, baseline))
     goodput = slo_table(sweep_dir, requests, baseline)
     if not goodput.empty:

@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -202,6 +202,12 @@ class Level:
         return self.rate if self.rate is not None else float(self.concurrency)
 
 
+def cycled(items: list[QAItem], n: int) -> Iterator[QAItem]:
+    """The first n items, the list cycled when n is longer: a level of 64 in flight over 77 questions would be
+    one wave and its ramp-down, not a steady state (issue 18). Repeated requests keep their question id."""
+    return itertools.islice(itertools.cycle(items), n)
+
+
 def _never() -> str | None:
     return None
 
@@ -242,10 +248,8 @@ async def _replay(
             slots.release()
         on_record(s.record(item, index, start_index, repeat, level.value, scheduled))
 
-    # max_requests beyond the dataset cycles it: a level of 64 in flight over 77 questions would be one wave
-    # and its ramp-down, not a steady state (issue 18). Requests keep their question id; `index` runs on.
-    n = len(items) if level.max_requests is None or not items else level.max_requests
-    for index, item in enumerate(itertools.islice(itertools.cycle(items), n)):
+    n = len(items) if level.max_requests is None else level.max_requests
+    for index, item in enumerate(cycled(items, n)):
         if level.max_duration_s is not None and time.perf_counter() - start >= level.max_duration_s:
             break
         scheduled = None

@@ -28,7 +28,7 @@ REGRESSION, MISSING, IMPROVEMENT, NOISE = "regression", "missing", "improvement"
 ALL_METRICS = "all"  # the metric of a verdict about a whole variant (absent, or not ok, on one side)
 # A median of fewer values has almost nothing to resample: below this the threshold decides alone.
 MIN_TRIALS = 3
-BASELINE_VARIANT = "single"  # what summary_table's identical share is against, by default
+BASELINE_VARIANT = "single"  # what the identical share is against (summary_table's default baseline)
 ONE_START = "one start a side: the interval does not cover restarts"
 
 
@@ -186,8 +186,9 @@ def load_results(sweep_dir: Path) -> dict[str, Side]:
         raise CompareError(f"no <variant>/{RUN_FILE} in {sweep_dir}{hint} (expected a sweep's folder: results/nightly)")
     rows = {Path(r["run_dir"]).name: r for r in load_runs(sweep_dir).to_dict("records")}
     # Figures that need the whole folder: identical answers against its baseline, goodput's identical SLO.
-    derived = summary_table(sweep_dir).set_index("variant")
-    identical_by_start = identical_share_by_start(load_requests(sweep_dir), BASELINE_VARIANT)
+    requests = load_requests(sweep_dir)
+    derived = summary_table(sweep_dir, BASELINE_VARIANT, requests).set_index("variant")
+    identical_by_start = identical_share_by_start(requests, BASELINE_VARIANT)
     for row in rows.values():
         if row.get("variant") in derived.index:
             extra = derived.loc[row["variant"]]

@@ -176,7 +176,7 @@ class Watchdog:
         # on its exit and not on a race (a SIGKILLed server read 'ok').
         code = self.srv.exited(DEATH_GRACE_S if refused else 0.0)
         if code is not None:
-            hint = diagnose(log_tail(self.log_path, 400, getattr(self.srv, "log_offset", 0)))  # this start's lines
+            hint = diagnose(log_tail(self.log_path, 400, self.srv.log_offset))  # this start's lines only
             return f"server exited with code {code} during the replay" + (f": {hint}" if hint else "")
         # A hung server would cost every remaining request its full timeout: stop after a few.
         timeouts = [r for r in self.recent if r.error and "Timeout" in r.error]
@@ -400,7 +400,7 @@ def _run(
             server = dataclasses.replace(server, served_model_name=srv.models[0])
             result.server["served_model_name"] = server.served_model_name
         entry["startup_s"] = srv.startup_s
-        entry["startup_phases_s"] = dict(getattr(srv, "startup_phases_s", {}))  # an endpoint has none
+        entry["startup_phases_s"] = dict(srv.startup_phases_s)
         if engine == "cpu" and model is not None:  # the kernel library vLLM really loaded
             result.server["kernel_library_loaded"] = cpu.loaded_library(srv.pids())
         endpoint = Endpoint(srv.base_url, server.api_key, cfg.load.request_timeout_s, cfg.load.client)

@@ -148,7 +148,9 @@ class Server(Protocol):
 
     models: list[str]  # what a remote endpoint says it serves; empty for ours (named by the config)
     startup_s: float | None
+    startup_phases_s: dict[str, float]  # empty for a remote endpoint
     shutdown_s: float | None
+    log_offset: int  # where this start's lines begin in its log (a variant's starts share one)
 
     @property
     def base_url(self) -> str: ...
@@ -347,7 +349,9 @@ class RemoteServer:
 
     def __init__(self, url: str, api_key: str | None) -> None:
         self.startup_s: float | None = None
+        self.startup_phases_s: dict[str, float] = {}
         self.shutdown_s: float | None = None
+        self.log_offset = 0
         self.base_url = url.rstrip("/").removesuffix("/v1")
         self.api_key = api_key
         self.models: list[str] = []

@@ -18,13 +18,17 @@ def compose(overrides: list[str]) -> BenchConfig:
 
 def cpu_single(n: int, seed: int) -> tuple[BenchConfig, ServerConfig, list[QAItem]]:
     """The `single` variant as the CPU engine runs it, and n built-in questions."""
-    cfg = compose(["server=single"])
-    server = resolve_server(cfg.server, "cpu", cfg.engines["cpu"])
+    cfg, server = single_on("cpu")
     return cfg, server, load_dataset(DatasetConfig(path="data/qa.json", sample_size=n, seed=seed))
 
 
 def variant_and_questions(engine: str, seed: int) -> tuple[BenchConfig, ServerConfig, list[QAItem]]:
     """The `single` variant as `engine` runs it, and every built-in question in a seeded order."""
-    cfg = compose(["server=single", f"engine={engine}"])
-    server = resolve_server(cfg.server, engine, cfg.engines[engine])
+    cfg, server = single_on(engine)
     return cfg, server, load_dataset(DatasetConfig(path="data/qa.json", sample_size=None, seed=seed))
+
+
+def single_on(engine: str) -> tuple[BenchConfig, ServerConfig]:
+    """The composed config and the `single` variant's server as `engine`'s profile fills it in."""
+    cfg = compose(["server=single", f"engine={engine}"])
+    return cfg, resolve_server(cfg.server, engine, cfg.engines[engine])

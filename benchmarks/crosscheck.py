@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench import metrics
-from bench.client import Endpoint, Level, RequestTemplate, replay
+from bench.client import Endpoint, Level, RequestTemplate, cycled, replay
 from bench.models import resolve_model
 from bench.runner import make_server
 
@@ -82,8 +82,8 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=None, help="also write every round's figures here")
     a = p.parse_args()
     cfg, server, questions = variant_and_questions(a.engine, seed=1)
-    # A round longer than the question set cycles it: every request is still a real, distinct-in-order prompt.
-    items = [questions[i % len(questions)] for i in range(a.n)] if a.n > len(questions) else questions[: a.n]
+    # A round longer than the question set cycles it, as load.max_requests does in `bench run`.
+    items = list(cycled(questions, a.n))
     model = resolve_model(a.model or server.model)
     levels = [int(c) for c in a.concurrency.split(",")]
     results: dict[int, tuple[list[dict], list[dict]]] = {}

@@ -32,7 +32,7 @@ import numpy as np
 from bench import metrics
 from bench.client import Endpoint, Level, RequestTemplate, replay
 from bench.compare import REGRESSION, Side, Thresholds, compare_results
-from bench.config import DatasetConfig, resolve_server
+from bench.config import DatasetConfig
 from bench.dataset import load_dataset
 from bench.models import resolve_model
 from bench.results import OK, RequestRecord, atomic_write_text
@@ -41,7 +41,7 @@ from bench.server import DEV_MODE_ENV, reset_prefix_cache
 from bench.stats import hierarchical_ratio_interval, noise_split
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import compose  # noqa: E402
+from common import single_on  # noqa: E402
 
 # The same config (the nightly's `spec_ngram`, n-gram speculation of 5 tokens) and real slowdowns of it:
 # shorter speculation, so fewer tokens per engine step; nothing synthetic. Their sizes are measured on the
@@ -68,8 +68,7 @@ def start_plan(configs: list[str], i: int) -> str:
 
 
 def one_start(name: str, change: dict[str, Any], passes: int, questions: int, pool: Path, index: int) -> dict[str, Any]:
-    cfg = compose(["server=single", "engine=cpu"])
-    server = resolve_server(cfg.server, "cpu", cfg.engines["cpu"])
+    cfg, server = single_on("cpu")
     extra = [*server.extra_args, *change.get("extra_args", [])]
     spec = change.get("speculative_config")
     server = dataclasses.replace(server, extra_args=extra, speculative_config=spec, env={**server.env, **DEV_MODE_ENV})
