@@ -24,11 +24,11 @@ from pathlib import Path
 
 import psutil
 
-from bench.client import Endpoint, Level, RequestTemplate, replay
-from bench.dataset import QAItem
-from bench.models import resolve_model
-from bench.results import RequestRecord, RequestWriter
-from bench.server import VllmServer, free_port
+from bench.core.records import RequestRecord, RequestWriter
+from bench.run.client import Endpoint, Level, RequestTemplate, replay
+from bench.run.dataset import QAItem
+from bench.run.models import resolve_model
+from bench.run.server import VllmServer, free_port
 
 ENDPOINT = str(Path(__file__).with_name("instant_endpoint.py"))
 

@@ -5,9 +5,16 @@ from __future__ import annotations
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 
-from bench.cli import CONF_DIR
-from bench.config import BenchConfig, DatasetConfig, ServerConfig, register_schemas, resolve_server, to_bench_config
-from bench.dataset import QAItem, load_dataset
+from bench.cli.main import CONF_DIR
+from bench.core.config import (
+    BenchConfig,
+    DatasetConfig,
+    ServerConfig,
+    register_schemas,
+    resolve_server,
+    to_bench_config,
+)
+from bench.run.dataset import QAItem, load_dataset
 
 
 def compose(overrides: list[str]) -> BenchConfig:

@@ -22,10 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import metrics
-from bench.client import Endpoint, Level, RequestTemplate, cycled, replay
-from bench.models import resolve_model
-from bench.runner import make_server
+from bench.run import prometheus as metrics
+from bench.run.client import Endpoint, Level, RequestTemplate, cycled, replay
+from bench.run.models import resolve_model
+from bench.run.runner import make_server
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import variant_and_questions  # noqa: E402

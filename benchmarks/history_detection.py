@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/history_detection.py [--trials 1000] [--seed 0]
 
 Series of n nightly figures with independent normal noise (sigma 1): the share of series with no step
-where `bench.history.change_indices` still reports one (false changes per series), and the share of
+where `bench.regress.history.change_indices` still reports one (false changes per series), and the share of
 series with one step of 2, 3 or 5 sigma half-way where it reports exactly that night and nothing else.
 Real nights are not this tidy (drift, a loaded machine); the real history is in results/reference/history/.
 """
@@ -14,7 +14,7 @@ import argparse
 
 import numpy as np
 
-from bench.history import change_indices
+from bench.regress.history import change_indices
 
 
 def main() -> None:

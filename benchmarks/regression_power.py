@@ -3,7 +3,7 @@
     # 1. the pool: real server starts of the same config and of real slowdowns, interleaved (rotated order),
     #    a few passes each; resumable, so build it in short holds of the shared lock
     flock /tmp/bench-real.lock .venv/bin/python benchmarks/regression_power.py build --pool results/power --hold-s 780
-    # 2. the rates: many same-size subsets of the pool, judged by bench.compare's rule (no server)
+    # 2. the rates: many same-size subsets of the pool, judged by bench.regress.compare's rule (no server)
     .venv/bin/python benchmarks/regression_power.py analyze --pool results/power
     # 3. the same wall-clock model for noise measured elsewhere (a GPU nightly's between/within-start CVs)
     .venv/bin/python benchmarks/regression_power.py model --between 0.08 --within 0.06 --budgets 2x3,4x5
@@ -29,16 +29,16 @@ from typing import Any
 
 import numpy as np
 
-from bench import metrics
-from bench.client import Endpoint, Level, RequestTemplate, replay
-from bench.compare import REGRESSION, Side, Thresholds, compare_results
-from bench.config import DatasetConfig
-from bench.dataset import load_dataset
-from bench.models import resolve_model
-from bench.results import OK, RequestRecord, atomic_write_text
-from bench.runner import make_server
-from bench.server import DEV_MODE_ENV, reset_prefix_cache
-from bench.stats import hierarchical_ratio_interval, noise_split
+from bench.core.config import DatasetConfig
+from bench.core.records import OK, RequestRecord, atomic_write_text
+from bench.regress.compare import REGRESSION, Side, Thresholds, compare_results
+from bench.regress.stats import hierarchical_ratio_interval, noise_split
+from bench.run import prometheus as metrics
+from bench.run.client import Endpoint, Level, RequestTemplate, replay
+from bench.run.dataset import load_dataset
+from bench.run.models import resolve_model
+from bench.run.runner import make_server
+from bench.run.server import DEV_MODE_ENV, reset_prefix_cache
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import single_on  # noqa: E402

@@ -16,10 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import metrics, telemetry
-from bench.client import Endpoint, Level, RequestTemplate, replay
-from bench.models import resolve_model
-from bench.runner import make_server
+from bench.run import prometheus as metrics
+from bench.run import telemetry
+from bench.run.client import Endpoint, Level, RequestTemplate, replay
+from bench.run.models import resolve_model
+from bench.run.runner import make_server
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import cpu_single  # noqa: E402

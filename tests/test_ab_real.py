@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.compare import compare_dirs
+from bench.regress.compare import compare_dirs
 from tests.conftest import BENCH_RUN, require_engine
 
 pytestmark = pytest.mark.server

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from bench import overrides
-from bench.overrides import drop_unknown_variants
+from bench.cli import overrides
+from bench.cli.overrides import drop_unknown_variants
 
 BENCH = [sys.executable, "-m", "bench"]
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bench.client import _Stream
-from bench.dataset import QAItem
+from bench.run.client import _Stream
+from bench.run.dataset import QAItem
 
 ITEM = QAItem(id="q1", question="首都？", context="北京是中国的首都。", answers=["北京"], lang="zh")
 

@@ -1,4 +1,4 @@
-"""bench.compare on fake results folders, and its statistics as pure functions."""
+"""bench.regress.compare on fake results folders, and its statistics as pure functions."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 from pytest import CaptureFixture
 
-from bench import cli
-from bench.compare import (
+from bench.cli import main as cli
+from bench.cli import verbs
+from bench.core.errors import ConfigError
+from bench.core.records import FAILED, OK, RunResult, write_run
+from bench.regress.compare import (
     ALL_METRICS,
     IMPROVEMENT,
     MISSING,
@@ -28,8 +31,6 @@ from bench.compare import (
     load_results,
     load_thresholds,
 )
-from bench.errors import ConfigError
-from bench.results import FAILED, OK, RunResult, write_run
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 STABLE = [10.0, 10.4, 9.8]
@@ -114,7 +115,7 @@ def test_same_distribution_is_within_noise(tmp_path: Path) -> None:
     assert set(by_metric(verdicts)) == {"wall_clock_s", "output_tok_per_s", "ttft_s_p50", "ttft_s_p99",
                                         "tpot_s_p50", "mem_peak_mib", "f1"}  # fmt: skip
     assert exit_code(verdicts) == 0
-    assert cli._compare([str(tmp_path / "base"), str(tmp_path / "cur")]) == 0
+    assert verbs.compare([str(tmp_path / "base"), str(tmp_path / "cur")]) == 0
 
 
 def test_twice_as_slow_is_a_regression(tmp_path: Path, capsys: CaptureFixture[str]) -> None:
@@ -127,7 +128,7 @@ def test_twice_as_slow_is_a_regression(tmp_path: Path, capsys: CaptureFixture[st
     assert "the interval does not cover restarts" in m["wall_clock_s"].note
     assert m["output_tok_per_s"].verdict == REGRESSION  # higher is better: halved is worse
     assert m["f1"].verdict == NOISE and m["mem_peak_mib"].verdict == NOISE
-    assert cli._compare([str(tmp_path / "base"), str(tmp_path / "cur")]) == 1
+    assert verbs.compare([str(tmp_path / "base"), str(tmp_path / "cur")]) == 1
     out = capsys.readouterr()
     assert "REGRESSION" in out.out
     assert out.err == "bench: compare: 5 regressions, 0 missing, 0 improvements, 2 within noise\n"
@@ -166,7 +167,7 @@ def test_missing_variant_is_reported_and_fails_only_on_request(tmp_path: Path, c
     verdicts = compare_dirs(tmp_path / "base", tmp_path / "cur")
     assert verdicts[0] == Verdict("spec_ngram", ALL_METRICS, MISSING, note="absent from the current folder")
     assert exit_code(verdicts) == 0 and exit_code(verdicts, fail_on_missing=True) == 1
-    assert cli._compare([str(tmp_path / "base"), str(tmp_path / "cur"), "--fail-on-missing"]) == 1
+    assert verbs.compare([str(tmp_path / "base"), str(tmp_path / "cur"), "--fail-on-missing"]) == 1
     assert "1 missing" in capsys.readouterr().err
 
 
@@ -286,9 +287,9 @@ def test_metric_filter(tmp_path: Path) -> None:
     write_variant(tmp_path / "cur", "single", [20.0, 20.5, 19.8])
     verdicts = compare_dirs(tmp_path / "base", tmp_path / "cur", metrics=["f1"])
     assert [v.metric for v in verdicts] == ["f1"]
-    assert cli._compare([str(tmp_path / "base"), str(tmp_path / "cur"), "--metric", "f1", "mem_peak_mib"]) == 0
+    assert verbs.compare([str(tmp_path / "base"), str(tmp_path / "cur"), "--metric", "f1", "mem_peak_mib"]) == 0
     with pytest.raises(SystemExit):  # argparse lists the valid names
-        cli._compare([str(tmp_path / "base"), str(tmp_path / "cur"), "--metric", "ttft"])
+        verbs.compare([str(tmp_path / "base"), str(tmp_path / "cur"), "--metric", "ttft"])
 
 
 def test_markdown_lists_the_regression_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -298,7 +299,7 @@ def test_markdown_lists_the_regression_first(tmp_path: Path, monkeypatch: pytest
     summary.write_text("earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     out = tmp_path / "out" / "compare.md"
-    assert cli._compare([str(tmp_path / "base"), str(tmp_path / "cur"), "--markdown", str(out)]) == 1
+    assert verbs.compare([str(tmp_path / "base"), str(tmp_path / "cur"), "--markdown", str(out)]) == 1
     md = out.read_text()
     rows = [line for line in md.splitlines() if line.startswith("| single")]
     assert rows[0].startswith("| single | wall_clock_s | 10.07 | 20.1 | +99.7% | 10% | **regression** | -/2.5% |")
@@ -314,7 +315,7 @@ def test_a_different_vllm_is_reported_beside_the_verdicts(tmp_path: Path, capsys
         "config_hash: hash-0.32.0 -> hash-0.33.0 (single)",
         "vllm_version: 0.32.0 -> 0.33.0 (single)",
     ]
-    cli._compare([str(tmp_path / "base"), str(tmp_path / "cur")])
+    verbs.compare([str(tmp_path / "base"), str(tmp_path / "cur")])
     assert "differs between the two sides:\n  config_hash: hash-0.32.0" in capsys.readouterr().out
 
 
@@ -377,7 +378,7 @@ def test_bad_folders_exit_2_with_one_line(tmp_path: Path, capsys: CaptureFixture
 def test_nightly_sweep_presets_compose(preset: str) -> None:
     from hydra import compose, initialize_config_dir
 
-    from bench.config import register_schemas
+    from bench.core.config import register_schemas
 
     register_schemas()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

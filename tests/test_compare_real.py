@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import CONF_DIR
-from bench.compare import REGRESSION, compare_dirs, exit_code, load_thresholds
+from bench.cli.main import CONF_DIR
+from bench.regress.compare import REGRESSION, compare_dirs, exit_code, load_thresholds
 from tests.conftest import BENCH_RUN, require_engine
 
 pytestmark = pytest.mark.server

@@ -9,8 +9,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
-from bench.config import EngineConfig, ServerConfig, register_schemas, resolve_server, to_bench_config
-from bench.errors import ConfigError
+from bench.core.config import EngineConfig, ServerConfig, register_schemas, resolve_server, to_bench_config
+from bench.core.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 VARIANTS = sorted(p.stem for p in (CONF / "server").glob("*.yaml"))
@@ -155,7 +155,7 @@ def test_in_range_values_pass():
 
 
 def test_dtype_auto_on_the_cpu_engine_is_what_this_cpu_computes_natively():
-    from bench import cpu
+    from bench.core import cpu
 
     server = resolve_server(ServerConfig(model="/m"), "cpu", EngineConfig(dtype="auto"))
     assert server.dtype == ("bfloat16" if cpu.detect().native_bf16 else "float32")

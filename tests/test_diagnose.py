@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.diagnose import diagnose
+from bench.run.diagnose import diagnose
 
 CASES = [
     (

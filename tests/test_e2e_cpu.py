@@ -12,10 +12,10 @@ import pandas as pd
 import psutil
 import pytest
 
-from bench import cpu
-from bench.cpu import WNA16_KERNEL
-from bench.results import read_requests
-from bench.server import port_in_use
+from bench.core import cpu
+from bench.core.cpu import WNA16_KERNEL
+from bench.core.records import read_requests
+from bench.run.server import port_in_use
 from tests.conftest import BENCH_RUN, SMALL, CpuSweep, lines, require_engine, signal_server_mid_replay, vllm_processes
 
 pytestmark = pytest.mark.server
@@ -130,9 +130,9 @@ def test_server_killed_mid_replay_keeps_the_measured_requests(tmp_path):
 def test_endpoint_mode_benchmarks_a_server_started_elsewhere_with_an_api_key(tmp_path):
     """Endpoint mode against a real vLLM CPU server started separately, guarded by an API key."""
     require_engine()
-    from bench.config import resolve_server
-    from bench.models import resolve_model
-    from bench.runner import make_server
+    from bench.core.config import resolve_server
+    from bench.run.models import resolve_model
+    from bench.run.runner import make_server
     from benchmarks.common import compose
 
     cfg = compose(["server=single"])
@@ -176,7 +176,7 @@ def test_awq_runs_where_vllm_cpu_has_its_kernel_and_is_refused_before_start_else
     )
     run = json.loads((tmp_path / "awq" / "run.json").read_text())
     if WNA16_KERNEL in caps.kernels:
-        from bench.models import resolve_model
+        from bench.run.models import resolve_model
 
         config = json.loads((Path(resolve_model("bundled:smollm2-135m-awq")) / "config.json").read_text())
         weights = config["quantization_config"]["config_groups"]["group_0"]["weights"]

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import models, runner
-from bench.config import ServerConfig
-from bench.errors import ServerError
-from bench.server import VllmServer, free_port
+from bench.core.config import ServerConfig
+from bench.core.errors import ServerError
+from bench.run import models, runner
+from bench.run.server import VllmServer, free_port
 from tests.conftest import BENCH_RUN, lines, require_engine, signal_server_mid_replay, vllm_processes, wait_for
 
 FAKE = str(Path(__file__).with_name("fake_server.py"))

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.overrides import slurm_gpus
-from bench.server import VllmServer, free_port
+from bench.cli.overrides import slurm_gpus
+from bench.run.server import VllmServer, free_port
 
 ENDPOINT = str(Path(__file__).resolve().parents[1] / "benchmarks" / "instant_endpoint.py")
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install hydra-submitit-launcher")

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.client import Endpoint, Level, RequestTemplate, replay
-from bench.config import LoadConfig
-from bench.dataset import QAItem
-from bench.results import RequestRecord
-from bench.runner import load_levels
-from bench.server import VllmServer, free_port
+from bench.core.config import LoadConfig
+from bench.core.records import RequestRecord
+from bench.run.client import Endpoint, Level, RequestTemplate, replay
+from bench.run.dataset import QAItem
+from bench.run.runner import load_levels
+from bench.run.server import VllmServer, free_port
 
 ENDPOINT = str(Path(__file__).resolve().parents[1] / "benchmarks" / "instant_endpoint.py")
 ITEMS = [QAItem(f"q{i}", "When?", "It opened in 1901.", ["1901"], "en") for i in range(40)]
@@ -88,8 +88,8 @@ def test_a_refused_request_is_recorded_not_raised(tmp_path):
 
 
 def test_level_telemetry_keeps_levels_apart() -> None:
-    from bench.runner import level_telemetry
-    from bench.telemetry import Sample
+    from bench.run.runner import level_telemetry
+    from bench.run.telemetry import Sample
 
     samples = [Sample(float(t), "gpu0", "nvml", 10.0 if t < 10 else 90.0, 1.0, 100.0) for t in range(20)]
     trials = [{"level": 1.0, "t_start": 0.0, "t_end": 9.0}, {"level": 8.0, "t_start": 10.0, "t_end": 19.0}]
@@ -99,7 +99,7 @@ def test_level_telemetry_keeps_levels_apart() -> None:
 
 
 def test_planned_requests_counts_every_level_and_caps_a_search():
-    from bench.runner import planned_requests
+    from bench.run.runner import planned_requests
 
     assert planned_requests(LoadConfig(levels=[1, 2, 4], max_requests=5), 8) == 15
     assert planned_requests(LoadConfig(), 8) == 8

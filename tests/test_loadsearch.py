@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.client import Level
-from bench.config import LoadConfig
-from bench.loadsearch import LevelRun, SloSearchPlan, SweepPlan, oversaturated
+from bench.core.config import LoadConfig
+from bench.run.client import Level
+from bench.run.load import LevelRun, SloSearchPlan, SweepPlan, oversaturated
 
 
 def level_run(level: Level, phase: str, n: int, wall_s: float, ttft=lambda i: 0.1, gap=None) -> LevelRun:
@@ -82,7 +82,7 @@ def test_slo_search_is_bounded_in_levels():
 
 
 def test_console_line_of_each_search():
-    from bench.loadsearch import search_outcome
+    from bench.run.load import search_outcome
 
     slo = {"mode": "slo_search", "best_req_per_s": 0.625, "stopped": "bracketed within 10%", "max_req_per_s": 1.2}
     assert search_outcome(slo) == (

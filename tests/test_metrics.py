@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.metrics import delta, parse, summarize
+from bench.run.prometheus import delta, parse, summarize
 
 BEFORE = """\
 # HELP vllm:generation_tokens_total Number of generation tokens processed.

@@ -11,8 +11,9 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from bench import plots
-from bench.report import Sweep, figures, load_sweep, stack
+from bench.analyze.sweep import Sweep, load_sweep, stack
+from bench.report import plots
+from bench.report.build import figures
 
 
 def texts(fig: Figure) -> str:

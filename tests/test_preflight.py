@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from bench import preflight
-from bench.config import DatasetConfig, ServerConfig
-from bench.cpu import WNA16_KERNEL, CpuCaps
-from bench.dataset import load_dataset
-from bench.errors import DatasetError
-from bench.models import resolve_model
-from bench.runner import final_status
+from bench.core.config import DatasetConfig, ServerConfig
+from bench.core.cpu import WNA16_KERNEL, CpuCaps
+from bench.core.errors import DatasetError
+from bench.run import preflight
+from bench.run.dataset import load_dataset
+from bench.run.models import resolve_model
+from bench.run.runner import final_status
 
 ROOT = Path(__file__).resolve().parents[1]
 

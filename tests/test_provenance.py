@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.provenance import collect, redact_args, redact_env
+from bench.run.provenance import collect, redact_args, redact_env
 
 
 def test_secret_flags_are_redacted_in_both_spellings() -> None:

@@ -11,8 +11,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from bench import plots
-from bench.report import analyze
+from bench.report import plots
+from bench.report.build import analyze
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ["single", "pp2", "tp2", "spec_ngram", "my-experiment"]

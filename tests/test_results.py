@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from bench import cli, results
-from bench.analysis import load_provenance, load_requests, load_trials, summary_table
-from bench.compare import ALL_METRICS, MISSING, NOISE, REGRESSION, compare_dirs, exit_code
-from bench.results import OK, RUN_FILE, SCHEMA_VERSION, RunResult, read_run, run_dirs, trial_key, write_run
+from bench.analyze.tables import load_provenance, load_requests, load_trials, summary_table
+from bench.cli import verbs
+from bench.core import records as results
+from bench.core.records import OK, RUN_FILE, SCHEMA_VERSION, RunResult, read_run, run_dirs, trial_key, write_run
+from bench.regress.compare import ALL_METRICS, MISSING, NOISE, REGRESSION, compare_dirs, exit_code
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
 # Every committed sweep folder: a folder holding <variant>/run.json.
@@ -94,7 +95,7 @@ def test_an_unknown_key_does_not_hide_a_regression(tmp_path: Path, capsys: pytes
     assert verdicts[("single", "wall_clock_s")] == REGRESSION
     assert verdicts[("single", "output_tok_per_s")] == REGRESSION
     assert ("single", ALL_METRICS) not in verdicts
-    assert cli._compare([str(CPU_REF), str(cur)]) == 1
+    assert verbs.compare([str(CPU_REF), str(cur)]) == 1
     assert "REGRESSION" in capsys.readouterr().out
 
 
@@ -160,9 +161,10 @@ def test_trial_key_defaults_for_old_records() -> None:
 
 
 def test_the_registry_is_where_views_and_compare_get_their_metrics() -> None:
-    from bench import compare, metric_registry
-    from bench.analysis import SUMMARY_COLUMNS
-    from bench.stats import run_stats
+    from bench.analyze.tables import SUMMARY_COLUMNS
+    from bench.core import metric_registry
+    from bench.core.describe import run_stats
+    from bench.regress import compare
 
     reg = metric_registry.METRICS
     assert set(compare.METRICS) == {n for n, m in reg.items() if m.threshold is not None}

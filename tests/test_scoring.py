@@ -1,4 +1,4 @@
-"""Hand-computed cases for bench.scoring."""
+"""Hand-computed cases for bench.core.scoring."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from bench.scoring import Score, exact_match, f1, normalize_answer, score, tokens
+from bench.core.scoring import Score, exact_match, f1, normalize_answer, score, tokens
 
 
 def test_normalize_english_case_punctuation_articles_whitespace() -> None:

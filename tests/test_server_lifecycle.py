@@ -9,9 +9,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench.config import ServerConfig
-from bench.errors import ServerError
-from bench.server import VllmServer, build_command, free_port, port_in_use
+from bench.core.config import ServerConfig
+from bench.core.errors import ServerError
+from bench.run.server import VllmServer, build_command, free_port, port_in_use
 
 FAKE = str(Path(__file__).with_name("fake_server.py"))
 
@@ -97,7 +97,7 @@ def test_command_uses_current_flag_spellings():
 
 
 def test_the_start_up_phase_is_read_from_the_log():
-    from bench.server import startup_phase
+    from bench.run.server import startup_phase
 
     log = [
         "(APIServer pid=1) INFO [api_utils.py:286] non-default args: {'host': '127.0.0.1'}",
@@ -120,7 +120,7 @@ def test_the_start_up_phase_is_read_from_the_log():
 
 
 def test_a_shape_model_is_served_with_random_weights(tmp_path):
-    from bench.server import build_command
+    from bench.run.server import build_command
 
     (tmp_path / "config.json").write_text('{"model_type": "llama", "bench_shape_of": "smollm2-135m-8heads"}')
     cmd = build_command(ServerConfig(model=str(tmp_path)), str(tmp_path), 8000)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import slo
+from bench.core import slo
 
 
 def rec(**kw):
@@ -70,7 +70,7 @@ def test_baseline_answers_are_matched_at_the_same_load_level():
 def test_identical_share_of_a_load_sweep_compares_level_with_level():
     import pandas as pd
 
-    from bench.analysis import identical_share
+    from bench.analyze.tables import identical_share
 
     rows = [rec(variant=v, level=lv, answer=a) for v in ("single", "spec") for lv, a in ((1.0, "A"), (64.0, "B"))]
     share = identical_share(pd.DataFrame(rows), "single")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import Repeats, to_repeats
-from bench.errors import ConfigError
-from bench.overrides import job_order, rotated
-from bench.server import VllmServer, free_port
+from bench.cli.overrides import job_order, rotated
+from bench.core.config import Repeats, to_repeats
+from bench.core.errors import ConfigError
+from bench.run.server import VllmServer, free_port
 
 ENDPOINT = str(Path(__file__).resolve().parents[1] / "benchmarks" / "instant_endpoint.py")
 

@@ -1,11 +1,11 @@
-"""The regression statistics of bench/stats.py on generated data whose truth is known."""
+"""The regression statistics of bench/regress/stats.py on generated data whose truth is known."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bench.stats import hierarchical_interval, hierarchical_ratio_interval, noise_split, paired_question_diff
+from bench.regress.stats import hierarchical_interval, hierarchical_ratio_interval, noise_split, paired_question_diff
 
 
 def _side(rng: np.random.Generator, mean: float, starts: int, passes: int, between: float, within: float):
@@ -87,7 +87,7 @@ def _req(latency: float, ttft: float | None, out: int | None, error: str | None 
 
 
 def test_run_stats_counts_failed_requests_nowhere_but_the_failures() -> None:
-    from bench.stats import run_stats
+    from bench.core.describe import run_stats
 
     records = [_req(1.0, 0.2, 8), _req(3.0, 0.4, 12, ttft_visible_s=0.5), _req(99.0, 9.0, 50, error="HTTP 500")]
     s = run_stats(records, wall_clock_s=4.0)
@@ -100,7 +100,7 @@ def test_run_stats_counts_failed_requests_nowhere_but_the_failures() -> None:
 
 
 def test_run_stats_of_nothing_is_none_not_zero() -> None:
-    from bench.stats import run_stats
+    from bench.core.describe import run_stats
 
     s = run_stats([_req(1.0, None, None, error="refused")], wall_clock_s=None)
     assert s["output_tokens"] == 0 and s["output_tok_per_s"] is None and s["requests_per_s"] is None
@@ -108,8 +108,8 @@ def test_run_stats_of_nothing_is_none_not_zero() -> None:
 
 
 def test_trial_stats_are_the_registry_s_per_trial_metrics() -> None:
-    from bench.metric_registry import TRIAL_METRICS
-    from bench.stats import trial_stats
+    from bench.core.describe import trial_stats
+    from bench.core.metric_registry import TRIAL_METRICS
 
     t = trial_stats([_req(1.0, 0.2, 8)], wall_clock_s=2.0)
     assert set(t) == {"wall_clock_s", *TRIAL_METRICS} and t["output_tok_per_s"] == 4.0

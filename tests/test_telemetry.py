@@ -11,8 +11,8 @@ from contextlib import nullcontext
 import psutil
 import pytest
 
-from bench import telemetry
-from bench.telemetry import Sample, Sampler, summarize
+from bench.run import telemetry
+from bench.run.telemetry import Sample, Sampler, summarize
 
 
 def test_psutil_fallback_measures_a_busy_process_tree() -> None:

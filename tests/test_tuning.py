@@ -11,13 +11,14 @@ import pytest
 from hydra import compose, initialize_config_dir
 from matplotlib.text import Text
 
-from bench import plots
-from bench.analysis import answer_diffs, crossover, pareto_front, summary_table
-from bench.config import register_schemas, to_bench_config
-from bench.overrides import CONF_DIR, name_sweep_runs, swept_keys
-from bench.report import analyze, figures, load_sweep
-from bench.results import OK, RequestRecord, RequestWriter, RunResult, write_run
-from bench.runner import sweep_values
+from bench.analyze.sweep import load_sweep
+from bench.analyze.tables import answer_diffs, crossover, pareto_front, summary_table
+from bench.cli.overrides import CONF_DIR, name_sweep_runs, swept_keys
+from bench.core.config import register_schemas, to_bench_config
+from bench.core.records import OK, RequestRecord, RequestWriter, RunResult, write_run
+from bench.report import plots
+from bench.report.build import analyze, figures
+from bench.run.runner import sweep_values
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
 
@@ -111,7 +112,7 @@ def test_goodput_and_slo_shares_in_the_summary(k_sweep: Path):
 
 
 def test_each_differing_answer_is_recorded_with_where_it_first_differs(k_sweep: Path):
-    from bench.analysis import load_requests
+    from bench.analyze.tables import load_requests
 
     diffs = answer_diffs(load_requests(k_sweep), "single")
     assert diffs[["variant", "question_id", "first_diff_char", "first_diff_word"]].values.tolist() == [
@@ -183,7 +184,7 @@ def test_cpu_sweeps_have_no_power_chart():
 
 
 def test_compare_fails_a_lossless_variant_whose_identical_answers_drop(tmp_path: Path):
-    from bench.compare import REGRESSION, compare_dirs
+    from bench.regress.compare import REGRESSION, compare_dirs
 
     same, one_off = ["Paris", "Lyon", "Nice", "Metz"], ["Paris", "Lyon", "Nice", "Metz!"]
     for folder, spec_answers in (("base", same), ("cur", one_off)):
@@ -244,7 +245,7 @@ def _starts_run(sweep: Path, name: str, per_start: list[list[str]], lossless: bo
     ([["Paris", "Lyon", "Nice", "Metz"], ["Paris", "Lyon", "Nice", "Metz?"]], "within noise"),
 ])  # fmt: skip
 def test_the_identical_share_tolerates_what_the_baselines_own_starts_moved(tmp_path: Path, base_starts, verdict):
-    from bench.compare import compare_dirs
+    from bench.regress.compare import compare_dirs
 
     same = ["Paris", "Lyon", "Nice", "Metz"]
     for folder, spec in (("base", base_starts), ("cur", [same, ["Paris", "Lyon", "Nice", "Metz!"]])):

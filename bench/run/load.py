@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from bench import slo as slo_mod
-from bench.client import Level
-from bench.config import LoadConfig
+from bench.core import slo as slo_mod
+from bench.core.config import LoadConfig
+from bench.run.client import Level
 
 # Over-saturation: over one rate level, the median TTFT of the last third of requests (by send time) is this
 # many times the first third's, and the requests in flight at each send grew by INFLIGHT_GROWTH too. Queueing

@@ -3,18 +3,16 @@ the machine's baseline, with where it came from written beside it."""
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import provenance
-from bench.errors import BenchError
-from bench.results import OK, REQUESTS_FILE, RUN_FILE, SUMMARY_FILE, atomic_write_text, read_run, run_dirs
+from bench.core.errors import BenchError
+from bench.core.records import OK, REQUESTS_FILE, RUN_FILE, SUMMARY_FILE, atomic_write_text, read_run, run_dirs
+from bench.run import provenance
 
 PROVENANCE_FILE = "baseline.json"
 # What compare and a later analysis read; server logs and telemetry stay with the nightly's artifact.
@@ -73,18 +71,3 @@ def promote(results: Path, to: Path, reason: str, allow_failed: bool = False) ->
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return record
-
-
-def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench baseline", description="Manage stored baselines.")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    pr = sub.add_parser("promote", help="make a results folder this machine's baseline (docs/regression.md)")
-    pr.add_argument("results", type=Path, help="a sweep's results folder, e.g. results/nightly")
-    pr.add_argument("--to", type=Path, required=True, help="results/baselines/<machine>/<sweep>")
-    pr.add_argument("--reason", default="", help="why the baseline moves: a vLLM upgrade, a confirmed improvement")
-    pr.add_argument("--allow-failed", action="store_true", help="promote even with a variant that is not ok")
-    a = p.parse_args(argv)
-    record = promote(a.results, a.to, a.reason, a.allow_failed)
-    print(f"bench: baseline: {len(record['variants'])} variants of {a.results} promoted to {a.to}", file=sys.stderr)
-    print(f"  commit it: git add -f {a.to} && git commit -m 'baseline: {a.to.name} ({a.reason or 'why?'})'")
-    return 0

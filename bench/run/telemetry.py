@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from bench import clock
+from bench.core import clock
 
 
 @dataclass(frozen=True)

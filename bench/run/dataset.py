@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.config import DatasetConfig
-from bench.errors import DatasetError
+from bench.core.config import DatasetConfig
+from bench.core.errors import DatasetError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 

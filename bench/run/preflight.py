@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import telemetry
-from bench.config import TOO_LONG, ServerConfig
-from bench.cpu import WNA16_KERNEL, CpuCaps
-from bench.dataset import QAItem
-from bench.errors import ConfigError, DatasetError
-from bench.models import AWQ, PREFIX
+from bench.core.config import TOO_LONG, ServerConfig
+from bench.core.cpu import WNA16_KERNEL, CpuCaps
+from bench.core.errors import ConfigError, DatasetError
+from bench.run import telemetry
+from bench.run.dataset import QAItem
+from bench.run.models import AWQ, PREFIX
 
 
 def gpu_shortage(server: ServerConfig, engine: str) -> str | None:

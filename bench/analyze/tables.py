@@ -1,4 +1,4 @@
-"""Results folder -> tidy DataFrames and the sweep summary. Pure functions; plots live in bench/plots.py."""
+"""Results folder -> tidy DataFrames and the sweep summary. Pure functions; plots live in bench/report/plots.py."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import pandas as pd
 
-from bench import slo
-from bench.metric_registry import CONSOLE, MARKDOWN, SUMMARY, MetricSpec, in_view
-from bench.results import OK, SUMMARY_FILE, TELEMETRY_FILE, read_requests, read_run, run_dirs
+from bench.core import slo
+from bench.core.metric_registry import CONSOLE, MARKDOWN, SUMMARY, MetricSpec, in_view
+from bench.core.records import OK, SUMMARY_FILE, TELEMETRY_FILE, read_requests, read_run, run_dirs
 
 SUMMARY_COLUMNS = ["variant", "status", "reason", *(m.name for m in in_view(SUMMARY))]
 

@@ -12,12 +12,12 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, MissingMandatoryValue, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from bench import cpu
-from bench.errors import ConfigError
+from bench.core import cpu
+from bench.core.errors import ConfigError
 
 ENGINES = ("auto", "cpu", "cuda")
-CLIENTS = ("aiohttp", "openai")  # see bench/client.py
-TOO_LONG = ("skip", "fail", "keep")  # dataset.too_long, see bench/preflight.py
+CLIENTS = ("aiohttp", "openai")  # see bench/run/client.py
+TOO_LONG = ("skip", "fail", "keep")  # dataset.too_long, see bench/run/preflight.py
 # fixed: `concurrency`/`request_rate`/`levels` as given; sweep and slo_search pick their levels as they go.
 LOAD_MODES = ("fixed", "sweep", "slo_search")
 
@@ -27,7 +27,7 @@ def slug(value: object) -> str:
     return re.sub(r"[^A-Za-z0-9_.+=-]+", "_", str(value)).strip("_") or "none"
 
 
-# Sweep folders are named by interpolating swept values through this (see bench/cli.py `_sweep_run_name`).
+# Sweep folders are named by interpolating swept values through this (see bench/cli/main.py `_sweep_run_name`).
 OmegaConf.register_new_resolver("bench_slug", slug, replace=True)
 
 
@@ -36,7 +36,7 @@ class ServerConfig:
     """vLLM engine arguments of one server variant (current flag spellings, see README)."""
 
     name: str = "single"
-    # A Hugging Face folder, a hub id, or `bundled:NAME` (made offline, see bench/models.py).
+    # A Hugging Face folder, a hub id, or `bundled:NAME` (made offline, see bench/run/models.py).
     model: str = "${model}"
     served_model_name: str = "bench-model"
     # None: the engine profile decides (float32 + eager on the CPU engine, auto on CUDA).
@@ -189,8 +189,12 @@ class BenchConfig:
     # Fresh server starts x passes over the dataset in each: {starts: S, passes: P, prefix_cache: reset};
     # a plain number is the older form (passes in one start). A Repeats after to_bench_config.
     repeats: Any = field(default_factory=lambda: {"starts": 1, "passes": 1, "prefix_cache": "reset"})
-    # Which server start this job is: set by the dispatcher (bench/cli.py), which interleaves the variants.
+    # Which server start this job is: set by the dispatcher (bench/cli/main.py), which interleaves the variants.
     start: int = 0
+    # Set by the dispatcher too: whether this is the sweep's last server start (the summary is printed after it),
+    # and the variants a sweep named that have no conf/server/NAME.yaml (recorded as failed runs).
+    last_start: bool = True
+    unknown_variants: list[str] = field(default_factory=list)
     # Sample the server's CPU or GPUs every this many seconds (0 turns telemetry off).
     telemetry_interval_s: float = 0.1
     debug: bool = False

@@ -14,10 +14,11 @@ from typing import Any
 
 import psutil
 
-from bench import __version__, cpu
-from bench.errors import ConfigError
+from bench import __version__
+from bench.core import cpu
+from bench.core.errors import ConfigError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _SECRET = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.I)
 
 

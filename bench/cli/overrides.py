@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 # Keys whose sweep does not name runs apart: the variant already names them; hydra's own; where runs go.
 _UNNAMED_KEYS = ("server", "run_name", "out_dir", "sweep_name", "sweep_params")
 
@@ -64,7 +65,7 @@ def variants_of(override: Any) -> list[str] | None:
 def drop_unknown_variants(overrides: list[str]) -> tuple[list[str], list[str]]:
     """The overrides without unknown variants, and those variants. All unknown is bad input (exit 2);
     some unknown in a sweep are reported and recorded as failed, and the known ones still run."""
-    from bench.errors import ConfigError
+    from bench.core.errors import ConfigError
 
     known = known_variants()
     parsed = {o.input_line: o for o in parse(overrides)}
@@ -175,13 +176,20 @@ def job_order(variants: list[str], starts: int) -> list[tuple[str, int]]:
     return [(v, k) for k in range(starts) for v in rotated(variants, k)]
 
 
-def plan_starts(overrides: list[str]) -> tuple[int, list[str] | None, list[str]]:
-    """The run's number of server starts (`repeats.starts`), the sweep's variants in order (None: no list of
-    variants), and the overrides less the variants' sweep, which the dispatcher sets per start."""
+@dataclass(frozen=True)
+class StartPlan:
+    starts: int  # server starts per variant (`repeats.starts`)
+    variants: list[str] | None  # the sweep's variants in order; None: no list of variants
+    rest: list[str]  # the overrides less the variants' sweep, which the dispatcher sets per start
+    out_dirs: list[Path]  # where the runs land: statuses of jobs a launcher ran elsewhere are read there
+
+
+def plan_starts(overrides: list[str]) -> StartPlan:
+    """How the dispatcher runs a command's overrides (Hydra's flags already taken off): start by start."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from bench.config import to_repeats
+    from bench.core.config import to_repeats
 
     parsed = parse(overrides)
     # `hydra.sweeper.params.server=a,b` is how drop_unknown_variants narrows a preset's list.
@@ -198,6 +206,6 @@ def plan_starts(overrides: list[str]) -> tuple[int, list[str] | None, list[str]]
         swept = (cfg.hydra.sweeper.params or {}).get("server")
         variants = [v.strip() for v in str(swept).split(",")] if swept else None  # a preset's list
     drop = {str(o.input_line) for o in server_sweep}
-    # Flags (-m) first: Hydra's argparse reads no flag between two overrides.
-    flags = [o for o in overrides if o.startswith("-")]
-    return to_repeats(repeats).starts, variants, flags + [o for o in overrides if o not in drop and o not in flags]
+    out_dir = OmegaConf.select(cfg, "out_dir", throw_on_resolution_failure=False)
+    rest = [o for o in overrides if o not in drop]
+    return StartPlan(to_repeats(repeats).starts, variants, rest, [Path(str(out_dir))] if out_dir else [])

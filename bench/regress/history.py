@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
-import base64
 import hashlib
-import html
-import io
 import json
 import math
 import os
@@ -20,13 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import ruptures
-from matplotlib.figure import Figure
 from scipy import stats
 
-from bench.errors import BenchError
-from bench.metric_registry import METRICS, TRIAL_METRICS
-from bench.results import OK, RunResult, read_run, run_dirs
-from bench.stats import hierarchical_interval, hierarchical_ratio_interval
+from bench.core.errors import BenchError
+from bench.core.metric_registry import METRICS, TRIAL_METRICS
+from bench.core.records import OK, RunResult, read_run, run_dirs
+from bench.regress.stats import hierarchical_interval, hierarchical_ratio_interval
 
 # The store is a folder of parquet files, one per added results folder, named by the run's time and a
 # key of its content (store/runs/<time>-<key>.parquet). Why files and not one database:
@@ -342,103 +337,3 @@ def changes_table(changes: Sequence[ChangePoint]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-# ---- report ---------------------------------------------------------------------------------------
-
-
-def _slug(*parts: object) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(str(p) for p in parts if p != "")).strip("_")
-
-
-def trend_figures(df: pd.DataFrame, changes: Sequence[ChangePoint]) -> list[tuple[str, Figure]]:
-    """(file stem, chart) per variant, metric and load level: a line per machine and hardware, never joined."""
-    from bench.plots import trend_chart
-
-    out = []
-    ok = df[(df["status"] == OK) & df["value"].notna()]
-    for (variant, metric, level), g in ok.groupby(["variant", "metric", "level"], sort=True):
-        lines = [(f"{k[0]} · {k[1]}", s, provenance_marks(s)) for k, s in series(g)]
-        mine = [c for c in changes if (c.variant, c.metric, c.level) == (variant, metric, level)]
-        stem = _slug(variant, metric, "" if level == 1.0 else level)
-        out.append((stem, trend_chart(variant, metric, level, lines, mine)))
-    return out
-
-
-def report(
-    store: Path, out_dir: Path | None = None, metrics: Sequence[str] | None = None
-) -> tuple[Path, list[ChangePoint]]:
-    """Trend PNGs (out_dir/charts/) and a self-contained out_dir/index.html of the store, and its change points."""
-    df = load(store)
-    if metrics:
-        df = df[df["metric"].isin(metrics)]
-    out_dir = Path(out_dir or Path(store) / REPORT_DIR)
-    (out_dir / "charts").mkdir(parents=True, exist_ok=True)
-    changes = find_changes(df)
-    pngs = []
-    for stem, fig in trend_figures(df, changes):
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110)
-        (out_dir / "charts" / f"{stem}.png").write_bytes(buf.getvalue())
-        pngs.append((stem, buf.getvalue()))
-    page = out_dir / "index.html"
-    page.write_text(_page(df, changes, pngs, exit_status(changes)), encoding="utf-8")
-    return page, changes
-
-
-def _page(df: pd.DataFrame, changes: Sequence[ChangePoint], figures: list[tuple[str, bytes]], status: int) -> str:
-    runs = df.drop_duplicates("run_key")
-    table = changes_table(changes)
-    verdict = (
-        "the newest run of some series sits after a change for the worse"
-        if status
-        else "no series' newest run sits after a change for the worse"
-    )
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>bench history</title>",
-        "<style>body{font-family:sans-serif;margin:1.5em;max-width:1200px}table{border-collapse:collapse;"
-        "font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left}img{max-width:100%}"
-        "</style></head><body><h1>bench history</h1>",
-        f"<p>{len(runs)} runs from {runs['run_time'].min():%Y-%m-%d %H:%M} to {runs['run_time'].max():%Y-%m-%d %H:%M}"
-        f" UTC on {runs['machine'].nunique()} machine(s); {html.escape(verdict)} (exit status {status}).</p>",
-        "<h2>Change points</h2>",
-        table.to_html(index=False) if not table.empty else "<p>none found</p>",
-    ]
-    short = [k for k, s in series(df) if len(s) < MIN_NIGHTS]
-    if short:
-        names = ", ".join(sorted({f"{k[2]} on {k[0]}" for k in short}))
-        parts.append(f"<p>Not looked at, fewer than {MIN_NIGHTS} runs: {len(short)} series ({html.escape(names)}).</p>")
-    parts.append("<h2>Trends</h2>")
-    for title, png in figures:
-        data = base64.b64encode(png).decode()
-        parts.append(f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'></figure>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-# ---- CLI ------------------------------------------------------------------------------------------
-
-
-def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench history", description="Nightly history: add runs, report trends.")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    a = sub.add_parser("add", help="add a results folder's figures to the store (a run already there is skipped)")
-    a.add_argument("results_dir", type=Path)
-    a.add_argument("--store", type=Path, default=DEFAULT_STORE)
-    a.add_argument("--machine", default=os.environ.get("BENCH_MACHINE"), help="series name (default: the host)")
-    r = sub.add_parser("report", help="trend charts, change points and an HTML page; exit 1 on a standing regression")
-    r.add_argument("--store", type=Path, default=DEFAULT_STORE)
-    r.add_argument("--out", type=Path, help=f"where the page and PNGs go (default: STORE/{REPORT_DIR})")
-    r.add_argument("--metric", action="append", choices=TRIAL_METRICS, help="only these metrics (repeatable)")
-    args = p.parse_args(argv)
-    if args.cmd == "add":
-        if not args.results_dir.is_dir():
-            raise BenchError(f"no results folder at {args.results_dir}")
-        path = add(args.results_dir, args.store, args.machine)
-        print(f"added: {path}" if path else f"already in {args.store}: {args.results_dir}")
-        return 0
-    page, changes = report(args.store, args.out, args.metric)
-    table = changes_table(changes)
-    print(table.to_string(index=False) if not table.empty else "no change points")
-    print(f"\nreport: {page}")
-    return exit_status(changes)

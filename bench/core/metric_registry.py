@@ -69,7 +69,7 @@ REGISTRY: tuple[MetricSpec, ...] = (
     # Compared only for variants declared lossless (server.lossless: speculation, parallelism): see compare.
     MetricSpec("identical_to_baseline", "same answer as baseline", "", True, ".0%", threshold=0.0, absolute=True,
                views=_MD),
-    # Goodput: requests/s meeting every SLO set in `slo` (bench/slo.py); the shares count every request sent.
+    # Goodput: requests/s meeting every SLO set in `slo` (bench/core/slo.py); the shares count every request sent.
     MetricSpec("goodput_req_per_s", "goodput", "req/s", True, ".2f", suffix=" req/s", threshold=0.10, views=_ALL,
                only_when_measured=True),
     MetricSpec("slo_met_share", "meets all SLOs", "", True, ".0%", threshold=0.05, absolute=True, views=_MD,

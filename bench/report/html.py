@@ -1,4 +1,4 @@
-"""report.html from what bench.report loaded and drew: tables and inline charts, no network needed to open it."""
+"""report.html from what bench.report.build loaded and drew: tables and inline charts, no network needed to open it."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from bench.analysis import summary_view
+from bench.analyze.tables import summary_view
 
 if TYPE_CHECKING:
-    from bench.report import Chart, Sweep
+    from bench.analyze.sweep import Sweep
+    from bench.report.build import Chart
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1250px;color:#222;padding:0 1em}

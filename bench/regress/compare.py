@@ -17,12 +17,12 @@ import numpy as np
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError
 
-from bench import cpu
-from bench.analysis import identical_share_by_start, load_requests, load_runs, summary_table
-from bench.errors import CompareError, ConfigError
-from bench.metric_registry import COMPARED, MetricSpec
-from bench.results import OK, RUN_FILE, RunResult, read_requests, read_run, run_dirs
-from bench.stats import NoiseSplit, hierarchical_ratio_interval, noise_split, paired_question_diff
+from bench.analyze.tables import identical_share_by_start, load_requests, load_runs, summary_table
+from bench.core import cpu
+from bench.core.errors import CompareError, ConfigError
+from bench.core.metric_registry import COMPARED, MetricSpec
+from bench.core.records import OK, RUN_FILE, RunResult, read_requests, read_run, run_dirs
+from bench.regress.stats import NoiseSplit, hierarchical_ratio_interval, noise_split, paired_question_diff
 
 REGRESSION, MISSING, IMPROVEMENT, NOISE = "regression", "missing", "improvement", "within noise"
 ALL_METRICS = "all"  # the metric of a verdict about a whole variant (absent, or not ok, on one side)
@@ -57,7 +57,7 @@ class ThresholdsBase:
     seed: int = 0
 
 
-# Smallest change that counts, per metric (bench.metric_registry's thresholds: a fraction of the
+# Smallest change that counts, per metric (bench.core.metric_registry's thresholds: a fraction of the
 # baseline, or absolute for f1 and acceptance), then the bootstrap's settings. Flat fields, so a
 # thresholds YAML is `metric: value` lines and a misspelled key is refused.
 Thresholds: type[ThresholdsBase] = dataclasses.make_dataclass(

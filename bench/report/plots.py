@@ -1,4 +1,4 @@
-"""Charts of a results folder: DataFrames from bench.analysis in, a matplotlib Figure out; nothing saved."""
+"""Charts of a results folder: DataFrames from bench.analyze.tables in, a matplotlib Figure out; nothing saved."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from bench.analysis import crossover, latency_ecdf, level_means, pareto_front
-from bench.metric_registry import label as metric_label
-from bench.results import OK, PARTIAL
+from bench.analyze.tables import crossover, latency_ecdf, level_means, pareto_front
+from bench.core.metric_registry import label as metric_label
+from bench.core.records import OK, PARTIAL
 
 # One colour per variant in every chart and every sweep, so a reader learns it once.
 KNOWN_COLORS = {
@@ -799,7 +799,7 @@ def trend_chart(variant: str, metric: str, level: float, lines: list[Any], chang
     changes as grey marks, change points shaded red (worse) or green (better) with the step. Runs are evenly
     spaced in time order (nights are missed, batches bunch up), labelled with their time.
     `lines`: (label, rows with run_time/value/low/high, [(run time, what changed)]); `changes`: ChangePoints."""
-    from bench.metric_registry import METRICS
+    from bench.core.metric_registry import METRICS
 
     spec = METRICS.get(metric)
     scale = spec.scale if spec else 1.0

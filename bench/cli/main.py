@@ -1,0 +1,70 @@
+"""`python -m bench VERB ...`: the verb is taken off first, since Hydra would read it as an override."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+from bench.cli.overrides import CONF_DIR
+
+__all__ = ["CONF_DIR", "HELP", "main"]
+
+HELP = """\
+usage: python -m bench VERB [ARGS]
+
+exit status of run: 0 every variant completed, 1 some variant failed (see the summary),
+2 bad input, 130 interrupted (re-run the same command to resume).
+
+verbs:
+  run [OVERRIDES]            start a vLLM server per variant, replay the QA set, record everything
+  analyze RESULTS_DIR        summary table (and charts) of a results folder
+  compare BASELINE CURRENT   regression verdicts between two results folders
+  history add RESULTS_DIR    keep a run's figures in the history store (results/history/)
+  history report             trend charts and change points of the store; exit 1 on a standing regression
+  baseline promote RESULTS --to results/baselines/MACHINE/SWEEP
+                             make a results folder the machine's baseline, with its provenance
+
+run examples:
+  python -m bench run                              server=single on the default engine
+  python -m bench run +sweep=parallel              single, tp2, pp2 -> results/parallel/
+  python -m bench run +sweep=decoding dataset.sample_size=20
+  python -m bench run server=spec_ngram engine=cpu model=/models/my-hf-folder
+
+config groups (conf/):
+  server=   single tp2 pp2 spec_draft spec_ngram awq single_next   (add a YAML file to add a variant)
+  dataset=  builtin long_zh squad_file hf              (dataset.sample_size=N dataset.seed=S)
+  load=     sequential concurrency rate concurrency_sweep rate_sweep sweep slo_search
+  +sweep=   parallel decoding quantization all nightly nightly_gpu spec_k upgrade
+  slo.      ttft_ms tpot_ms latency_ms min_f1 identical_to_baseline   (goodput: req/s meeting all)
+  engine=   auto cpu cuda
+
+`python -m bench run --help` shows the composed config; `--cfg job` prints it without running.
+Set BENCH_DEBUG=1 for tracebacks.
+"""
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(HELP)
+        return 0
+    from bench.cli.verbs import VERBS
+    from bench.core.errors import BenchError
+
+    verb, rest = argv[0], argv[1:]
+    if verb not in VERBS:
+        print(f"bench: unknown verb {verb!r}; verbs: {', '.join(VERBS)} (python -m bench --help)", file=sys.stderr)
+        return 2
+    try:
+        return VERBS[verb](rest)
+    except BenchError as e:
+        if os.environ.get("BENCH_DEBUG") == "1":
+            traceback.print_exc()
+        print(f"bench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "bench: interrupted; servers stopped, finished results kept. Re-run the same command to resume.",
+            file=sys.stderr,
+        )
+        return 130

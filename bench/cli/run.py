@@ -1,0 +1,208 @@
+"""`python -m bench run [OVERRIDES]`: one Hydra run per server start, every variant in it, and the sweep's summary."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from bench.cli.overrides import CONF_DIR
+
+# Hydra's own flags that take a value; `--cfg job` must travel as a pair wherever the user put it.
+_VALUED_FLAGS = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
+                 "-cd", "--info", "-i", "--experimental-rerun")  # fmt: skip
+# Flags after which Hydra prints or explains and runs no job: one Hydra call, not one per server start.
+_NO_JOB_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion", "-sc")
+
+
+def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
+    """(Hydra's flags with their values, the overrides). Hydra's argparse reads no flag between two overrides,
+    so the flags go first whatever their place on the command line."""
+    flags, overrides = [], []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("-"):
+            flags.append(arg)
+            takes_value = arg in _VALUED_FLAGS and "=" not in arg
+            if takes_value and i + 1 < len(args) and not args[i + 1].startswith("-") and "=" not in args[i + 1]:
+                flags.append(args[i + 1])
+                i += 1
+        else:
+            overrides.append(arg)
+        i += 1
+    return flags, overrides
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run(args: list[str]) -> int:
+    """Exit status: 0 every variant ok, 1 some variant not ok (or unknown), 2 bad input; Ctrl-C raises."""
+    from bench.cli.overrides import (
+        StartPlan,
+        drop_unknown_variants,
+        name_sweep_runs,
+        plan_starts,
+        rotated,
+        slurm_gpus,
+    )
+    from bench.core.config import register_schemas
+    from bench.core.errors import ConfigError
+
+    register_schemas()  # the config groups' schemas, before anything composes the config
+    flags, overrides = split_flags(args)
+    overrides, unknown = drop_unknown_variants(overrides)
+    overrides = name_sweep_runs(slurm_gpus(overrides))
+    if unknown:  # the callback records them as failed runs, so the summary and the exit status show them
+        overrides.append(f"unknown_variants=[{','.join(unknown)}]")
+    # SIGTERM (a CI job cancelled, `kill`) takes the same clean path as Ctrl-C.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    if any(f.split("=")[0] in _NO_JOB_FLAGS for f in flags):
+        return _hydra([*flags, *overrides], {})
+    try:
+        plan = plan_starts(overrides)
+    except ConfigError:
+        raise
+    except Exception:  # a malformed override or config: Hydra's own run below says what, in its words
+        plan = StartPlan(1, None, overrides, [])
+    statuses: dict[str, str] = {}
+    started = time.time()
+    # One Hydra run per server start, every variant in it, the order rotated from start to start
+    # (overrides.job_order): a multirun runs its jobs in sweeper order, so the interleaving is made here.
+    for k in range(plan.starts):
+        args_k = [*flags, *overrides]
+        if plan.starts > 1:
+            variants = [f"server={','.join(rotated(plan.variants, k))}"] if plan.variants else []
+            args_k = [*flags, *plan.rest, f"start={k}", *variants]
+        args_k.append(f"last_start={str(k == plan.starts - 1).lower()}")
+        status = _hydra(args_k, statuses)
+        if status:
+            return status
+    # Every variant ran to its end: 0 only if all of them completed, so scripts notice a failed one.
+    # Jobs a launcher (submitit...) ran in other processes left their statuses on disk.
+    done = list(statuses.values()) or statuses_on_disk(plan.out_dirs, since=started)
+    return 0 if all(s == "ok" for s in done) and not unknown else 1
+
+
+def _hydra(argv: list[str], statuses: dict[str, str]) -> int:
+    """One Hydra run (a job, or a multirun's jobs); each job's variant and status lands in `statuses`."""
+    import hydra
+    from omegaconf import DictConfig
+
+    from bench.core.errors import BenchError, ConfigError
+
+    failed = [0]
+
+    @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+    def task(cfg: DictConfig) -> None:
+        try:
+            run_dir, status = run_job(cfg)
+            statuses[run_dir] = status
+        except BenchError as e:
+            # Inside Hydra's runner: report here, one line, and stop the sweep.
+            if os.environ.get("BENCH_DEBUG") == "1":
+                traceback.print_exc()
+            print(f"bench: error: {e}", file=sys.stderr)
+            failed[0] = 2
+            raise SystemExit(2) from None
+
+    argv0 = sys.argv[0]
+    sys.argv = [argv0, *argv]
+    try:
+        task()
+    except SystemExit as e:
+        # Hydra exits 1 after printing a config error of its own (typo, unknown group option).
+        return 2 if e.code == 1 else int(e.code or 0)
+    except ValueError as e:
+        # Hydra's refusal of its own flags before any job runs ("Only one of --run, --multirun, --cfg ...").
+        raise ConfigError(str(e).splitlines()[0]) from None
+    finally:
+        sys.argv = [argv0]
+    return failed[0]
+
+
+def statuses_on_disk(out_dirs: list[Path], since: float) -> list[str]:
+    """Statuses of the runs that finished after `since`: a launcher (submitit...) ran them in other processes."""
+    from bench.core.records import read_run, run_dirs
+
+    out = []
+    for d in (run for sweep in out_dirs if sweep.is_dir() for run in run_dirs(sweep)):
+        run = read_run(d)
+        if run and run.finished_at and dt.datetime.fromisoformat(run.finished_at).timestamp() >= int(since):
+            out.append(run.status)
+    return out
+
+
+def run_job(cfg: Any) -> tuple[str, str]:
+    """One variant's server start inside Hydra; returns the variant's folder and its status."""
+    # One INFO line per request from the HTTP client would bury the progress bar.
+    for name in ("httpx", "httpx2", "openai"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    from bench.analyze.tables import write_summary
+    from bench.core.config import to_bench_config
+    from bench.run.load import search_outcome
+    from bench.run.runner import run_variant
+
+    bc = to_bench_config(cfg)
+    try:
+        result = run_variant(bc)
+    finally:
+        write_summary(Path(bc.out_dir), bc.baseline_variant)
+    line = f"bench: {result.variant}: {result.status}"
+    if result.reason:
+        line += f" ({result.reason})"
+    print(line, file=sys.stderr)
+    if result.search:
+        print(f"bench: {result.variant}: {search_outcome(result.search)}", file=sys.stderr)
+    return str(Path(bc.out_dir) / bc.run_name), result.status
+
+
+def record_unknown(out_dir: Path, unknown: list[str]) -> None:
+    """Unknown variants of a sweep get a failed run.json, so the summary, report and exit status show them."""
+    from bench.cli.overrides import known_variants
+    from bench.core.records import FAILED, RunResult, write_run
+
+    known = known_variants()
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    for name in unknown:
+        (out_dir / name).mkdir(parents=True, exist_ok=True)
+        reason = f"unknown server variant {name!r}; available: {', '.join(known)} (add conf/server/{name}.yaml)"
+        write_run(out_dir / name, RunResult(variant=name, status=FAILED, reason=reason, finished_at=now))
+
+
+class SummaryCallback:
+    """Hydra callback: the one-screen summary once a run or sweep ends. Its state is the job's config:
+    `last_start` (the summary follows a sweep's last server start only) and `unknown_variants`."""
+
+    def _print(self, config: Any) -> None:
+        from bench.analyze.tables import format_summary, startup_phases, time_split
+        from bench.report.build import write_report
+
+        out_dir = Path(config.out_dir)
+        if not out_dir.is_dir() or not config.get("last_start", True):
+            return
+        report, sweep = write_report(out_dir, config.baseline_variant)
+        print("", format_summary(sweep.summary), time_split(sweep.summary), startup_phases(out_dir), sep="\n")
+        print(f"results: {out_dir}\nreport:  {report}")
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        record_unknown(Path(config.out_dir), list(config.get("unknown_variants") or []))
+
+    def on_run_end(self, config: Any, **kwargs: Any) -> None:
+        self._print(config)
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        self._print(config)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("on_"):  # the other hooks Hydra calls do nothing here
+            return lambda *a, **k: None
+        raise AttributeError(name)

@@ -1,0 +1,122 @@
+"""Every verb's arguments and what it calls, in one place: `python -m bench VERB ...` (the run verb is Hydra's)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.core.errors import BenchError
+from bench.core.records import run_dirs
+
+
+def _results_dir(path: Path | None, what: str = "results folder") -> None:
+    if path is None:
+        return
+    if not path.is_dir():
+        raise BenchError(f"no {what} at {path}")
+    if not list(run_dirs(path)):
+        raise BenchError(f"no runs in {path} (a run is a folder with run.json): nothing to analyze")
+
+
+def analyze(args: list[str]) -> int:
+    from bench.analyze.tables import format_summary
+    from bench.report.build import write_report
+
+    p = argparse.ArgumentParser(
+        prog="python -m bench analyze",
+        description="Summarize a results folder: summary.csv/.md, charts/ (PNG, SVG) and report.html.",
+    )
+    p.add_argument("results_dir", type=Path)
+    p.add_argument("--baseline", default="single", help="variant the speed-up is measured against")
+    p.add_argument("--compare", type=Path, metavar="OTHER_DIR", help="another results folder to chart side by side")
+    a = p.parse_args(args)
+    _results_dir(a.results_dir)
+    _results_dir(a.compare)
+    report, sweep = write_report(a.results_dir, a.baseline, a.compare)
+    print(format_summary(sweep.summary))
+    print(f"\nreport: {report}\ncharts: {report.parent / 'charts'}")
+    return 0
+
+
+def compare(args: list[str]) -> int:
+    from bench.regress.compare import METRICS, load_thresholds, report
+
+    p = argparse.ArgumentParser(
+        prog="python -m bench compare",
+        description="Regression verdicts between two sweep folders (see docs/regression.md). "
+        "Exit 1 on a regression, 2 on bad input.",
+    )
+    p.add_argument("baseline", type=Path, help="the promoted baseline, e.g. results/baselines/MACHINE/nightly "
+                   "(or one variant's folder, to compare two variants of one sweep: an A/B)")  # fmt: skip
+    p.add_argument("current", type=Path, help="the run to judge, e.g. results/nightly (or the other variant's folder)")
+    p.add_argument("--thresholds", type=Path, metavar="FILE", help="YAML over the defaults: conf/compare/default.yaml")
+    p.add_argument("--markdown", type=Path, metavar="OUT.md", help="also write the table as Markdown")
+    p.add_argument("--metric", action="extend", nargs="+", choices=list(METRICS), metavar="NAME",
+                   help=f"compare only these metrics (default: all of {', '.join(METRICS)})")  # fmt: skip
+    p.add_argument("--fail-on-missing", action="store_true", help="exit 1 when a variant or metric is missing")
+    a = p.parse_args(args)
+    return report(a.baseline, a.current, load_thresholds(a.thresholds), a.metric, a.markdown, a.fail_on_missing)
+
+
+def history(args: list[str]) -> int:
+    from bench.core.metric_registry import TRIAL_METRICS
+    from bench.regress.history import DEFAULT_STORE, REPORT_DIR, add, changes_table, exit_status
+    from bench.report.history_page import report
+
+    p = argparse.ArgumentParser(prog="python -m bench history", description="Nightly history: add runs, report trends.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("add", help="add a results folder's figures to the store (a run already there is skipped)")
+    a.add_argument("results_dir", type=Path)
+    a.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    a.add_argument("--machine", default=os.environ.get("BENCH_MACHINE"), help="series name (default: the host)")
+    r = sub.add_parser("report", help="trend charts, change points and an HTML page; exit 1 on a standing regression")
+    r.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    r.add_argument("--out", type=Path, help=f"where the page and PNGs go (default: STORE/{REPORT_DIR})")
+    r.add_argument("--metric", action="append", choices=TRIAL_METRICS, help="only these metrics (repeatable)")
+    parsed = p.parse_args(args)
+    if parsed.cmd == "add":
+        if not parsed.results_dir.is_dir():
+            raise BenchError(f"no results folder at {parsed.results_dir}")
+        path = add(parsed.results_dir, parsed.store, parsed.machine)
+        print(f"added: {path}" if path else f"already in {parsed.store}: {parsed.results_dir}")
+        return 0
+    page, changes = report(parsed.store, parsed.out, parsed.metric)
+    table = changes_table(changes)
+    print(table.to_string(index=False) if not table.empty else "no change points")
+    print(f"\nreport: {page}")
+    return exit_status(changes)
+
+
+def baseline(args: list[str]) -> int:
+    from bench.regress.baseline import promote
+
+    p = argparse.ArgumentParser(prog="python -m bench baseline", description="Manage stored baselines.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    pr = sub.add_parser("promote", help="make a results folder this machine's baseline (docs/regression.md)")
+    pr.add_argument("results", type=Path, help="a sweep's results folder, e.g. results/nightly")
+    pr.add_argument("--to", type=Path, required=True, help="results/baselines/<machine>/<sweep>")
+    pr.add_argument("--reason", default="", help="why the baseline moves: a vLLM upgrade, a confirmed improvement")
+    pr.add_argument("--allow-failed", action="store_true", help="promote even with a variant that is not ok")
+    a = p.parse_args(args)
+    record = promote(a.results, a.to, a.reason, a.allow_failed)
+    print(f"bench: baseline: {len(record['variants'])} variants of {a.results} promoted to {a.to}", file=sys.stderr)
+    print(f"  commit it: git add -f {a.to} && git commit -m 'baseline: {a.to.name} ({a.reason or 'why?'})'")
+    return 0
+
+
+def run(args: list[str]) -> int:
+    from bench.cli.run import run as hydra_run
+
+    return hydra_run(args)
+
+
+VERBS: dict[str, Callable[[list[str]], int]] = {
+    "run": run,
+    "analyze": analyze,
+    "compare": compare,
+    "history": history,
+    "baseline": baseline,
+}

@@ -1,0 +1,94 @@
+"""The history store's page: trend charts per variant, metric and load level, and its change points."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from bench.core.records import OK
+from bench.regress.history import (
+    MIN_NIGHTS,
+    REPORT_DIR,
+    ChangePoint,
+    changes_table,
+    exit_status,
+    find_changes,
+    load,
+    provenance_marks,
+    series,
+)
+from bench.report.plots import trend_chart
+
+
+def _slug(*parts: object) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(str(p) for p in parts if p != "")).strip("_")
+
+
+def trend_figures(df: pd.DataFrame, changes: Sequence[ChangePoint]) -> list[tuple[str, Figure]]:
+    """(file stem, chart) per variant, metric and load level: a line per machine and hardware, never joined."""
+    out = []
+    ok = df[(df["status"] == OK) & df["value"].notna()]
+    for (variant, metric, level), g in ok.groupby(["variant", "metric", "level"], sort=True):
+        lines = [(f"{k[0]} · {k[1]}", s, provenance_marks(s)) for k, s in series(g)]
+        mine = [c for c in changes if (c.variant, c.metric, c.level) == (variant, metric, level)]
+        stem = _slug(variant, metric, "" if level == 1.0 else level)
+        out.append((stem, trend_chart(variant, metric, level, lines, mine)))
+    return out
+
+
+def report(
+    store: Path, out_dir: Path | None = None, metrics: Sequence[str] | None = None
+) -> tuple[Path, list[ChangePoint]]:
+    """Trend PNGs (out_dir/charts/) and a self-contained out_dir/index.html of the store, and its change points."""
+    df = load(store)
+    if metrics:
+        df = df[df["metric"].isin(metrics)]
+    out_dir = Path(out_dir or Path(store) / REPORT_DIR)
+    (out_dir / "charts").mkdir(parents=True, exist_ok=True)
+    changes = find_changes(df)
+    pngs = []
+    for stem, fig in trend_figures(df, changes):
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110)
+        (out_dir / "charts" / f"{stem}.png").write_bytes(buf.getvalue())
+        pngs.append((stem, buf.getvalue()))
+    page = out_dir / "index.html"
+    page.write_text(_page(df, changes, pngs, exit_status(changes)), encoding="utf-8")
+    return page, changes
+
+
+def _page(df: pd.DataFrame, changes: Sequence[ChangePoint], figures: list[tuple[str, bytes]], status: int) -> str:
+    runs = df.drop_duplicates("run_key")
+    table = changes_table(changes)
+    verdict = (
+        "the newest run of some series sits after a change for the worse"
+        if status
+        else "no series' newest run sits after a change for the worse"
+    )
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>bench history</title>",
+        "<style>body{font-family:sans-serif;margin:1.5em;max-width:1200px}table{border-collapse:collapse;"
+        "font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left}img{max-width:100%}"
+        "</style></head><body><h1>bench history</h1>",
+        f"<p>{len(runs)} runs from {runs['run_time'].min():%Y-%m-%d %H:%M} to {runs['run_time'].max():%Y-%m-%d %H:%M}"
+        f" UTC on {runs['machine'].nunique()} machine(s); {html.escape(verdict)} (exit status {status}).</p>",
+        "<h2>Change points</h2>",
+        table.to_html(index=False) if not table.empty else "<p>none found</p>",
+    ]
+    short = [k for k, s in series(df) if len(s) < MIN_NIGHTS]
+    if short:
+        names = ", ".join(sorted({f"{k[2]} on {k[0]}" for k in short}))
+        parts.append(f"<p>Not looked at, fewer than {MIN_NIGHTS} runs: {len(short)} series ({html.escape(names)}).</p>")
+    parts.append("<h2>Trends</h2>")
+    for title, png in figures:
+        data = base64.b64encode(png).decode()
+        parts.append(f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
