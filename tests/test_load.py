@@ -88,11 +88,12 @@ def test_a_refused_request_is_recorded_not_raised(tmp_path):
 
 
 def test_level_telemetry_keeps_levels_apart() -> None:
+    from bench.core.records import Trial
     from bench.run.runner import level_telemetry
     from bench.run.telemetry import Sample
 
     samples = [Sample(float(t), "gpu0", "nvml", 10.0 if t < 10 else 90.0, 1.0, 100.0) for t in range(20)]
-    trials = [{"level": 1.0, "t_start": 0.0, "t_end": 9.0}, {"level": 8.0, "t_start": 10.0, "t_end": 19.0}]
+    trials = [Trial(level=1.0, t_start=0.0, t_end=9.0), Trial(level=8.0, t_start=10.0, t_end=19.0)]
     low, high = level_telemetry(samples, trials)
     assert (low["level"], low["util_mean_pct"]) == (1.0, 10.0) and (high["level"], high["util_mean_pct"]) == (8.0, 90.0)
     assert low["energy_j"] == pytest.approx(900.0)  # 100 W over its own 9 s, not the run's 19 s

@@ -112,7 +112,7 @@ def test_missing_keys_take_their_defaults(tmp_path: Path) -> None:
     edit_run(cur / "single", drop)
     run = read_run(cur / "single")
     assert run is not None and run.variant == "single" and run.server_metrics == {} and run.telemetry == []
-    assert run.trials[0]["level"] == 1.0 and run.trials[0]["start"] == 0
+    assert run.trials[0].level == 1.0 and run.trials[0].start == 0
     verdicts = {(v.variant, v.metric): v for v in compare_dirs(CPU_REF, cur)}
     # Still compared on what it has; the one metric it no longer carries (memory) is said to be missing.
     assert verdicts[("single", "wall_clock_s")].verdict == NOISE

@@ -64,7 +64,7 @@ def load_trials(sweep_dir: Path) -> pd.DataFrame:
     for d in run_dirs(Path(sweep_dir)):
         run = read_run(d)
         if run is not None:
-            rows += [{"variant": run.variant, "status": run.status, **t} for t in run.trials]
+            rows += [{"variant": run.variant, "status": run.status, **t.to_dict()} for t in run.trials]
     return pd.DataFrame(rows)
 
 
@@ -151,7 +151,7 @@ def load_params(sweep_dir: Path) -> pd.DataFrame:
         run = read_run(d)
         if run is None or not run.params:
             continue
-        base = (run.server.get("config") or {}).get("name") or run.variant
+        base = run.server.config.get("name") or run.variant
         rows.append({"variant": run.variant, "base_variant": base, **run.params})
     return pd.DataFrame(rows)
 
@@ -236,7 +236,7 @@ def startup_phases(sweep_dir: Path) -> str:
     for d in run_dirs(Path(sweep_dir)):
         run = read_run(d)
         for start in run.starts if run is not None else []:
-            phases = start.get("startup_phases_s") or {}
+            phases = start.startup_phases_s
             n += bool(phases)
             for phase, s in phases.items():
                 total[phase] = total.get(phase, 0.0) + s
@@ -254,7 +254,7 @@ def load_provenance(sweep_dir: Path) -> pd.DataFrame:
         run = read_run(d)
         if run is None:
             continue
-        p, server = run.provenance or {}, run.server or {}
+        p, server = run.provenance.to_dict(), run.server.to_dict()
         gpus = p.get("gpus") or []
         rows.append(
             {

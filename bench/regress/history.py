@@ -107,9 +107,9 @@ def _hardware(prov: dict[str, Any]) -> str:
 
 
 def _provenance_row(run: RunResult, machine: str | None) -> dict[str, Any]:
-    prov = run.provenance or {}
+    prov = run.provenance.to_dict()
     drivers = sorted({str(g.get("driver")) for g in prov.get("gpus") or [] if g.get("driver")})
-    server = run.server or {}
+    server = run.server.to_dict()
     return {
         "machine": machine or prov.get("host") or "unknown",
         "hardware": _hardware(prov),
@@ -128,12 +128,12 @@ def _provenance_row(run: RunResult, machine: str | None) -> dict[str, Any]:
 
 def run_key(runs: Sequence[RunResult]) -> str:
     """What identifies a results folder however often it is added: its runs' variants, configs and times."""
-    ident = sorted((r.variant, r.config_hash, r.started_at, r.finished_at, str(r.provenance.get("host"))) for r in runs)
+    ident = sorted((r.variant, r.config_hash, r.started_at, r.finished_at, str(r.provenance.host)) for r in runs)
     return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16]
 
 
 def _trials_by_level(run: RunResult) -> dict[float, pd.DataFrame]:
-    trials = pd.DataFrame(run.trials)
+    trials = pd.DataFrame([t.to_dict() for t in run.trials])
     if trials.empty:
         return {}
     level = pd.to_numeric(trials["level"], errors="coerce").fillna(1.0) if "level" in trials else 1.0
@@ -147,7 +147,7 @@ def run_points(results_dir: Path, machine: str | None = None, interval: Interval
     if not runs:
         raise BenchError(f"no runs in {results_dir} (no <variant>/run.json); give the folder `bench run` wrote")
     key = run_key(runs)
-    run_time = min(str(r.started_at or r.provenance.get("time") or "") for r in runs)
+    run_time = min(str(r.started_at or r.provenance.time or "") for r in runs)
     rows = []
     for run in runs:
         base: dict[str, Any] = {"run_key": key, "run_time": run_time, "results_dir": Path(results_dir).name}

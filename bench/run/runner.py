@@ -31,10 +31,13 @@ from bench.core.records import (
     RUN_FILE,
     SERVER_LOG,
     TELEMETRY_FILE,
-    TRIAL_DEFAULTS,
+    Provenance,
     RequestRecord,
     RequestWriter,
     RunResult,
+    ServerInfo,
+    Start,
+    Trial,
     read_requests,
     read_run,
     trial_key,
@@ -152,12 +155,12 @@ def serve(
     serving `model` (a local path)."""
     if cfg.endpoint or model is None:
         remote = RemoteServer(cfg.endpoint or "", server.api_key)
-        result.server |= {"endpoint": remote.base_url}
+        result.server.endpoint = remote.base_url
         return remote
     draft = (server.speculative_config or {}).get("model")
 
     def on_command(cmd: list[str]) -> None:
-        result.server |= {"command": provenance.redact_args(cmd), "model_path": model}
+        result.server.command, result.server.model_path = provenance.redact_args(cmd), model
 
     return start_server(server, model, resolve_model(draft) if draft else None, run_dir / SERVER_LOG, on_command)
 
@@ -199,7 +202,7 @@ def replay_levels(
     repeats: int,
     on_record: Callable[[RequestRecord], None],
     watchdog: Callable[[], str | None],
-    trials: list[dict[str, Any]],
+    trials: list[Trial],
     seed: int = 0,
     start: int = 0,
     reset_cache: Callable[[], bool] | None = None,
@@ -224,9 +227,7 @@ def replay_levels(
         level_records.clear()
         level_wall = 0.0
         for rep in range(repeats):
-            cache: dict[str, Any] = {}
-            if reset_cache is not None:
-                cache["prefix_cache_reset"] = reset_cache()
+            reset_ok = reset_cache() if reset_cache is not None else None
             pass_before = counters() if counters is not None else None
             t0 = time.perf_counter()
             try:
@@ -236,16 +237,13 @@ def replay_levels(
                 t1 = time.perf_counter()
                 level_wall += t1 - t0
                 pass_after = counters() if counters is not None else None
+                hits = None
                 if pass_before is not None and pass_after is not None:
                     hits = metrics.prefix_cache_hit_rate(metrics.delta(pass_before, pass_after))
-                    cache["prefix_cache_hit_rate"] = hits
                 kind = "rate" if level.rate is not None else "concurrency"
-                trials.append(
-                    {"start": start, "repeat": rep, "level": level.value, "load": kind, "phase": phase,
-                     "wall_clock_s": t1 - t0,
-                     # the trial's window on the telemetry clock: per-level utilization and energy
-                     "t_start": clock.wall(t0), "t_end": clock.wall(t1)} | cache
-                )  # fmt: skip
+                # The trial's window on the telemetry clock: per-level utilization and energy.
+                trials.append(Trial(start, rep, level.value, kind, phase, t1 - t0, clock.wall(t0), clock.wall(t1),
+                                    reset_ok, hits))  # fmt: skip
             if stopped:
                 break
         done.append(loadsearch.LevelRun(level, phase, list(level_records), level_wall))
@@ -280,13 +278,13 @@ def _start_done(previous: RunResult, start: int) -> bool:
     """Whether an earlier run already measured this server start completely (resume skips it)."""
     if not previous.starts:  # written before starts were recorded: one start, the run's own status
         return start == 0 and previous.status == OK
-    return any(s.get("start") == start and s.get("status") == OK for s in previous.starts)
+    return any(s.start == start and s.status == OK for s in previous.starts)
 
 
 def _drop_start(result: RunResult, run_dir: Path, start: int) -> None:
     """Forget an earlier, unfinished attempt at this start before measuring it again."""
-    result.trials = [t for t in result.trials if int(t.get("start", 0)) != start]
-    result.starts = [s for s in result.starts if s.get("start") != start]
+    result.trials = [t for t in result.trials if t.start != start]
+    result.starts = [s for s in result.starts if s.start != start]
     kept = [r for r in read_requests(run_dir) if int(r.get("start", 0)) != start]
     with (run_dir / REQUESTS_FILE).open("w", encoding="utf-8") as f:
         f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
@@ -324,25 +322,23 @@ def run_variant(cfg: BenchConfig) -> RunResult:
         result = RunResult(variant=cfg.run_name, status=FAILED, config_hash=chash, started_at=_now())
         result.params = sweep_values(cfg)
         result.slo = dataclasses.asdict(cfg.slo)
-        result.provenance = provenance.collect() | {"engine": engine} | provenance.of_python(server.python)
-        result.server = {
-            "config": dataclasses.asdict(server) | {"env": provenance.redact_env(server.env), "api_key": None},
-            "engine": engine,
-            "prefix_cache": repeats.prefix_cache,
-        }
-    entry: dict[str, Any] = {"start": k, "status": FAILED, "reason": None, "started_at": _now()}
+        found = provenance.collect() | {"engine": engine} | provenance.of_python(server.python)
+        result.provenance = Provenance.from_dict(found)
+        config = dataclasses.asdict(server) | {"env": provenance.redact_env(server.env), "api_key": None}
+        result.server = ServerInfo(config=config, engine=engine, prefix_cache=repeats.prefix_cache)
+    entry = Start(start=k, status=FAILED, started_at=_now())
     try:
         _run(cfg, server, engine, run_dir, result, entry)
     except BenchError as e:
-        entry["status"], entry["reason"] = FAILED, str(e)
+        entry.status, entry.reason = FAILED, str(e)
     except KeyboardInterrupt:
-        entry["status"] = INTERRUPTED
-        entry["reason"] = "interrupted (Ctrl-C or SIGTERM); re-run the same command to resume"
+        entry.status = INTERRUPTED
+        entry.reason = "interrupted (Ctrl-C or SIGTERM); re-run the same command to resume"
         raise
     finally:
-        entry["finished_at"] = _now()
-        result.starts = sorted([*result.starts, entry], key=lambda s: int(s["start"]))
-        result.finished_at = entry["finished_at"]
+        entry.finished_at = _now()
+        result.starts = sorted([*result.starts, entry], key=lambda s: s.start)
+        result.finished_at = entry.finished_at
         _finish(result, run_dir)
         if result.status != OK and (run_dir / SERVER_LOG).exists():
             result.log_tail = log_tail(run_dir / SERVER_LOG)
@@ -376,9 +372,7 @@ def planned_requests(load: LoadConfig, n_items: int) -> int:
     return (load.max_requests or n_items) * levels
 
 
-def _run(
-    cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, result: RunResult, entry: dict[str, Any]
-) -> None:
+def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, result: RunResult, entry: Start) -> None:
     items = load_dataset(cfg.dataset)
     repeats, k = to_repeats(cfg.repeats), cfg.start
     reset = repeats.prefix_cache == "reset"
@@ -393,7 +387,7 @@ def _run(
                 server.model, model, engine, caps
             )
         if refusal or model is None:
-            entry["reason"] = refusal
+            entry.reason = refusal
             return
         items = _fit_prompts(cfg, server, model, items, result)
     # The reset endpoint is served in vLLM's dev mode only; set here, so it is no part of the config hash.
@@ -401,11 +395,11 @@ def _run(
     with serve(cfg, started, model, run_dir, result) as srv:
         if srv.models and server.served_model_name not in srv.models:  # an endpoint serves its own name
             server = dataclasses.replace(server, served_model_name=srv.models[0])
-            result.server["served_model_name"] = server.served_model_name
-        entry["startup_s"] = srv.startup_s
-        entry["startup_phases_s"] = dict(srv.startup_phases_s)
+            result.server.served_model_name = server.served_model_name
+        entry.startup_s = srv.startup_s
+        entry.startup_phases_s = dict(srv.startup_phases_s)
         if engine == "cpu" and model is not None:  # the kernel library vLLM really loaded
-            result.server["kernel_library_loaded"] = cpu.loaded_library(srv.pids())
+            result.server.kernel_library_loaded = cpu.loaded_library(srv.pids())
         endpoint = Endpoint(srv.base_url, server.api_key, cfg.load.request_timeout_s, cfg.load.client)
         template = RequestTemplate(server.served_model_name, cfg.dataset.system_prompt, server.max_tokens)
         # First requests pay one-off costs; not measured, and not from the measured set (see warmup_items).
@@ -432,7 +426,7 @@ def _run(
             objectives = dataclasses.asdict(cfg.slo)
             answers = baseline_answers(cfg) if cfg.slo.identical_to_baseline else None
             plan = loadsearch.make_plan(cfg.load, load_levels(cfg.load), objectives, len(items), answers)
-            trials: list[dict[str, Any]] = []
+            trials: list[Trial] = []
             try:
                 stopped = replay_levels(
                     endpoint, template, items, plan, repeats.passes, record, watchdog, trials, cfg.dataset.seed, k,
@@ -446,35 +440,35 @@ def _run(
                     result.search = {"mode": cfg.load.mode, **plan.outcome}
         after = metrics.scrape(srv.base_url, server.api_key)
         if before is not None and after is not None:
-            entry["counters"] = metrics.delta(before, after)
-        entry["kv_cache_usage_peak"] = kv.peak
-        entry["telemetry"] = telemetry.summarize(sampler.samples, None)
+            entry.counters = metrics.delta(before, after)
+        entry.kv_cache_usage_peak = kv.peak
+        entry.telemetry = telemetry.summarize(sampler.samples, None)
         if k == 0:  # per-level windows of the first start (a level's energy over several starts: future work)
             result.level_telemetry = level_telemetry(sampler.samples, trials)
-        if reset and not all(t.get("prefix_cache_reset") for t in trials):
+        if reset and not all(t.prefix_cache_reset for t in trials):
             print(
                 f"bench: {cfg.run_name}: the server did not reset its prefix cache between passes (an endpoint:"
                 " start it with VLLM_SERVER_DEV_MODE=1, or set repeats.prefix_cache=keep)",
                 file=sys.stderr,
             )
-    entry["shutdown_s"] = srv.shutdown_s
+    entry.shutdown_s = srv.shutdown_s
     if stopped:
-        entry["status"] = PARTIAL
-        entry["reason"] = f"{stopped}; {bar.n} of {n_planned} requests measured and kept"
+        entry.status = PARTIAL
+        entry.reason = f"{stopped}; {bar.n} of {n_planned} requests measured and kept"
     else:
-        entry["status"] = OK
+        entry.status = OK
 
 
-def _status(starts: list[dict[str, Any]]) -> tuple[str, str | None]:
+def _status(starts: list[Start]) -> tuple[str, str | None]:
     """The run's status: ok when every start is; else the first start that is not, and why."""
-    bad = [s for s in starts if s["status"] != OK]
+    bad = [s for s in starts if s.status != OK]
     if not bad:
         return OK, None
     first = bad[0]
-    reason = first.get("reason")
+    reason = first.reason
     if len(starts) > 1 and reason:
-        reason = f"start {first['start']}: {reason}"
-    return first["status"], reason
+        reason = f"start {first.start}: {reason}"
+    return first.status, reason
 
 
 def _sum(values: list[Any]) -> float | None:
@@ -482,11 +476,12 @@ def _sum(values: list[Any]) -> float | None:
     return float(sum(nums)) if nums else None
 
 
-def level_telemetry(samples: list[telemetry.Sample], trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def level_telemetry(samples: list[telemetry.Sample], trials: list[Trial]) -> list[dict[str, Any]]:
     """Per load level and device, the telemetry summary over that level's trial windows only."""
     out = []
-    for level in sorted({t["level"] for t in trials if "t_start" in t}):
-        windows = [(t["t_start"], t["t_end"]) for t in trials if t["level"] == level and "t_start" in t]
+    windowed = [(t.level, t.t_start, t.t_end) for t in trials if t.t_start is not None and t.t_end is not None]
+    for level in sorted({lv for lv, _, _ in windowed}):
+        windows = [(t0, t1) for lv, t0, t1 in windowed if lv == level]
         out += [{"level": level} | d for d in telemetry.summarize(samples, None, windows)]
     return out
 
@@ -516,30 +511,32 @@ def final_status(status: str, n_requests: int, n_failed: int) -> str:
 def _finish(result: RunResult, run_dir: Path) -> None:
     """Counts and stats from what is on disk, so an interrupted run reports exactly what it kept."""
     result.status, result.reason = _status(result.starts)
-    result.startup_s = _sum([s.get("startup_s") for s in result.starts])
-    result.shutdown_s = _sum([s.get("shutdown_s") for s in result.starts])
-    counted = [s for s in result.starts if "counters" in s]
+    result.startup_s = _sum([s.startup_s for s in result.starts])
+    result.shutdown_s = _sum([s.shutdown_s for s in result.starts])
+    counted = [s.counters for s in result.starts if s.counters is not None]
     if counted:
         total: dict[str, float] = {}
-        for s in counted:
-            for key, v in s["counters"].items():
+        for counters in counted:
+            for key, v in counters.items():
                 total[key] = total.get(key, 0.0) + v
-        peaks = [s["kv_cache_usage_peak"] for s in counted if s.get("kv_cache_usage_peak") is not None]
+        peaks = [
+            s.kv_cache_usage_peak for s in result.starts if s.counters is not None and s.kv_cache_usage_peak is not None
+        ]
         result.server_metrics = metrics.summarize_delta(total, max(peaks) if peaks else None)
     else:
         result.server_metrics = {"available": False}
-    result.telemetry = telemetry.merge_summaries([s["telemetry"] for s in result.starts if s.get("telemetry")])
+    result.telemetry = telemetry.merge_summaries([s.telemetry for s in result.starts if s.telemetry])
     records = list(read_requests(run_dir))
     failed = [r for r in records if r["error"]]
     result.n_requests, result.n_failed, result.n_ok = len(records), len(failed), len(records) - len(failed)
-    walls = [t["wall_clock_s"] for t in result.trials if t["wall_clock_s"] is not None]
+    walls = [t.wall_clock_s for t in result.trials if t.wall_clock_s is not None]
     result.replay_s = sum(walls) if walls else None
     if walls:
         result.wall_clock_s = float(statistics.median(walls))
-        result.trials = [
-            TRIAL_DEFAULTS | t | trial_stats([r for r in records if trial_key(r) == trial_key(t)], t["wall_clock_s"])
-            for t in result.trials
-        ]
+        for t in result.trials:
+            if t.wall_clock_s is not None:
+                figures = trial_stats([r for r in records if trial_key(r) == t.key], t.wall_clock_s)
+                t.figures = {k: v for k, v in figures.items() if k != "wall_clock_s"}
     result.stats = run_stats(records, result.replay_s)
     tokens = result.stats.get("output_tokens")
     for device in result.telemetry:
