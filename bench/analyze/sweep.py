@@ -20,7 +20,7 @@ from bench.analyze.tables import (
     telemetry_timeline,
     write_summary,
 )
-from bench.core.records import RUN_FILE, read_run, run_dirs
+from bench.core.folder import ResultsFolder, as_folder
 
 
 @dataclass
@@ -37,6 +37,7 @@ class Sweep:
     trials: pd.DataFrame = field(default_factory=pd.DataFrame)
     params: pd.DataFrame = field(default_factory=pd.DataFrame)  # swept keys per run (multirun inside a variant)
     searches: pd.DataFrame = field(default_factory=pd.DataFrame)  # load=sweep / slo_search levels tried
+    folder: ResultsFolder | None = None  # the owner the tables were read through (None for stacked sweeps)
 
 
 def _try(errors: list[str], what: str, fn: Callable[[], pd.DataFrame]) -> pd.DataFrame:
@@ -48,21 +49,26 @@ def _try(errors: list[str], what: str, fn: Callable[[], pd.DataFrame]) -> pd.Dat
         return pd.DataFrame()
 
 
-def load_sweep(path: Path, baseline: str = "single", name: str | None = None, write: bool = False) -> Sweep:
-    """Never raises: what fails to load is empty and listed in `errors`. `write` also writes summary.csv."""
-    path = Path(path)
+def load_sweep(
+    path: Path | ResultsFolder, baseline: str = "single", name: str | None = None, write: bool = False
+) -> Sweep:
+    """Never raises: what fails to load is empty and listed in `errors`. `write` also writes summary.csv.
+    Every table comes from one ResultsFolder, so each run.json and requests.jsonl is read once."""
+    folder = as_folder(path)
     errors: list[str] = []
-    summary = _try(errors, "summary table", lambda: (write_summary if write else summary_table)(path, baseline))
-    requests = _try(errors, "requests.jsonl", lambda: load_requests(path))
-    telemetry = _try(errors, "telemetry.csv", lambda: load_telemetry(path))
+    summary_of = write_summary if write else summary_table
+    requests = _try(errors, "requests.jsonl", lambda: load_requests(folder))
+    summary = _try(errors, "summary table", lambda: summary_of(folder, baseline, requests))
+    telemetry = _try(errors, "telemetry.csv", lambda: load_telemetry(folder))
     timeline = _try(errors, "telemetry timeline", lambda: telemetry_timeline(telemetry, requests))
-    provenance = _try(errors, "provenance", lambda: load_provenance(path))
+    provenance = _try(errors, "provenance", lambda: load_provenance(folder))
     # load_runs skips a torn run.json (a killed writer); say so, or the variant would just be missing.
-    errors += [f"{d.name}: {RUN_FILE} unreadable, variant left out" for d in run_dirs(path) if read_run(d) is None]
-    trials = _try(errors, "trials", lambda: load_trials(path))
-    params = _try(errors, "swept parameters", lambda: load_params(path))
-    searches = _try(errors, "load searches", lambda: load_searches(path))
-    return Sweep(name or path.name, path, summary, requests, timeline, provenance, errors, trials, params, searches)
+    errors += folder.problems()
+    trials = _try(errors, "trials", lambda: load_trials(folder))
+    params = _try(errors, "swept parameters", lambda: load_params(folder))
+    searches = _try(errors, "load searches", lambda: load_searches(folder))
+    return Sweep(name or folder.path.name, folder.path, summary, requests, timeline, provenance, errors, trials, params,
+                 searches, folder)  # fmt: skip
 
 
 def stack(sweeps: list[Sweep]) -> Sweep:

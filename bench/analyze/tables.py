@@ -10,19 +10,17 @@ from typing import Any
 import pandas as pd
 
 from bench.core import slo
+from bench.core.folder import ResultsFolder, as_folder
 from bench.core.metric_registry import CONSOLE, MARKDOWN, SUMMARY, MetricSpec, in_view
-from bench.core.records import OK, SUMMARY_FILE, TELEMETRY_FILE, read_requests, read_run, run_dirs
+from bench.core.records import OK, SUMMARY_FILE, TELEMETRY_FILE
 
 SUMMARY_COLUMNS = ["variant", "status", "reason", *(m.name for m in in_view(SUMMARY))]
 
 
-def load_runs(sweep_dir: Path) -> pd.DataFrame:
+def load_runs(folder: ResultsFolder | Path) -> pd.DataFrame:
     """One row per variant: run.json flattened (stats, server metrics; busiest device's utilization, memory summed)."""
     rows = []
-    for d in run_dirs(Path(sweep_dir)):
-        run = read_run(d)
-        if run is None:
-            continue
+    for d, run in as_folder(folder).runs():
         row = {k: v for k, v in dataclasses.asdict(run).items() if not isinstance(v, (dict, list))}
         row |= run.stats
         row |= {k: v for k, v in run.server_metrics.items() if not isinstance(v, (dict, list))}
@@ -39,32 +37,30 @@ def load_runs(sweep_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def load_requests(sweep_dir: Path) -> pd.DataFrame:
+def load_requests(folder: ResultsFolder | Path) -> pd.DataFrame:
     """One row per request of every variant, with a `variant` column."""
-    frames = []
-    for d in run_dirs(Path(sweep_dir)):
-        records = list(read_requests(d))
+    folder, frames = as_folder(folder), []
+    for d in folder.run_dirs:
+        records = folder.requests(d.name)
         if records:
             frames.append(pd.DataFrame(records).assign(variant=d.name))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def load_telemetry(sweep_dir: Path) -> pd.DataFrame:
+def load_telemetry(folder: ResultsFolder | Path) -> pd.DataFrame:
     frames = []
-    for d in run_dirs(Path(sweep_dir)):
+    for d in as_folder(folder).run_dirs:
         path = d / TELEMETRY_FILE
         if path.exists() and path.stat().st_size:
             frames.append(pd.read_csv(path).assign(variant=d.name))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def load_trials(sweep_dir: Path) -> pd.DataFrame:
+def load_trials(folder: ResultsFolder | Path) -> pd.DataFrame:
     """One row per variant, load level and pass: the figures behind throughput-vs-load curves."""
     rows = []
-    for d in run_dirs(Path(sweep_dir)):
-        run = read_run(d)
-        if run is not None:
-            rows += [{"variant": run.variant, "status": run.status, **t.to_dict()} for t in run.trials]
+    for _, run in as_folder(folder).runs():
+        rows += [{"variant": run.variant, "status": run.status, **t.to_dict()} for t in run.trials]
     return pd.DataFrame(rows)
 
 
@@ -106,14 +102,13 @@ def _baseline_answers(requests: pd.DataFrame, baseline: str) -> dict[Any, str] |
     return slo.baseline_answers(requests[requests["variant"] == baseline].to_dict("records"))
 
 
-def slo_table(sweep_dir: Path, requests: pd.DataFrame, baseline: str = "single") -> pd.DataFrame:
+def slo_table(folder: ResultsFolder | Path, requests: pd.DataFrame, baseline: str = "single") -> pd.DataFrame:
     """Per run with an SLO (run.json `slo`): goodput_req_per_s and the share of requests meeting each SLO.
     The identical-answer SLO is judged against the baseline variant's answers in the same folder."""
     answers = _baseline_answers(requests, baseline)
     rows = []
-    for d in run_dirs(Path(sweep_dir)):
-        run = read_run(d)
-        if run is None or not slo.active(run.slo) or requests.empty:
+    for d, run in as_folder(folder).runs():
+        if not slo.active(run.slo) or requests.empty:
             continue
         mine = requests[requests["variant"] == d.name].to_dict("records")
         for r in mine:  # pandas turns a missing value into NaN; the checks expect None
@@ -143,30 +138,32 @@ def answer_diffs(requests: pd.DataFrame, baseline: str = "single") -> pd.DataFra
     return pd.DataFrame(rows, columns=columns)
 
 
-def load_params(sweep_dir: Path) -> pd.DataFrame:
+def load_params(folder: ResultsFolder | Path) -> pd.DataFrame:
     """One row per run of a multirun that varied fields inside a variant: variant (its folder), base_variant
     (the server config's name) and one column per swept key."""
     rows = []
-    for d in run_dirs(Path(sweep_dir)):
-        run = read_run(d)
-        if run is None or not run.params:
+    for _, run in as_folder(folder).runs():
+        if not run.params:
             continue
         base = run.server.config.get("name") or run.variant
         rows.append({"variant": run.variant, "base_variant": base, **run.params})
     return pd.DataFrame(rows)
 
 
-def summary_table(sweep_dir: Path, baseline: str = "single", requests: pd.DataFrame | None = None) -> pd.DataFrame:
+def summary_table(
+    folder: ResultsFolder | Path, baseline: str = "single", requests: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One row per variant. `requests`: the folder's load_requests, when the caller has them already."""
-    runs = load_runs(sweep_dir)
+    folder = as_folder(folder)
+    runs = load_runs(folder)
     if runs.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     base = runs.loc[(runs["variant"] == baseline) & (runs["status"] == OK), "wall_clock_s"]
     # Speed-up means the same work done faster: only complete runs get one.
     runs["speedup"] = (base.iloc[0] / runs["wall_clock_s"]).where(runs["status"] == OK) if len(base) else None
-    requests = load_requests(sweep_dir) if requests is None else requests
+    requests = load_requests(folder) if requests is None else requests
     runs["identical_to_baseline"] = runs["variant"].map(identical_share(requests, baseline))
-    goodput = slo_table(sweep_dir, requests, baseline)
+    goodput = slo_table(folder, requests, baseline)
     if not goodput.empty:
         runs = runs.drop(columns=[c for c in goodput.columns if c in runs and c != "variant"]).merge(
             goodput, on="variant", how="left"
@@ -179,9 +176,12 @@ def summary_table(sweep_dir: Path, baseline: str = "single", requests: pd.DataFr
     )
 
 
-def write_summary(sweep_dir: Path, baseline: str = "single") -> pd.DataFrame:
-    table = summary_table(sweep_dir, baseline)
-    table.to_csv(Path(sweep_dir) / SUMMARY_FILE, index=False)
+def write_summary(
+    folder: ResultsFolder | Path, baseline: str = "single", requests: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    folder = as_folder(folder)
+    table = summary_table(folder, baseline, requests)
+    table.to_csv(folder.path / SUMMARY_FILE, index=False)
     return table
 
 
@@ -229,13 +229,12 @@ def time_split(table: pd.DataFrame) -> str:
     )
 
 
-def startup_phases(sweep_dir: Path) -> str:
+def startup_phases(folder: ResultsFolder | Path) -> str:
     """Where start-up went, summed over every server start of the sweep, by phase (runs that recorded it)."""
     total: dict[str, float] = {}
     n = 0
-    for d in run_dirs(Path(sweep_dir)):
-        run = read_run(d)
-        for start in run.starts if run is not None else []:
+    for _, run in as_folder(folder).runs():
+        for start in run.starts:
             phases = start.startup_phases_s
             n += bool(phases)
             for phase, s in phases.items():
@@ -247,13 +246,10 @@ def startup_phases(sweep_dir: Path) -> str:
     return f"start-up by phase over {n} start{'s' * (n != 1)}: {parts}"
 
 
-def load_provenance(sweep_dir: Path) -> pd.DataFrame:
+def load_provenance(folder: ResultsFolder | Path) -> pd.DataFrame:
     """One row per variant: where its numbers came from (versions, machine, commit, time, command)."""
     rows = []
-    for d in run_dirs(Path(sweep_dir)):
-        run = read_run(d)
-        if run is None:
-            continue
+    for _, run in as_folder(folder).runs():
         p, server = run.provenance.to_dict(), run.server.to_dict()
         gpus = p.get("gpus") or []
         rows.append(
@@ -372,12 +368,11 @@ def crossover(trials: pd.DataFrame, baseline: str, variants: list[str]) -> pd.Da
     return pd.DataFrame(rows, columns=columns).sort_values(["variant", "load", "level"]).reset_index(drop=True)
 
 
-def load_searches(sweep_dir: Path) -> pd.DataFrame:
+def load_searches(folder: ResultsFolder | Path) -> pd.DataFrame:
     """One row per load level a load=slo_search or load=sweep run tried, with the run's outcome beside it."""
     rows = []
-    for d in run_dirs(Path(sweep_dir)):
-        run = read_run(d)
-        if run is None or not run.search:
+    for _, run in as_folder(folder).runs():
+        if not run.search:
             continue
         s = run.search
         common = {"variant": run.variant, "mode": s.get("mode"), "best_req_per_s": s.get("best_req_per_s"),

@@ -131,12 +131,11 @@ def _hydra(argv: list[str], statuses: dict[str, str]) -> int:
 
 def statuses_on_disk(out_dirs: list[Path], since: float) -> list[str]:
     """Statuses of the runs that finished after `since`: a launcher (submitit...) ran them in other processes."""
-    from bench.core.records import read_run, run_dirs
+    from bench.core.folder import ResultsFolder
 
     out = []
-    for d in (run for sweep in out_dirs if sweep.is_dir() for run in run_dirs(sweep)):
-        run = read_run(d)
-        if run and run.finished_at and dt.datetime.fromisoformat(run.finished_at).timestamp() >= int(since):
+    for run in (run for sweep in out_dirs if sweep.is_dir() for _, run in ResultsFolder(sweep).runs()):
+        if run.finished_at and dt.datetime.fromisoformat(run.finished_at).timestamp() >= int(since):
             out.append(run.status)
     return out
 
@@ -190,7 +189,7 @@ class SummaryCallback:
         if not out_dir.is_dir() or not config.get("last_start", True):
             return
         report, sweep = write_report(out_dir, config.baseline_variant)
-        print("", format_summary(sweep.summary), time_split(sweep.summary), startup_phases(out_dir), sep="\n")
+        print("", format_summary(sweep.summary), time_split(sweep.summary), startup_phases(sweep.folder or out_dir), sep="\n")
         print(f"results: {out_dir}\nreport:  {report}")
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.errors import BenchError
-from bench.core.records import OK, REQUESTS_FILE, RUN_FILE, SUMMARY_FILE, atomic_write_text, read_run, run_dirs
+from bench.core.folder import ResultsFolder
+from bench.core.records import OK, REQUESTS_FILE, RUN_FILE, SUMMARY_FILE, atomic_write_text
 from bench.run import provenance
 
 PROVENANCE_FILE = "baseline.json"
@@ -23,10 +24,11 @@ PROVENANCE_KEYS = ("vllm_version", "torch_version", "host", "cpu", "git_commit")
 def promote(results: Path, to: Path, reason: str, allow_failed: bool = False) -> dict[str, Any]:
     """Copy a sweep's runs to `to` (replacing what was there, atomically per folder) with a baseline.json
     that says what was promoted, from where, when, by which bench commit, and why."""
-    dirs = list(run_dirs(results)) if results.is_dir() else []
+    folder = ResultsFolder(results)
+    dirs = folder.run_dirs if results.is_dir() else []
     if not dirs:
         raise BenchError(f"no <variant>/{RUN_FILE} in {results}: promote a sweep's results folder")
-    runs = {d.name: read_run(d) for d in dirs}
+    runs = {d.name: folder.run(d.name) for d in dirs}
     bad = {name: (run.status if run else "unreadable") for name, run in runs.items() if run is None or run.status != OK}
     if bad and not allow_failed:
         listed = ", ".join(f"{k} ({v})" for k, v in sorted(bad.items()))

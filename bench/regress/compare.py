@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -20,8 +20,9 @@ from omegaconf.errors import ConfigKeyError
 from bench.analyze.tables import identical_share_by_start, load_requests, load_runs, summary_table
 from bench.core import cpu
 from bench.core.errors import CompareError, ConfigError
+from bench.core.folder import ResultsFolder
 from bench.core.metric_registry import COMPARED, MetricSpec
-from bench.core.records import OK, RUN_FILE, RunResult, Trial, read_requests, read_run, run_dirs
+from bench.core.records import OK, RUN_FILE, RunResult, Trial
 from bench.regress.stats import NoiseSplit, hierarchical_ratio_interval, noise_split, paired_question_diff
 
 REGRESSION, MISSING, IMPROVEMENT, NOISE = "regression", "missing", "improvement", "within noise"
@@ -165,10 +166,10 @@ def _grouped(trials: list[Trial], metric: str) -> list[list[float]]:
     return [by_start[k] for k in sorted(by_start)]
 
 
-def _scores(run_dir: Path) -> dict[str, list[float]]:
+def _scores(requests: list[dict[str, Any]]) -> dict[str, list[float]]:
     """Question id -> F1 of each successful answer to it, over every pass and start."""
     out: dict[str, list[float]] = {}
-    for r in read_requests(run_dir):
+    for r in requests:
         f1 = r.get("f1")
         if r.get("error") is None and r.get("question_id") is not None and _number(f1):
             out.setdefault(str(r["question_id"]), []).append(float(f1))
@@ -180,14 +181,15 @@ def load_results(sweep_dir: Path) -> dict[str, Side]:
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise CompareError(f"no results folder at {sweep_dir}")
-    dirs = list(run_dirs(sweep_dir))
+    folder = ResultsFolder(sweep_dir)
+    dirs = folder.run_dirs
     if not dirs:
         hint = ": that is one variant's folder, pass its parent" if (sweep_dir / RUN_FILE).exists() else ""
         raise CompareError(f"no <variant>/{RUN_FILE} in {sweep_dir}{hint} (expected a sweep's folder: results/nightly)")
-    rows = {Path(r["run_dir"]).name: r for r in load_runs(sweep_dir).to_dict("records")}
+    rows = {Path(r["run_dir"]).name: r for r in load_runs(folder).to_dict("records")}
     # Figures that need the whole folder: identical answers against its baseline, goodput's identical SLO.
-    requests = load_requests(sweep_dir)
-    derived = summary_table(sweep_dir, BASELINE_VARIANT, requests).set_index("variant")
+    requests = load_requests(folder)
+    derived = summary_table(folder, BASELINE_VARIANT, requests).set_index("variant")
     identical_by_start = identical_share_by_start(requests, BASELINE_VARIANT)
     for row in rows.values():
         if row.get("variant") in derived.index:
@@ -195,14 +197,14 @@ def load_results(sweep_dir: Path) -> dict[str, Side]:
             row |= {m: extra[m] for m in ("identical_to_baseline", "goodput_req_per_s", "slo_met_share") if m in extra}
     out: dict[str, Side] = {}
     for d in dirs:
-        run, row = read_run(d), rows.get(d.name)
+        run, row = folder.run(d.name), rows.get(d.name)
         if run is None or row is None:
             out[d.name] = Side("unreadable", f"{d / RUN_FILE} could not be parsed")
             continue
         lossless = bool(run.server.config.get("lossless"))
         levels = sorted({t.level for t in run.trials if t.phase == "fixed"})
         values = {m: float(row[m]) for m in METRICS if _number(row.get(m))}
-        scores = _scores(d)
+        scores = _scores(folder.requests(d.name))
         if len(levels) < 2:
             per_trial = _per_trial(run.trials)
             if lossless and len(identical_by_start.get(d.name, [])) >= 2:  # one figure per start

@@ -19,8 +19,9 @@ import ruptures
 from scipy import stats
 
 from bench.core.errors import BenchError
+from bench.core.folder import ResultsFolder
 from bench.core.metric_registry import METRICS, TRIAL_METRICS
-from bench.core.records import OK, RunResult, read_run, run_dirs
+from bench.core.records import OK, RunResult
 from bench.regress.stats import hierarchical_interval, hierarchical_ratio_interval
 
 # The store is a folder of parquet files, one per added results folder, named by the run's time and a
@@ -143,7 +144,7 @@ def _trials_by_level(run: RunResult) -> dict[float, pd.DataFrame]:
 
 def run_points(results_dir: Path, machine: str | None = None, interval: Interval = night_interval) -> pd.DataFrame:
     """One row per variant x metric x load level of a results folder: point, interval, counts, provenance."""
-    runs = [r for r in (read_run(d) for d in run_dirs(results_dir)) if r is not None]
+    runs = [run for _, run in ResultsFolder(results_dir).runs()]
     if not runs:
         raise BenchError(f"no runs in {results_dir} (no <variant>/run.json); give the folder `bench run` wrote")
     key = run_key(runs)
