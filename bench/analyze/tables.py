@@ -12,7 +12,8 @@ import pandas as pd
 from bench.core import slo
 from bench.core.folder import ResultsFolder, as_folder
 from bench.core.metric_registry import CONSOLE, MARKDOWN, SUMMARY, MetricSpec, in_view
-from bench.core.records import OK, SUMMARY_FILE, TELEMETRY_FILE
+from bench.core.records import OK, SUMMARY_FILE, TELEMETRY_FILE, atomic_write_text
+from bench.core.secrets import redact_url
 
 SUMMARY_COLUMNS = ["variant", "status", "reason", *(m.name for m in in_view(SUMMARY))]
 
@@ -181,7 +182,7 @@ def write_summary(
 ) -> pd.DataFrame:
     folder = as_folder(folder)
     table = summary_table(folder, baseline, requests)
-    table.to_csv(folder.path / SUMMARY_FILE, index=False)
+    atomic_write_text(folder.path / SUMMARY_FILE, redact_url(table.to_csv(index=False)))
     return table
 
 

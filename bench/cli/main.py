@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
+import tempfile
 import traceback
+from pathlib import Path
 
 from bench.cli.overrides import CONF_DIR
 
@@ -13,8 +16,13 @@ __all__ = ["CONF_DIR", "HELP", "main"]
 HELP = """\
 usage: python -m bench VERB [ARGS]
 
-exit status of run: 0 every variant completed, 1 some variant failed (see the summary),
-2 bad input, 130 interrupted (re-run the same command to resume).
+exit status, every verb:
+  0    success: every variant ok (run), no regression (compare, history report)
+  1    a verdict: some variant not ok (run), a regression (compare, history report)
+  2    bad input: an unknown name, a value out of range, a malformed or corrupt file, a bad path,
+       an endpoint that does not answer as an OpenAI server, a port in use
+  3    internal error: a bug in bench; one line here, the traceback in the log file it names
+  130  interrupted (Ctrl-C, SIGTERM): servers stopped, finished results kept; re-run to resume
 
 verbs:
   run [OVERRIDES]            start a vLLM server per variant, replay the QA set, record everything
@@ -44,27 +52,54 @@ Set BENCH_DEBUG=1 for tracebacks.
 """
 
 
+# The exit-code contract (README, --help): a crash never exits 1, which scripts read as a verdict.
+OK, VERDICT, BAD_INPUT, INTERNAL, INTERRUPTED = 0, 1, 2, 3, 130
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(HELP)
-        return 0
+        return OK
     from bench.cli.verbs import VERBS
     from bench.core.errors import BenchError
 
     verb, rest = argv[0], argv[1:]
     if verb not in VERBS:
         print(f"bench: unknown verb {verb!r}; verbs: {', '.join(VERBS)} (python -m bench --help)", file=sys.stderr)
-        return 2
+        return BAD_INPUT
     try:
         return VERBS[verb](rest)
     except BenchError as e:
         if os.environ.get("BENCH_DEBUG") == "1":
             traceback.print_exc()
         print(f"bench: error: {e}", file=sys.stderr)
-        return 2
+        return BAD_INPUT
+    except OSError as e:  # a path bench was given that cannot be read or written: the user's to fix
+        where = f": {e.filename}" if e.filename else ""
+        print(f"bench: error: {e.strerror or e}{where}", file=sys.stderr)
+        return BAD_INPUT
     except KeyboardInterrupt:
         print(
             "bench: interrupted; servers stopped, finished results kept. Re-run the same command to resume.",
             file=sys.stderr,
         )
-        return 130
+        return INTERRUPTED
+    except Exception as e:
+        return internal_error(e)
+
+
+def internal_error(e: BaseException) -> int:
+    """A bug: one line on stderr, the traceback in a log file it names (a CI log keeps the line, the file
+    keeps the detail), and exit 3."""
+    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    log = Path(tempfile.gettempdir()) / f"bench-crash-{stamp}-{os.getpid()}.log"
+    try:
+        log.write_text("".join(traceback.format_exception(e)), encoding="utf-8")
+        where = f"traceback in {log}"
+    except OSError:
+        where = "traceback could not be saved; BENCH_DEBUG=1 prints it"
+    if os.environ.get("BENCH_DEBUG") == "1":
+        traceback.print_exception(e)
+    first = str(e).splitlines()[0] if str(e) else ""
+    print(f"bench: internal error: {type(e).__name__}: {first} ({where}; please report it)", file=sys.stderr)
+    return INTERNAL

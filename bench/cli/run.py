@@ -113,6 +113,11 @@ def _hydra(argv: list[str], statuses: dict[str, str]) -> int:
             print(f"bench: error: {e}", file=sys.stderr)
             failed[0] = 2
             raise SystemExit(2) from None
+        except Exception as e:  # Hydra would print the traceback and exit 1, which reads as a verdict
+            from bench.cli.main import internal_error
+
+            failed[0] = internal_error(e)
+            raise SystemExit(failed[0]) from None
 
     argv0 = sys.argv[0]
     sys.argv = [argv0, *argv]
@@ -147,12 +152,16 @@ def run_job(cfg: Any) -> tuple[str, str]:
         logging.getLogger(name).setLevel(logging.WARNING)
     from bench.analyze.tables import write_summary
     from bench.core.config import to_bench_config
+    from bench.core.folder import locked
     from bench.run.load import search_outcome
     from bench.run.runner import run_variant
 
     bc = to_bench_config(cfg)
     try:
-        result = run_variant(bc)
+        # One writer per run folder: a second `bench run` into it refuses (or waits, lock_wait_s) instead of
+        # deleting the first one's requests file under it.
+        with locked(Path(bc.out_dir) / bc.run_name, bc.lock_wait_s):
+            result = run_variant(bc)
     finally:
         write_summary(Path(bc.out_dir), bc.baseline_variant)
     line = f"bench: {result.variant}: {result.status}"
@@ -162,6 +171,35 @@ def run_job(cfg: Any) -> tuple[str, str]:
     if result.search:
         print(f"bench: {result.variant}: {search_outcome(result.search)}", file=sys.stderr)
     return str(Path(bc.out_dir) / bc.run_name), result.status
+
+
+def redact_hydra_files(config: Any) -> None:
+    """Hydra writes the job's config, overrides and its own config into <run>/.hydra/ (and a sweep's into
+    multirun.yaml) before bench sees them: an api_key given on the command line, or credentials inside an
+    endpoint URL, would be kept in plain text and uploaded with a nightly's artifacts. Rewritten here."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from bench.core.records import atomic_write_text
+    from bench.core.secrets import redact, secret_values
+
+    hydra_cfg = HydraConfig.get()
+    tree = OmegaConf.to_container(config, resolve=False)
+    secrets = secret_values(tree) | secret_values(list(hydra_cfg.overrides.task))
+    try:  # resolved too: ${oc.env:KEY} is safe in the files, but a resolved value may be written elsewhere
+        secrets |= secret_values(OmegaConf.to_container(config, resolve=True))
+    except Exception:  # an unresolvable interpolation: the config check reports it
+        pass
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    files = [
+        *(run_dir / str(hydra_cfg.output_subdir or ".hydra")).glob("*.yaml"),
+        Path(config.out_dir) / "multirun.yaml",
+    ]
+    for path in files:
+        if path.is_file() and not path.is_symlink():
+            text = path.read_text(encoding="utf-8")
+            if (clean := redact(text, secrets)) != text:
+                atomic_write_text(path, clean)
 
 
 def record_unknown(out_dir: Path, unknown: list[str]) -> None:
@@ -189,8 +227,13 @@ class SummaryCallback:
         if not out_dir.is_dir() or not config.get("last_start", True):
             return
         report, sweep = write_report(out_dir, config.baseline_variant)
-        print("", format_summary(sweep.summary), time_split(sweep.summary), startup_phases(sweep.folder or out_dir), sep="\n")
+        phases = startup_phases(sweep.folder or out_dir)
+        print("", format_summary(sweep.summary), time_split(sweep.summary), phases, sep="\n")
         print(f"results: {out_dir}\nreport:  {report}")
+
+    def on_job_start(self, config: Any, **kwargs: Any) -> None:
+        """Hydra has just saved the job's config files: nothing secret stays in them (see redact_hydra_files)."""
+        redact_hydra_files(config)
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         record_unknown(Path(config.out_dir), list(config.get("unknown_variants") or []))

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.core.errors import BenchError
-from bench.core.records import run_dirs
+from bench.core.records import RUN_FILE, run_dirs
 
 
 def _results_dir(path: Path | None, what: str = "results folder") -> None:
@@ -38,6 +38,9 @@ def analyze(args: list[str]) -> int:
     report, sweep = write_report(a.results_dir, a.baseline, a.compare)
     print(format_summary(sweep.summary))
     print(f"\nreport: {report}\ncharts: {report.parent / 'charts'}")
+    if sweep.folder is not None and sweep.folder.unreadable:  # the report says so too; a script must notice
+        names = ", ".join(str(d / RUN_FILE) for d in sweep.folder.unreadable)
+        raise BenchError(f"unreadable, left out of the summary: {names}")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,6 +195,8 @@ class BenchConfig:
     # Set by the dispatcher too: whether this is the sweep's last server start (the summary is printed after it),
     # and the variants a sweep named that have no conf/server/NAME.yaml (recorded as failed runs).
     last_start: bool = True
+    # A run folder is written by one bench at a time: how long a second one waits for it (0: refuse at once).
+    lock_wait_s: float = 0.0
     unknown_variants: list[str] = field(default_factory=list)
     # Sample the server's CPU or GPUs every this many seconds (0 turns telemetry off).
     telemetry_interval_s: float = 0.1
@@ -265,9 +268,20 @@ def check_settings(cfg: BenchConfig) -> None:
     _need(ds.sample_size is None or ds.sample_size >= 1, "dataset.sample_size", ds.sample_size,
           "must be >= 1, or null for every question")  # fmt: skip
     _need(ds.too_long in TOO_LONG, "dataset.too_long", ds.too_long, f"one of {', '.join(TOO_LONG)}")
+    _need(
+        cfg.lock_wait_s >= 0, "lock_wait_s", cfg.lock_wait_s, "must be >= 0 (0: refuse a folder another bench writes)"
+    )
     _need(cfg.telemetry_interval_s >= 0, "telemetry_interval_s", cfg.telemetry_interval_s, "must be >= 0 (0: off)")
+    check_slo(cfg.slo)
     check_server(cfg.server)
     check_run_dir(cfg.out_dir, cfg.run_name)
+
+
+def check_slo(slo: SloConfig) -> None:
+    for key in ("ttft_ms", "tpot_ms", "latency_ms"):
+        _positive(f"slo.{key}", getattr(slo, key), optional=True)
+    _need(slo.min_f1 is None or 0 <= slo.min_f1 <= 1, "slo.min_f1", slo.min_f1, "must be in [0, 1], or null")
+    _need(0 < slo.min_share <= 1, "slo.min_share", slo.min_share, "must be in (0, 1]")
 
 
 def check_server(s: ServerConfig) -> None:
@@ -284,7 +298,7 @@ def check_server(s: ServerConfig) -> None:
 
 
 def check_run_dir(out_dir: str, run_name: str) -> None:
-    """A run's folder stays inside out_dir: resume deletes files in it."""
+    """A run's folder stays inside out_dir (resume deletes files in it), and both can be folders bench writes."""
     out = Path(out_dir).resolve()
     run = (out / run_name).resolve()
     if not run_name.strip() or run == out or not run.is_relative_to(out):
@@ -292,6 +306,16 @@ def check_run_dir(out_dir: str, run_name: str) -> None:
             f"run_name={run_name!r} would put the run's folder outside out_dir ({out_dir}):"
             " use a plain name such as '${server.name}'"
         )
+    if (Path(out_dir) / run_name).is_symlink():
+        raise ConfigError(f"{Path(out_dir) / run_name} is a symbolic link: bench writes only into folders it owns")
+    if any(len(part.encode()) > 255 for part in Path(run_name).parts):
+        raise ConfigError(f"run_name={run_name[:40]!r}... is longer than a file name may be (255 bytes)")
+    for path in (Path(out_dir), Path(out_dir) / run_name):
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{path} is a file, not a folder: give out_dir=/a/folder")
+    writable = next((p for p in (Path(out_dir), *Path(out_dir).resolve().parents) if p.exists()), Path("/"))
+    if not os.access(writable, os.W_OK):
+        raise ConfigError(f"out_dir={out_dir}: {writable} is not writable")
 
 
 def resolve_server(server: ServerConfig, engine: str, profile: EngineConfig) -> ServerConfig:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import fcntl
+import os
+import socket
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from bench.core.errors import BenchError
 from bench.core.records import RUN_FILE, RunResult, read_requests, read_run, run_dirs
 
 
@@ -61,3 +68,39 @@ class ResultsFolder:
 def as_folder(folder: ResultsFolder | Path | str) -> ResultsFolder:
     """A reader given a path makes its own owner; one given the owner shares what is already read."""
     return folder if isinstance(folder, ResultsFolder) else ResultsFolder(folder)
+
+
+LOCK_FILE = ".bench.lock"
+
+
+class LockedError(BenchError):
+    """Another bench is writing this run folder."""
+
+
+@contextmanager
+def locked(run_dir: Path, wait_s: float = 0.0) -> Iterator[None]:
+    """The run folder for this process alone while the block runs. A second writer refuses in one line naming
+    the holder, or waits up to `wait_s`. An flock dies with its process, so a crashed run's lock is taken over
+    by the next run without anyone removing a file."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 400, 0).decode(errors="replace").strip() or "another process"
+                    raise LockedError(
+                        f"{run_dir} is being written by {holder}; wait for it to finish, or add lock_wait_s=SECONDS"
+                    ) from None
+                time.sleep(0.2)
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"bench pid {os.getpid()} on {socket.gethostname()} since {now}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

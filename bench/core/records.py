@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bench.core.metric_registry import TRIAL_METRICS
+from bench.core.secrets import redact_url
 
 REQUESTS_FILE = "requests.jsonl"
 RUN_FILE = "run.json"
@@ -303,7 +304,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_run(run_dir: Path, result: RunResult) -> None:
-    text = json.dumps(result.to_dict(), indent=1, ensure_ascii=False, default=str)
+    # Credentials inside an endpoint URL (or an error message quoting one) never reach the file.
+    text = redact_url(json.dumps(result.to_dict(), indent=1, ensure_ascii=False, default=str))
     atomic_write_text(run_dir / RUN_FILE, text + "\n")
 
 
@@ -375,7 +377,7 @@ class RequestWriter:
         self._f = path.open("a" if append else "w", encoding="utf-8")
 
     def write(self, record: RequestRecord) -> None:
-        self._f.write(json.dumps(dataclasses.asdict(record), ensure_ascii=False) + "\n")
+        self._f.write(redact_url(json.dumps(dataclasses.asdict(record), ensure_ascii=False)) + "\n")
         self._f.flush()
 
     def close(self) -> None:

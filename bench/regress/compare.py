@@ -26,6 +26,7 @@ from bench.core.records import OK, RUN_FILE, RunResult, Trial
 from bench.regress.stats import NoiseSplit, hierarchical_ratio_interval, noise_split, paired_question_diff
 
 REGRESSION, MISSING, IMPROVEMENT, NOISE = "regression", "missing", "improvement", "within noise"
+UNREADABLE = "unreadable"  # a Side whose run.json could not be parsed
 ALL_METRICS = "all"  # the metric of a verdict about a whole variant (absent, or not ok, on one side)
 # A median of fewer values has almost nothing to resample: below this the threshold decides alone.
 MIN_TRIALS = 3
@@ -199,7 +200,7 @@ def load_results(sweep_dir: Path) -> dict[str, Side]:
     for d in dirs:
         run, row = folder.run(d.name), rows.get(d.name)
         if run is None or row is None:
-            out[d.name] = Side("unreadable", f"{d / RUN_FILE} could not be parsed")
+            out[d.name] = Side(UNREADABLE, f"{d / RUN_FILE} could not be parsed")
             continue
         lossless = bool(run.server.config.get("lossless"))
         levels = sorted({t.level for t in run.trials if t.phase == "fixed"})
@@ -466,4 +467,7 @@ def report(
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as f:
             f.write(markdown)
     print(f"bench: compare: {summary_line(verdicts)}", file=sys.stderr)
+    unreadable = [side.reason or "" for side in (*baseline.values(), *current.values()) if side.status == UNREADABLE]
+    if unreadable:  # a corrupt side is bad input, never a quiet MISSING row that exits 0
+        raise CompareError("; ".join(unreadable))
     return exit_code(verdicts, fail_on_missing)

@@ -144,7 +144,10 @@ def _trials_by_level(run: RunResult) -> dict[float, pd.DataFrame]:
 
 def run_points(results_dir: Path, machine: str | None = None, interval: Interval = night_interval) -> pd.DataFrame:
     """One row per variant x metric x load level of a results folder: point, interval, counts, provenance."""
-    runs = [run for _, run in ResultsFolder(results_dir).runs()]
+    folder = ResultsFolder(results_dir)
+    if folder.unreadable:  # a store is forever: a night is added whole or not at all
+        raise BenchError(f"not added: {'; '.join(folder.problems())} in {results_dir}")
+    runs = [run for _, run in folder.runs()]
     if not runs:
         raise BenchError(f"no runs in {results_dir} (no <variant>/run.json); give the folder `bench run` wrote")
     key = run_key(runs)
@@ -202,12 +205,25 @@ def add(results_dir: Path, store: Path, machine: str | None = None, interval: In
     return path
 
 
+def _read_points(path: Path) -> pd.DataFrame:
+    try:
+        df = pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several types for a file that is not parquet
+        raise BenchError(
+            f"{path}: not a history file bench wrote ({type(e).__name__}); move it out of the store"
+        ) from None
+    missing = {"run_time", "variant", "metric", "level"} - set(df.columns)
+    if missing:
+        raise BenchError(f"{path}: not a history file bench wrote (no {', '.join(sorted(missing))} column)")
+    return df
+
+
 def load(store: Path) -> pd.DataFrame:
     """Every stored point, oldest run first; files of another store schema keep the columns both know."""
     files = sorted((Path(store) / RUNS).glob("[!.]*.parquet"))
     if not files:
         raise BenchError(f"no history at {store} (no {RUNS}/*.parquet); add runs with: bench history add RESULTS_DIR")
-    df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    df = pd.concat([_read_points(f) for f in files], ignore_index=True)
     df["run_time"] = pd.to_datetime(df["run_time"], utc=True, format="ISO8601")
     return df.sort_values(["run_time", "variant", "metric", "level"], ignore_index=True)
 

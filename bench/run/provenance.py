@@ -7,7 +7,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,27 +16,11 @@ import psutil
 from bench import __version__
 from bench.core import cpu
 from bench.core.errors import ConfigError
+from bench.core.secrets import redact_args, redact_env
+
+__all__ = ["collect", "of_python", "redact_args", "redact_env"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-_SECRET = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.I)
-
-
-def redact_env(env: dict[str, str]) -> dict[str, str]:
-    return {k: ("<redacted>" if _SECRET.search(k) else v) for k, v in env.items()}
-
-
-def redact_args(cmd: list[str]) -> list[str]:
-    """Hide the value of any flag that names a secret: `--api-key X`, `--hf-token=X`."""
-    out = list(cmd)
-    for i, arg in enumerate(out):
-        flag, eq, _ = arg.partition("=")
-        if not (flag.startswith("--") and _SECRET.search(flag)):
-            continue
-        if eq:
-            out[i] = f"{flag}=<redacted>"
-        elif i + 1 < len(out):
-            out[i + 1] = "<redacted>"
-    return out
 
 
 def _version(*dists: str) -> str | None:
