@@ -31,6 +31,7 @@ from bench.regress.compare import (
     load_results,
     load_thresholds,
 )
+from bench.regress.differences import UNRECORDED
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 STABLE = [10.0, 10.4, 9.8]
@@ -53,7 +54,7 @@ def trial(i: int, w: float, f1: float, start: int = 0) -> dict[str, float | None
 def write_variant(
     sweep: Path, variant: str, walls: list[float] | list[list[float]], status: str = OK, *, f1: float = 0.8,
     mem_mib: float | None = 1000.0, acceptance: float | None = None, vllm: str = "0.32.0",
-    answers: dict[str, float] | None = None,
+    answers: dict[str, float] | None = None, server: dict[str, object] | None = None, config_hash: str | None = None,
 ) -> None:  # fmt: skip
     """A run.json with one trial per wall-clock in `walls` (a list of lists: one per server start);
     with `answers` (question id -> F1) also a requests.jsonl answering each question once per pass."""
@@ -65,13 +66,14 @@ def write_variant(
         variant=variant,
         status=status,
         reason=None if status == OK else "server exited with code 1 during the replay",
-        config_hash=f"hash-{vllm}",
+        config_hash=config_hash or f"hash-{vllm}",
         provenance={"engine": "cpu", "vllm_version": vllm, "cpu": "AVX2 CPU", "gpus": []},
         wall_clock_s=statistics.median(flat),
         trials=trials,
         stats={"output_tok_per_s": 320 * len(flat) / sum(flat), "f1": f1},
         server_metrics={"available": True} | ({} if acceptance is None else {"spec_acceptance_rate": acceptance}),
         telemetry=[] if mem_mib is None else [{"device": "server", "source": "psutil", "mem_peak_mib": mem_mib} | BUSY],
+        server=server or {},
     )
     write_run(sweep / variant, result)
     if answers:  # only the fields compare reads
@@ -312,11 +314,71 @@ def test_a_different_vllm_is_reported_beside_the_verdicts(tmp_path: Path, capsys
     write_variant(tmp_path / "base", "single", STABLE)
     write_variant(tmp_path / "cur", "single", [20.0, 20.5, 19.8], vllm="0.33.0")
     assert context_changes(load_results(tmp_path / "base"), load_results(tmp_path / "cur")) == [
-        "config_hash: hash-0.32.0 -> hash-0.33.0 (single)",
+        f"config_hash: hash-0.32.0 -> hash-0.33.0 (single): {UNRECORDED}",  # no server fields recorded here
         "vllm_version: 0.32.0 -> 0.33.0 (single)",
     ]
     verbs.compare([str(tmp_path / "base"), str(tmp_path / "cur")])
     assert "differs between the two sides:\n  config_hash: hash-0.32.0" in capsys.readouterr().out
+
+
+CONFIG: dict[str, object] = {"name": "single", "model": "/m", "max_model_len": 2048, "extra_args": [], "env": {}}
+
+
+def server(**fields: object) -> dict[str, object]:
+    """run.json's `server`: the variant's resolved fields (a few; run.json of a real run has them all)."""
+    return {"config": CONFIG | fields, "engine": "cpu", "prefix_cache": "reset"}
+
+
+def test_compare_names_each_server_field_that_differs(tmp_path: Path, capsys: CaptureFixture[str]) -> None:
+    two_starts = [STABLE, STABLE]  # no note about one start under the list
+    write_variant(tmp_path / "base", "single", two_starts, server=server(), config_hash="412596d4ab762db2")
+    spec = {"method": "ngram", "num_speculative_tokens": 5}
+    current = server(
+        extra_args=["--no-enable-prefix-caching", "--max-num-seqs", "8"], max_model_len=4096,
+        env={"VLLM_CPU_KVCACHE_SPACE": "4"}, speculative_config=spec,
+    )  # fmt: skip
+    write_variant(tmp_path / "cur", "single", two_starts, server=current, config_hash="2e3e08dbd97fc7cd")
+    verbs.compare([str(tmp_path / "base"), str(tmp_path / "cur")])
+    out = capsys.readouterr().out
+    assert out.split("differs between the two sides:\n")[1].splitlines() == [  # the hash is explained: not listed
+        "  server.env.VLLM_CPU_KVCACHE_SPACE: (unset) -> 4 (single)",
+        "  server.extra_args: [] -> [--no-enable-prefix-caching, --max-num-seqs, 8] (single)",
+        "  server.max_model_len: 2048 -> 4096 (single)",
+        "  server.speculative_config: None -> {method: ngram, num_speculative_tokens: 5} (single)",
+    ]
+
+
+def test_compare_walks_into_dicts_and_hides_secrets(tmp_path: Path) -> None:
+    spec = {"method": "ngram", "num_speculative_tokens": 5}
+    base = server(speculative_config=spec, extra_args=["--hf-token", "hf_abc"], env={"HF_TOKEN": "<redacted>"})
+    cur = server(speculative_config=spec | {"num_speculative_tokens": 3}, extra_args=["--hf-token", "hf_xyz"])
+    write_variant(tmp_path / "base", "single", STABLE, server=base)
+    write_variant(tmp_path / "cur", "single", STABLE, server=cur)
+    assert context_changes(load_results(tmp_path / "base"), load_results(tmp_path / "cur")) == [
+        "server.env.HF_TOKEN: <redacted> -> (unset) (single)",  # the extra_args' tokens differ, but never show
+        "server.speculative_config.num_speculative_tokens: 5 -> 3 (single)",
+    ]
+
+
+def test_a_hash_no_recorded_field_explains_is_said_to_be_elsewhere(tmp_path: Path) -> None:
+    # e.g. load.concurrency changed: run.json records neither dataset nor load settings (unless swept).
+    write_variant(tmp_path / "base", "single", STABLE, server=server(), config_hash="aaaa")
+    write_variant(tmp_path / "cur", "single", STABLE, server=server(), config_hash="bbbb")
+    assert context_changes(load_results(tmp_path / "base"), load_results(tmp_path / "cur")) == [
+        f"config_hash: aaaa -> bbbb (single): {UNRECORDED}"
+    ]
+
+
+def test_a_field_an_older_run_did_not_record_is_no_difference(tmp_path: Path) -> None:
+    old: dict[str, object] = {"config": CONFIG}  # no python, no on_engine: a bench from before those fields
+    write_variant(tmp_path / "base", "single", STABLE, server=old)
+    write_variant(tmp_path / "cur", "single", STABLE, server=server(python=None, on_engine={}))
+    assert context_changes(load_results(tmp_path / "base"), load_results(tmp_path / "cur")) == []
+
+
+def test_the_same_folder_has_no_differences(tmp_path: Path) -> None:
+    write_variant(tmp_path / "base", "single", STABLE, server=server(extra_args=["--max-num-seqs", "8"]))
+    assert context_changes(load_results(tmp_path / "base"), load_results(tmp_path / "base")) == []
 
 
 def test_thresholds_change_the_verdict(tmp_path: Path) -> None:

@@ -18,11 +18,11 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError
 
 from bench.analyze.tables import identical_share_by_start, load_requests, load_runs, summary_table
-from bench.core import cpu
 from bench.core.errors import CompareError, ConfigError
 from bench.core.folder import ResultsFolder
 from bench.core.metric_registry import COMPARED, MetricSpec
 from bench.core.records import OK, RUN_FILE, RunResult, Trial
+from bench.regress import differences
 from bench.regress.stats import NoiseSplit, hierarchical_ratio_interval, noise_split, paired_question_diff
 
 REGRESSION, MISSING, IMPROVEMENT, NOISE = "regression", "missing", "improvement", "within noise"
@@ -79,7 +79,8 @@ class Side:
     values: dict[str, float] = field(default_factory=dict)  # run-level figures (load_runs' row)
     # One figure per pass, grouped by server start (old results: one start), where recorded.
     trials: dict[str, list[list[float]]] = field(default_factory=dict)
-    context: dict[str, str] = field(default_factory=dict)  # what the figures depend on besides our code
+    # What the figures depend on besides our code, as dotted field -> value (bench.regress.differences.recorded).
+    context: dict[str, Any] = field(default_factory=dict)
     lossless: bool = False  # declared to give the baseline's answers (server.lossless): identical share compared
     scores: dict[str, list[float]] = field(default_factory=dict)  # question id -> F1 of every answer to it
 
@@ -132,25 +133,21 @@ def load_thresholds(path: Path | None = None) -> ThresholdsBase:
     return th
 
 
-def _context(run: RunResult) -> dict[str, str]:
-    p = run.provenance.to_dict()
-    gpus = ", ".join(str(g.get("name")) for g in p.get("gpus") or []) or "none"
-    keys = ("engine", "vllm_version", "torch_version", "cpu")
-    out = {k: str(p.get(k)) for k in keys} | {"gpus": gpus, "config_hash": run.config_hash}
-    if p.get("cpu_caps"):  # absent from runs of older bench: not a difference to report
-        out["cpu_isa"] = cpu.summary(p["cpu_caps"])
-    return out
+def _context(run: RunResult) -> dict[str, Any]:
+    return differences.recorded(run)
 
 
 def context_changes(baseline: dict[str, Side], current: dict[str, Side]) -> list[str]:
-    """What differs besides the code under test, e.g. another machine or vLLM: it explains a verdict."""
+    """What differs besides the code under test, field by field (another machine, vLLM, server argument): it
+    explains a verdict. The config hash only where no recorded field explains it."""
     seen: dict[tuple[str, str, str], list[str]] = {}
     for variant in sorted(baseline.keys() & current.keys()):
-        b, c = baseline[variant].context, current[variant].context
-        for key in b.keys() & c.keys():
-            if b[key] != c[key]:
-                seen.setdefault((key, b[key], c[key]), []).append(variant)
-    return [f"{key}: {b} -> {c} ({', '.join(vs)})" for (key, b, c), vs in sorted(seen.items())]
+        for key, b, c in differences.field_changes(baseline[variant].context, current[variant].context):
+            seen.setdefault((key, differences.compact(b), differences.compact(c)), []).append(variant)
+    return [
+        f"{key}: {b} -> {c} ({', '.join(vs)})" + (f": {differences.UNRECORDED}" if key == differences.HASH else "")
+        for (key, b, c), vs in sorted(seen.items())
+    ]
 
 
 def _number(v: object) -> TypeGuard[float]:
