@@ -31,7 +31,8 @@ import numpy as np
 
 from bench.core.config import DatasetConfig
 from bench.core.records import OK, RequestRecord, atomic_write_text
-from bench.regress.compare import REGRESSION, Side, Thresholds, compare_results
+from bench.regress.compare import REGRESSION, Thresholds, compare_results
+from bench.regress.sides import Side
 from bench.regress.stats import hierarchical_ratio_interval, noise_split
 from bench.run import prometheus as metrics
 from bench.run.client import Endpoint, Level, RequestTemplate, replay

