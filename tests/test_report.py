@@ -11,8 +11,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from bench.report import plots
 from bench.report.build import analyze
+from bench.report.charts import latency
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ["single", "pp2", "tp2", "spec_ngram", "my-experiment"]
@@ -53,7 +53,7 @@ def test_a_failing_chart_is_named_in_the_report(fake_results: Path, monkeypatch:
     def broken(*args: object) -> None:
         raise ValueError("odd data")
 
-    monkeypatch.setattr(plots, "latency_chart", broken)
+    monkeypatch.setattr(latency, "latency_chart", broken)
     text = analyze(fake_results).read_text()
     assert "chart &#x27;latency&#x27; failed: ValueError: odd data" in text
     assert text.count("data:image/png;base64,") == 4

@@ -1,4 +1,4 @@
-"""A results folder -> summary.md, charts/ (PNG + SVG) and report.html: loading and charts here, HTML in report_html."""
+"""A results folder -> summary.md, charts/ (PNG + SVG) and report.html: loading here, drawing in report.charts."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from bench.analyze.tables import (
     summary_view,
 )
 from bench.report import html as report_html
-from bench.report import plots
+from bench.report.charts import devices, latency, load, overview, speculative
 
 REPORT_FILE = "report.html"
 SUMMARY_MD = "summary.md"
@@ -56,30 +56,30 @@ class Chart:
 def figures(sweep: Sweep, baseline: str = "single") -> dict[str, Callable[[], Figure]]:
     """Chart name -> a function drawing it, so one failing chart cannot stop the others."""
     charts: dict[str, Callable[[], Figure]] = {
-        "wall_clock": lambda: plots.wall_clock_chart(sweep.summary, baseline),
-        "utilization": lambda: plots.utilization_chart(sweep.timeline, sweep.summary),
-        "latency": lambda: plots.latency_chart(sweep.requests, sweep.summary),
-        "quality_speed": lambda: plots.quality_speed_chart(sweep.summary, baseline),
+        "wall_clock": lambda: overview.wall_clock_chart(sweep.summary, baseline),
+        "utilization": lambda: devices.utilization_chart(sweep.timeline, sweep.summary),
+        "latency": lambda: latency.latency_chart(sweep.requests, sweep.summary),
+        "quality_speed": lambda: overview.quality_speed_chart(sweep.summary, baseline),
     }
     # Drawn only where the folder has what they show: a chart that could only say "nothing here" is left out.
     if "spec_acceptance_rate" in sweep.summary and sweep.summary["spec_acceptance_rate"].notna().any():
-        charts["speculative"] = lambda: plots.speculative_chart(sweep.summary)
+        charts["speculative"] = lambda: speculative.speculative_chart(sweep.summary)
     per_level = level_means(sweep.trials)
     if not sweep.params.empty:
-        charts["sweep"] = lambda: plots.sweep_chart(sweep.summary, sweep.params, baseline)
+        charts["sweep"] = lambda: load.sweep_chart(sweep.summary, sweep.params, baseline)
     if not per_level.empty and per_level.groupby("variant")["level"].nunique().max() >= 2:
-        charts["load"] = lambda: plots.load_chart(sweep.trials)
-        charts["pareto"] = lambda: plots.pareto_chart(sweep.trials)
+        charts["load"] = lambda: load.load_chart(sweep.trials)
+        charts["pareto"] = lambda: load.pareto_chart(sweep.trials)
         if "spec_acceptance_rate" in sweep.summary and sweep.summary["spec_acceptance_rate"].notna().any():
             spec = list(sweep.summary.loc[sweep.summary["spec_acceptance_rate"].notna(), "variant"])
             shared = crossover(sweep.trials, baseline, spec).dropna(subset=["speedup"])
             # load=sweep runs pick their own rates per variant: no level to divide, no chart
             if not shared.empty and shared.groupby("variant")["level"].nunique().max() >= 2:
-                charts["crossover"] = lambda: plots.crossover_chart(sweep.trials, sweep.summary, baseline)
+                charts["crossover"] = lambda: load.crossover_chart(sweep.trials, sweep.summary, baseline)
     if "power_w" in sweep.timeline and pd.to_numeric(sweep.timeline["power_w"], errors="coerce").notna().any():
-        charts["power"] = lambda: plots.power_chart(sweep.timeline, sweep.summary)
+        charts["power"] = lambda: devices.power_chart(sweep.timeline, sweep.summary)
     if not sweep.searches.empty and (sweep.searches["mode"] == "slo_search").any():
-        charts["slo_search"] = lambda: plots.search_chart(sweep.searches)
+        charts["slo_search"] = lambda: load.search_chart(sweep.searches)
     return charts
 
 

@@ -24,7 +24,7 @@ from bench.regress.history import (
     provenance_marks,
     series,
 )
-from bench.report.plots import trend_chart
+from bench.report.charts.trend import trend_chart
 
 
 def _slug(*parts: object) -> str:
