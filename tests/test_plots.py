@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -12,12 +13,17 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from bench.analyze.sweep import Sweep, load_sweep, stack
-from bench.report.build import figures
 from bench.report.charts import common, devices, latency, overview, speculative
+from bench.report.charts.registry import drawn
 
 
 def texts(fig: Figure) -> str:
     return "\n".join(t.get_text() for t in fig.findobj(Text))
+
+
+def figures(sweep: Sweep) -> dict[str, Callable[[], Figure]]:
+    """The charts the report draws for this sweep, by name, from the chart table."""
+    return {c.name: partial(c.draw, sweep, "single") for c in drawn(sweep)}
 
 
 def render(draw: Callable[[], Figure]) -> Figure:

@@ -4,6 +4,7 @@ charts of sweeps, load levels, SLO searches and power (fabricated folders and th
 from __future__ import annotations
 
 import io
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -16,11 +17,17 @@ from bench.analyze.tables import answer_diffs, crossover, pareto_front, summary_
 from bench.cli.overrides import CONF_DIR, name_sweep_runs, swept_keys
 from bench.core.config import register_schemas, to_bench_config
 from bench.core.records import OK, RequestRecord, RequestWriter, RunResult, write_run
-from bench.report.build import analyze, figures
+from bench.report.build import analyze
 from bench.report.charts import load
+from bench.report.charts.registry import drawn
 from bench.run.runner import sweep_values
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
+
+
+def figures(s) -> dict:
+    """The charts the report draws for this sweep, by name, each drawn when called (from the chart table)."""
+    return {c.name: partial(c.draw, s, "single") for c in drawn(s)}
 
 
 def text_of(fig) -> str:

@@ -1,115 +1,24 @@
-"""A results folder -> summary.md, charts/ (PNG + SVG) and report.html: loading here, drawing in report.charts."""
+"""A results folder -> summary.md, charts/ (PNG + SVG) and report.html: loading here, charts in images."""
 
 from __future__ import annotations
 
 import dataclasses
 import html
-import io
 import re
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
 import pandas as pd
-from matplotlib.figure import Figure
 
 from bench.analyze.sweep import Sweep, load_sweep, stack
-from bench.analyze.tables import (
-    answer_diffs,
-    crossover,
-    level_means,
-    summary_view,
-)
+from bench.analyze.tables import answer_diffs, summary_view
 from bench.report import html as report_html
-from bench.report.charts import devices, latency, load, overview, speculative
+from bench.report.contents import Chart
+from bench.report.images import CHARTS_DIR, render_charts
 
 REPORT_FILE = "report.html"
 SUMMARY_MD = "summary.md"
-CHARTS_DIR = "charts"
 DIFFS_FILE = "answer_diffs.csv"
-CHARTS = {
-    "wall_clock": "Wall clock and speed-up",
-    "utilization": "Utilization over time",
-    "latency": "Latency distributions",
-    "quality_speed": "Quality vs speed",
-    "speculative": "Speculative decoding",
-    "load": "Throughput and latency vs load",
-    "sweep": "Metrics against the swept parameter",
-    "pareto": "Pareto front across load levels",
-    "crossover": "Speculation speed-up against load",
-    "power": "Utilization beside power per device",
-    "slo_search": "SLO search",
-}
-DPI = 120
-
-
-@dataclass
-class Chart:
-    name: str
-    title: str
-    png: bytes | None = None
-    error: str | None = None
-
-
-def figures(sweep: Sweep, baseline: str = "single") -> dict[str, Callable[[], Figure]]:
-    """Chart name -> a function drawing it, so one failing chart cannot stop the others."""
-    charts: dict[str, Callable[[], Figure]] = {
-        "wall_clock": lambda: overview.wall_clock_chart(sweep.summary, baseline),
-        "utilization": lambda: devices.utilization_chart(sweep.timeline, sweep.summary),
-        "latency": lambda: latency.latency_chart(sweep.requests, sweep.summary),
-        "quality_speed": lambda: overview.quality_speed_chart(sweep.summary, baseline),
-    }
-    # Drawn only where the folder has what they show: a chart that could only say "nothing here" is left out.
-    if "spec_acceptance_rate" in sweep.summary and sweep.summary["spec_acceptance_rate"].notna().any():
-        charts["speculative"] = lambda: speculative.speculative_chart(sweep.summary)
-    per_level = level_means(sweep.trials)
-    if not sweep.params.empty:
-        charts["sweep"] = lambda: load.sweep_chart(sweep.summary, sweep.params, baseline)
-    if not per_level.empty and per_level.groupby("variant")["level"].nunique().max() >= 2:
-        charts["load"] = lambda: load.load_chart(sweep.trials)
-        charts["pareto"] = lambda: load.pareto_chart(sweep.trials)
-        if "spec_acceptance_rate" in sweep.summary and sweep.summary["spec_acceptance_rate"].notna().any():
-            spec = list(sweep.summary.loc[sweep.summary["spec_acceptance_rate"].notna(), "variant"])
-            shared = crossover(sweep.trials, baseline, spec).dropna(subset=["speedup"])
-            # load=sweep runs pick their own rates per variant: no level to divide, no chart
-            if not shared.empty and shared.groupby("variant")["level"].nunique().max() >= 2:
-                charts["crossover"] = lambda: load.crossover_chart(sweep.trials, sweep.summary, baseline)
-    if "power_w" in sweep.timeline and pd.to_numeric(sweep.timeline["power_w"], errors="coerce").notna().any():
-        charts["power"] = lambda: devices.power_chart(sweep.timeline, sweep.summary)
-    if not sweep.searches.empty and (sweep.searches["mode"] == "slo_search").any():
-        charts["slo_search"] = lambda: load.search_chart(sweep.searches)
-    return charts
-
-
-def render_charts(sweep: Sweep, charts_dir: Path, baseline: str = "single", prefix: str = "") -> list[Chart]:
-    """Each chart as charts_dir/<prefix><name>.png and .svg; a chart that fails is reported, its old files removed."""
-    charts_dir.mkdir(parents=True, exist_ok=True)
-    out = []
-    drawn = figures(sweep, baseline)
-    for name in CHARTS.keys() - drawn.keys():  # left out this time: an earlier run's picture would mislead
-        for suffix in (".png", ".svg"):
-            (charts_dir / f"{prefix}{name}{suffix}").unlink(missing_ok=True)
-    for name, draw in drawn.items():
-        chart = Chart(name, CHARTS[name])
-        stem = charts_dir / f"{prefix}{name}"
-        try:
-            fig = draw()
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=DPI)
-            chart.png = buf.getvalue()
-            stem.with_suffix(".png").write_bytes(chart.png)
-            # Text stays text in the SVG: smaller files, and the labels can be searched and copied.
-            with matplotlib.rc_context({"svg.fonttype": "none"}):
-                fig.savefig(stem.with_suffix(".svg"), format="svg")
-        except Exception as e:
-            chart.error = f"{type(e).__name__}: {e}"
-            chart.error += "\n" + "".join(traceback.format_exception(e)[-3:])
-            for suffix in (".png", ".svg"):  # a stale picture from an earlier run would pass for this one
-                stem.with_suffix(suffix).unlink(missing_ok=True)
-        out.append(chart)
-    return out
 
 
 def to_markdown(table: pd.DataFrame) -> str:

@@ -5,15 +5,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from bench.analyze.sweep import Sweep
 from bench.analyze.tables import summary_view
-
-if TYPE_CHECKING:
-    from bench.analyze.sweep import Sweep
-    from bench.report.build import Chart
+from bench.report.contents import Chart
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1250px;color:#222;padding:0 1em}
