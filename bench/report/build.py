@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import html
 import re
 import traceback
 from pathlib import Path
@@ -15,6 +14,7 @@ from bench.analyze.tables import answer_diffs, summary_view
 from bench.report import html as report_html
 from bench.report.contents import Chart
 from bench.report.images import CHARTS_DIR, render_charts
+from bench.report.page import error_box, page
 
 REPORT_FILE = "report.html"
 SUMMARY_MD = "summary.md"
@@ -89,6 +89,6 @@ def write_report(results_dir: Path, baseline: str = "single", compare: Path | No
     try:
         text = report_html.render(sweep, charts, baseline, compared)
     except Exception:  # the report must still say something
-        text = f"<!doctype html><meta charset='utf-8'><pre>report failed: {html.escape(traceback.format_exc())}</pre>"
+        text = page("bench report failed", [error_box(f"report failed: {traceback.format_exc()}")])
     report.write_text(text, encoding="utf-8")
     return report, sweep
