@@ -1,8 +1,11 @@
-"""What a report shows, handed to every output format: a chart as drawn, or why it failed."""
+"""What a report shows, handed to every output format: the folder's tables, its charts, the sweeps beside it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.analyze.sweep import Sweep
 
 
 @dataclass
@@ -13,3 +16,13 @@ class Chart:
     title: str
     png: bytes | None = None
     error: str | None = None
+
+
+@dataclass
+class Report:
+    results_dir: Path
+    sweep: Sweep
+    baseline: str
+    charts: list[Chart]
+    # --compare: the folders stacked (this one and the other) with their charts, drawn side by side.
+    compared: list[tuple[Sweep, list[Chart]]] = field(default_factory=list)

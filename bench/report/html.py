@@ -1,34 +1,49 @@
-"""report.html from what bench.report.build loaded and drew: tables and inline charts, in the shared page shell."""
+"""HTML output: report.html, the summary, the charts inline and the provenance, in the shared page shell."""
 
 from __future__ import annotations
 
 import datetime as dt
 import html
+import traceback
+from pathlib import Path
 
 import pandas as pd
 
-from bench.analyze.sweep import Sweep
 from bench.analyze.tables import summary_view
-from bench.report.contents import Chart
+from bench.report.contents import Chart, Report
 from bench.report.page import error_box, figure, page
 
+REPORT_FILE = "report.html"
 
-def render(sweep: Sweep, charts: list[Chart], baseline: str, compared: list[tuple[Sweep, list[Chart]]]) -> str:
+
+def write(report: Report) -> Path:
+    """report.html in the results folder; a report that fails to render still says why."""
+    path = report.results_dir / REPORT_FILE
+    try:
+        text = render(report)
+    except Exception:  # the report must still say something
+        text = page("bench report failed", [error_box(f"report failed: {traceback.format_exc()}")])
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def render(report: Report) -> str:
     """The self-contained report.html: summary, charts inline as PNG, provenance; opens offline."""
+    sweep, compared = report.sweep, report.compared
     generated = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     parts = [
         f"<h1>bench report: {html.escape(sweep.name)}</h1>",
-        f"<p class='meta'>{html.escape(str(sweep.path))} · baseline <b>{html.escape(baseline)}</b>"
+        f"<p class='meta'>{html.escape(str(sweep.path))} · baseline <b>{html.escape(report.baseline)}</b>"
         f" · generated {generated}</p>",
     ]
-    problems = _problems(sweep, charts, compared)
+    problems = _problems(report)
     if problems:
         parts.append("<h2>Problems while building this report</h2>" + error_box("\n".join(problems)))
     parts += [
         "<h2>Summary</h2>",
         _table_html(summary_view(sweep.summary), wrap=("reason",)),
         "<h2>Charts</h2>",
-        _charts_html(charts),
+        _charts_html(report.charts),
     ]
     for other, other_charts in compared:
         parts += [
@@ -47,10 +62,12 @@ def render(sweep: Sweep, charts: list[Chart], baseline: str, compared: list[tupl
     return page(f"bench report: {sweep.name}", parts)
 
 
-def _problems(sweep: Sweep, charts: list[Chart], compared: list[tuple[Sweep, list[Chart]]]) -> list[str]:
+def _problems(report: Report) -> list[str]:
     """What went wrong while loading and drawing, this folder's first, then each compared one's."""
-    problems = sweep.errors + [f"chart {c.name!r} failed: {c.error.splitlines()[0]}" for c in charts if c.error]
-    for other, other_charts in compared:
+    problems = report.sweep.errors + [
+        f"chart {c.name!r} failed: {c.error.splitlines()[0]}" for c in report.charts if c.error
+    ]
+    for other, other_charts in report.compared:
         problems += other.errors + [
             f"comparison chart {c.name!r} failed: {c.error.splitlines()[0]}" for c in other_charts if c.error
         ]
