@@ -11,8 +11,10 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from bench.analyze.sweep import load_sweep
 from bench.report.build import analyze
 from bench.report.charts import latency
+from bench.report.charts.registry import drawn
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ["single", "pp2", "tp2", "spec_ngram", "my-experiment"]
@@ -95,6 +97,9 @@ def test_review_notebook_executes(results_dir: Path, monkeypatch: pytest.MonkeyP
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}
     ).execute()
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
-    # every chart of the report, and the history section's two trends (tok/s, TPOT) of the reference store
-    assert sum("image/png" in o.get("data", {}) for o in outputs) == 8
+    # every chart the report draws for this folder (from the same chart table), and the history section's two
+    # trends (tok/s, TPOT) of the reference store
+    charts = [c.name for c in drawn(load_sweep(results_dir))]
+    assert {"wall_clock", "utilization", "latency", "quality_speed", "speculative"} <= set(charts)
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == len(charts) + 2
     assert str(results_dir.resolve()) in "".join(o.get("text", "") for o in outputs)
