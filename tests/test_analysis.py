@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.analyze.tables import time_split
+from bench.report.console import time_split
 
 
 def test_time_split_says_how_much_of_a_sweep_went_to_starting_and_stopping_servers() -> None:
@@ -19,7 +19,7 @@ def test_time_split_of_runs_that_never_started_a_server_is_empty() -> None:
 
 
 def test_a_run_with_failed_requests_never_reads_as_plain_ok():
-    from bench.analyze.tables import format_summary
+    from bench.report.console import format_summary
 
     # An older run.json can say ok with failed requests; bench now records those as partial.
     table = pd.DataFrame(
@@ -32,7 +32,7 @@ def test_a_run_with_failed_requests_never_reads_as_plain_ok():
 def test_startup_phases_add_up_every_start_of_a_sweep_by_phase(tmp_path) -> None:
     import json
 
-    from bench.analyze.tables import startup_phases
+    from bench.report.console import startup_phases
 
     runs = {"a": [{"importing vLLM": 30.0, "compiling": 10.0}], "b": [{"importing vLLM": 20.0}, {}]}
     for name, phases in runs.items():

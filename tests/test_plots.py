@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -12,12 +13,17 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from bench.analyze.sweep import Sweep, load_sweep, stack
-from bench.report import plots
-from bench.report.build import figures
+from bench.report.charts import common, devices, latency, overview, speculative
+from bench.report.charts.registry import drawn
 
 
 def texts(fig: Figure) -> str:
     return "\n".join(t.get_text() for t in fig.findobj(Text))
+
+
+def figures(sweep: Sweep) -> dict[str, Callable[[], Figure]]:
+    """The charts the report draws for this sweep, by name, from the chart table."""
+    return {c.name: partial(c.draw, sweep, "single") for c in drawn(sweep)}
 
 
 def render(draw: Callable[[], Figure]) -> Figure:
@@ -40,14 +46,14 @@ def test_each_chart_renders_on_an_awkward_sweep(sweep: Sweep, name: str) -> None
 
 
 def test_failed_and_partial_variants_are_shown_not_dropped(sweep: Sweep) -> None:
-    text = texts(render(lambda: plots.wall_clock_chart(sweep.summary)))
+    text = texts(render(lambda: overview.wall_clock_chart(sweep.summary)))
     assert "failed: the model has 9 attention heads" in text
     assert "partial (4 of 8 requests)" in text
     assert "baseline" in text and "0.67x" in text  # pp2 took 90 s against single's 60 s
 
 
 def test_runs_without_telemetry_say_so(sweep: Sweep) -> None:
-    text = texts(render(lambda: plots.utilization_chart(sweep.timeline, sweep.summary)))
+    text = texts(render(lambda: devices.utilization_chart(sweep.timeline, sweep.summary)))
     assert text.count("no telemetry") == 2  # spec_ngram (partial) and tp2 (failed)
     assert "GPU util % (NVML)" in text and "CPU % (psutil; 100 = one core)" in text
     assert "gpu1 · mean" in text
@@ -59,15 +65,15 @@ def test_utilization_time_axis_starts_at_the_first_request(sweep: Sweep) -> None
 
 
 def test_latency_and_quality_name_what_they_leave_out(sweep: Sweep) -> None:
-    assert "not shown: tp2" in texts(render(lambda: plots.latency_chart(sweep.requests, sweep.summary)))
-    quality = texts(render(lambda: plots.quality_speed_chart(sweep.summary)))
+    assert "not shown: tp2" in texts(render(lambda: latency.latency_chart(sweep.requests, sweep.summary)))
+    quality = texts(render(lambda: overview.quality_speed_chart(sweep.summary)))
     assert "not plotted: tp2" in quality and "spec_ngram (partial)" in quality
 
 
 def test_speculative_chart_without_speculative_variants(sweep: Sweep) -> None:
     summary = sweep.summary[sweep.summary["variant"] != "spec_ngram"]
-    assert "no speculative variants in this sweep" in texts(render(lambda: plots.speculative_chart(summary)))
-    assert "42%" in texts(render(lambda: plots.speculative_chart(sweep.summary)))
+    assert "no speculative variants in this sweep" in texts(render(lambda: speculative.speculative_chart(summary)))
+    assert "42%" in texts(render(lambda: speculative.speculative_chart(sweep.summary)))
 
 
 def test_charts_of_an_empty_folder(tmp_path: Path) -> None:
@@ -82,12 +88,12 @@ def test_comparison_charts_render_both_sweeps(fake_results: Path, fake_results_o
     both = stack([load_sweep(fake_results, name="a"), load_sweep(fake_results_other, name="b")])
     for draw in figures(both).values():
         render(draw)
-    text = texts(render(lambda: plots.wall_clock_chart(both.summary)))
+    text = texts(render(lambda: overview.wall_clock_chart(both.summary)))
     assert "single · a" in text and "single · b" in text
 
 
 def test_variant_colours_are_fixed_and_stable() -> None:
-    assert plots.variant_color("single") == plots.KNOWN_COLORS["single"]
-    assert len(set(plots.KNOWN_COLORS.values())) == len(plots.KNOWN_COLORS)
-    assert plots.variant_color("my-experiment") == plots.variant_color("my-experiment")
-    assert plots.variant_color("my-experiment") != plots.FAILED_COLOR
+    assert common.variant_color("single") == common.KNOWN_COLORS["single"]
+    assert len(set(common.KNOWN_COLORS.values())) == len(common.KNOWN_COLORS)
+    assert common.variant_color("my-experiment") == common.variant_color("my-experiment")
+    assert common.variant_color("my-experiment") != common.FAILED_COLOR

@@ -11,8 +11,10 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from bench.report import plots
+from bench.analyze.sweep import load_sweep
 from bench.report.build import analyze
+from bench.report.charts import latency
+from bench.report.charts.registry import drawn
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ["single", "pp2", "tp2", "spec_ngram", "my-experiment"]
@@ -53,7 +55,7 @@ def test_a_failing_chart_is_named_in_the_report(fake_results: Path, monkeypatch:
     def broken(*args: object) -> None:
         raise ValueError("odd data")
 
-    monkeypatch.setattr(plots, "latency_chart", broken)
+    monkeypatch.setattr(latency, "latency_chart", broken)
     text = analyze(fake_results).read_text()
     assert "chart &#x27;latency&#x27; failed: ValueError: odd data" in text
     assert text.count("data:image/png;base64,") == 4
@@ -97,6 +99,9 @@ def test_review_notebook_executes(results_dir: Path, monkeypatch: pytest.MonkeyP
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}
     ).execute()
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
-    # every chart of the report, and the history section's two trends (tok/s, TPOT) of the reference store
-    assert sum("image/png" in o.get("data", {}) for o in outputs) == 8
+    # every chart the report draws for this folder (from the same chart table), and the history section's two
+    # trends (tok/s, TPOT) of the reference store
+    charts = [c.name for c in drawn(load_sweep(results_dir))]
+    assert {"wall_clock", "utilization", "latency", "quality_speed", "speculative"} <= set(charts)
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == len(charts) + 2
     assert str(results_dir.resolve()) in "".join(o.get("text", "") for o in outputs)

@@ -4,6 +4,7 @@ charts of sweeps, load levels, SLO searches and power (fabricated folders and th
 from __future__ import annotations
 
 import io
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -16,11 +17,17 @@ from bench.analyze.tables import answer_diffs, crossover, pareto_front, summary_
 from bench.cli.overrides import CONF_DIR, name_sweep_runs, swept_keys
 from bench.core.config import register_schemas, to_bench_config
 from bench.core.records import OK, RequestRecord, RequestWriter, RunResult, write_run
-from bench.report import plots
-from bench.report.build import analyze, figures
+from bench.report.build import analyze
+from bench.report.charts import load
+from bench.report.charts.registry import drawn
 from bench.run.runner import sweep_values
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
+
+
+def figures(s) -> dict:
+    """The charts the report draws for this sweep, by name, each drawn when called (from the chart table)."""
+    return {c.name: partial(c.draw, s, "single") for c in drawn(s)}
 
 
 def text_of(fig) -> str:
@@ -99,7 +106,7 @@ def k_sweep(tmp_path: Path) -> Path:
 def test_k_sweep_chart_draws_speedup_and_acceptance_against_k(k_sweep: Path):
     s = load_sweep(k_sweep)
     assert "sweep" in figures(s)
-    text = text_of(plots.sweep_chart(s.summary, s.params))
+    text = text_of(load.sweep_chart(s.summary, s.params))
     assert "best: num_speculative_tokens=3" in text and "1.54" in text  # 10 s / 6.5 s
     assert "acceptance rate (% of drafted tokens)" in text
 
@@ -141,10 +148,10 @@ def test_crossover_marks_where_speculation_drops_below_1x(tmp_path: Path):
     s = load_sweep(sweep)
     points = crossover(s.trials, "single", ["spec_ngram"])
     assert points["speedup"].round(2).tolist() == [1.5, 1.2, 0.9, 0.8]
-    text = text_of(plots.crossover_chart(s.trials, s.summary))
+    text = text_of(load.crossover_chart(s.trials, s.summary))
     assert "first below 1x at ≈ 3.2 in flight" in text  # 2^(1 + 0.2/0.3) between 2 (1.2x) and 4 (0.9x)
     assert {"pareto", "crossover"} <= set(figures(s))
-    assert "front: 4 of 4 levels" in text_of(plots.pareto_chart(s.trials))
+    assert "front: 4 of 4 levels" in text_of(load.pareto_chart(s.trials))
 
 
 def test_pareto_front_keeps_only_points_nothing_beats_on_both():

@@ -1,4 +1,4 @@
-"""Results folder -> tidy DataFrames and the sweep summary. Pure functions; plots live in bench/report/plots.py."""
+"""Results folder -> tidy DataFrames and the sweep summary. Pure functions; charts and text live in bench/report/."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 
 from bench.core import slo
 from bench.core.folder import ResultsFolder, as_folder
-from bench.core.metric_registry import CONSOLE, MARKDOWN, SUMMARY, MetricSpec, in_view
+from bench.core.metric_registry import MARKDOWN, SUMMARY, MetricSpec, in_view
 from bench.core.records import OK, SUMMARY_FILE, TELEMETRY_FILE, atomic_write_text
 from bench.core.secrets import redact_url
 
@@ -186,17 +186,7 @@ def write_summary(
     return table
 
 
-def format_summary(table: pd.DataFrame) -> str:
-    """The one-screen end-of-sweep table."""
-    if table.empty:
-        return "no runs"
-    view = {"variant": table["variant"], "status": table.apply(_status_shown, axis=1)}
-    view |= {m.label: _formatted(table, m.name, m.format) for m in _shown(table, CONSOLE)}
-    view["reason"] = table["reason"].fillna("").map(lambda s: s if len(s) <= 70 else s[:67] + "...")
-    return pd.DataFrame(view).to_string(index=False)
-
-
-def _shown(table: pd.DataFrame, view: str) -> list[MetricSpec]:
+def metrics_shown(table: pd.DataFrame, view: str) -> list[MetricSpec]:
     """The view's metrics, less those only some runs measure (goodput, SLO shares) when no run has them."""
     return [
         m for m in in_view(view)
@@ -204,47 +194,9 @@ def _shown(table: pd.DataFrame, view: str) -> list[MetricSpec]:
     ]  # fmt: skip
 
 
-def _status_shown(row: pd.Series) -> str:
-    """A run with failed requests never reads as a plain `ok`, whichever bench wrote it."""
-    failed = pd.to_numeric(row.get("n_failed"), errors="coerce")
-    return f"{row['status']}, {failed:.0f} failed" if pd.notna(failed) and failed > 0 else str(row["status"])
-
-
-def _formatted(table: pd.DataFrame, col: str, fmt: Callable[[object], str]) -> pd.Series:
+def formatted(table: pd.DataFrame, col: str, fmt: Callable[[object], str]) -> pd.Series:
     values = pd.to_numeric(table[col], errors="coerce") if col in table else pd.Series(float("nan"), table.index)
     return values.map(fmt)
-
-
-def time_split(table: pd.DataFrame) -> str:
-    """Where the sweep's server time went: starting and stopping servers vs replaying requests."""
-    total = {
-        c: pd.to_numeric(table[c], errors="coerce").sum() for c in ("startup_s", "shutdown_s", "replay_s") if c in table
-    }
-    spent = sum(total.values())
-    if not spent:
-        return ""
-    overhead = (total.get("startup_s", 0.0) + total.get("shutdown_s", 0.0)) / spent
-    return (
-        f"server time: start-up {total.get('startup_s', 0.0):.0f} s, replay {total.get('replay_s', 0.0):.0f} s,"
-        f" shutdown {total.get('shutdown_s', 0.0):.0f} s ({overhead:.0%} starting and stopping)"
-    )
-
-
-def startup_phases(folder: ResultsFolder | Path) -> str:
-    """Where start-up went, summed over every server start of the sweep, by phase (runs that recorded it)."""
-    total: dict[str, float] = {}
-    n = 0
-    for _, run in as_folder(folder).runs():
-        for start in run.starts:
-            phases = start.startup_phases_s
-            n += bool(phases)
-            for phase, s in phases.items():
-                total[phase] = total.get(phase, 0.0) + s
-    if not total:
-        return ""
-    spent = sum(total.values())
-    parts = ", ".join(f"{phase} {s:.0f} s ({s / spent:.0%})" for phase, s in total.items())
-    return f"start-up by phase over {n} start{'s' * (n != 1)}: {parts}"
 
 
 def load_provenance(folder: ResultsFolder | Path) -> pd.DataFrame:
@@ -315,7 +267,7 @@ def summary_view(table: pd.DataFrame) -> pd.DataFrame:
     if table.empty or "variant" not in table:
         return pd.DataFrame()
     view = {k: table[k] for k in ("sweep", "variant", "status") if k in table}
-    view |= {m.label: _formatted(table, m.name, m.format) for m in _shown(table, MARKDOWN)}
+    view |= {m.label: formatted(table, m.name, m.format) for m in metrics_shown(table, MARKDOWN)}
     view["reason"] = table["reason"].fillna("") if "reason" in table else pd.Series("", table.index)
     return pd.DataFrame(view)
 

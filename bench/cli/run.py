@@ -220,8 +220,8 @@ class SummaryCallback:
     `last_start` (the summary follows a sweep's last server start only) and `unknown_variants`."""
 
     def _print(self, config: Any) -> None:
-        from bench.analyze.tables import format_summary, startup_phases, time_split
         from bench.report.build import write_report
+        from bench.report.console import format_summary, startup_phases, time_split
 
         out_dir = Path(config.out_dir)
         if not out_dir.is_dir() or not config.get("last_start", True):

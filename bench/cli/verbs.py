@@ -22,8 +22,8 @@ def _results_dir(path: Path | None, what: str = "results folder") -> None:
 
 
 def analyze(args: list[str]) -> int:
-    from bench.analyze.tables import format_summary
     from bench.report.build import write_report
+    from bench.report.console import format_summary
 
     p = argparse.ArgumentParser(
         prog="python -m bench analyze",

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +22,9 @@ from bench.regress.history import (
     provenance_marks,
     series,
 )
-from bench.report.plots import trend_chart
+from bench.report.charts.trend import trend_chart
+from bench.report.images import png
+from bench.report.page import figure, page
 
 
 def _slug(*parts: object) -> str:
@@ -55,13 +55,12 @@ def report(
     changes = find_changes(df)
     pngs = []
     for stem, fig in trend_figures(df, changes):
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110)
-        (out_dir / "charts" / f"{stem}.png").write_bytes(buf.getvalue())
-        pngs.append((stem, buf.getvalue()))
-    page = out_dir / "index.html"
-    page.write_text(_page(df, changes, pngs, exit_status(changes)), encoding="utf-8")
-    return page, changes
+        data = png(fig, dpi=110)
+        (out_dir / "charts" / f"{stem}.png").write_bytes(data)
+        pngs.append((stem, data))
+    index = out_dir / "index.html"
+    index.write_text(_page(df, changes, pngs, exit_status(changes)), encoding="utf-8")
+    return index, changes
 
 
 def _page(df: pd.DataFrame, changes: Sequence[ChangePoint], figures: list[tuple[str, bytes]], status: int) -> str:
@@ -73,10 +72,7 @@ def _page(df: pd.DataFrame, changes: Sequence[ChangePoint], figures: list[tuple[
         else "no series' newest run sits after a change for the worse"
     )
     parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>bench history</title>",
-        "<style>body{font-family:sans-serif;margin:1.5em;max-width:1200px}table{border-collapse:collapse;"
-        "font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left}img{max-width:100%}"
-        "</style></head><body><h1>bench history</h1>",
+        "<h1>bench history</h1>",
         f"<p>{len(runs)} runs from {runs['run_time'].min():%Y-%m-%d %H:%M} to {runs['run_time'].max():%Y-%m-%d %H:%M}"
         f" UTC on {runs['machine'].nunique()} machine(s); {html.escape(verdict)} (exit status {status}).</p>",
         "<h2>Change points</h2>",
@@ -87,8 +83,5 @@ def _page(df: pd.DataFrame, changes: Sequence[ChangePoint], figures: list[tuple[
         names = ", ".join(sorted({f"{k[2]} on {k[0]}" for k in short}))
         parts.append(f"<p>Not looked at, fewer than {MIN_NIGHTS} runs: {len(short)} series ({html.escape(names)}).</p>")
     parts.append("<h2>Trends</h2>")
-    for title, png in figures:
-        data = base64.b64encode(png).decode()
-        parts.append(f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'></figure>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    parts += [figure(data, title) for title, data in figures]
+    return page("bench history", parts)

@@ -1,30 +1,77 @@
-"""report.html from what bench.report.build loaded and drew: tables and inline charts, no network needed to open it."""
+"""HTML output: report.html, the summary, the charts inline and the provenance, in the shared page shell."""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import html
-from typing import TYPE_CHECKING
+import traceback
+from pathlib import Path
 
 import pandas as pd
 
 from bench.analyze.tables import summary_view
+from bench.report.contents import Chart, Report
+from bench.report.page import error_box, figure, page
 
-if TYPE_CHECKING:
-    from bench.analyze.sweep import Sweep
-    from bench.report.build import Chart
+REPORT_FILE = "report.html"
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1250px;color:#222;padding:0 1em}
-h1{margin-bottom:.2em} .meta{color:#666;margin-top:0}
-table{border-collapse:collapse;font-size:13px;margin:.5em 0 1.5em}
-th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f4f4f4} td{white-space:nowrap} td.wrap{white-space:normal;max-width:40em}
-figure{margin:1.5em 0} figure img{max-width:100%;border:1px solid #eee}
-.err{background:#fff3f3;border-left:4px solid #d33;padding:.5em 1em;white-space:pre-wrap;font-size:13px}
-code{font-size:12px;word-break:break-all}
-"""
+
+def write(report: Report) -> Path:
+    """report.html in the results folder; a report that fails to render still says why."""
+    path = report.results_dir / REPORT_FILE
+    try:
+        text = render(report)
+    except Exception:  # the report must still say something
+        text = page("bench report failed", [error_box(f"report failed: {traceback.format_exc()}")])
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def render(report: Report) -> str:
+    """The self-contained report.html: summary, charts inline as PNG, provenance; opens offline."""
+    sweep, compared = report.sweep, report.compared
+    generated = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    parts = [
+        f"<h1>bench report: {html.escape(sweep.name)}</h1>",
+        f"<p class='meta'>{html.escape(str(sweep.path))} · baseline <b>{html.escape(report.baseline)}</b>"
+        f" · generated {generated}</p>",
+    ]
+    problems = _problems(report)
+    if problems:
+        parts.append("<h2>Problems while building this report</h2>" + error_box("\n".join(problems)))
+    parts += [
+        "<h2>Summary</h2>",
+        _table_html(summary_view(sweep.summary), wrap=("reason",)),
+        "<h2>Charts</h2>",
+        _charts_html(report.charts),
+    ]
+    for other, other_charts in compared:
+        parts += [
+            f"<h2>Compared: {html.escape(other.name)}</h2>",
+            _table_html(summary_view(other.summary), wrap=("reason",)),
+            _charts_html(other_charts),
+        ]
+    parts.append("<h2>Provenance</h2>")
+    for s in [sweep] + [o for o, _ in compared if o.name != sweep.name]:
+        prov = s.provenance
+        parts.append(
+            _table_html(prov, wrap=("command", "cpu", "gpus", "model"))
+            if not prov.empty
+            else "<p><em>no provenance recorded</em></p>"
+        )
+    return page(f"bench report: {sweep.name}", parts)
+
+
+def _problems(report: Report) -> list[str]:
+    """What went wrong while loading and drawing, this folder's first, then each compared one's."""
+    problems = report.sweep.errors + [
+        f"chart {c.name!r} failed: {c.error.splitlines()[0]}" for c in report.charts if c.error
+    ]
+    for other, other_charts in report.compared:
+        problems += other.errors + [
+            f"comparison chart {c.name!r} failed: {c.error.splitlines()[0]}" for c in other_charts if c.error
+        ]
+    return problems
 
 
 def _table_html(table: pd.DataFrame, wrap: tuple[str, ...] = ()) -> str:
@@ -46,59 +93,7 @@ def _charts_html(charts: list[Chart]) -> str:
     parts = []
     for c in charts:
         if c.png is not None:
-            data = base64.b64encode(c.png).decode("ascii")
-            parts.append(
-                f'<figure><img alt="{html.escape(c.title)}" src="data:image/png;base64,{data}">'
-                f"<figcaption>{html.escape(c.title)}</figcaption></figure>"
-            )
+            parts.append(figure(c.png, c.title, caption=c.title))
         else:
-            parts.append(
-                f'<h3>{html.escape(c.title)}</h3><div class="err">chart {c.name!r} failed: '
-                f"{html.escape(c.error or '')}</div>"
-            )
-    return "\n".join(parts)
-
-
-def render(sweep: Sweep, charts: list[Chart], baseline: str, compared: list[tuple[Sweep, list[Chart]]]) -> str:
-    """The self-contained report.html: summary, charts inline as PNG, provenance; opens offline."""
-    generated = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    problems = sweep.errors + [f"chart {c.name!r} failed: {c.error.splitlines()[0]}" for c in charts if c.error]
-    for other, other_charts in compared:
-        problems += other.errors + [
-            f"comparison chart {c.name!r} failed: {c.error.splitlines()[0]}" for c in other_charts if c.error
-        ]
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>bench report: {html.escape(sweep.name)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>bench report: {html.escape(sweep.name)}</h1>",
-        f"<p class='meta'>{html.escape(str(sweep.path))} · baseline <b>{html.escape(baseline)}</b>"
-        f" · generated {generated}</p>",
-    ]
-    if problems:
-        parts.append(
-            "<h2>Problems while building this report</h2><div class='err'>"
-            + html.escape("\n".join(problems))
-            + "</div>"
-        )
-    parts += [
-        "<h2>Summary</h2>",
-        _table_html(summary_view(sweep.summary), wrap=("reason",)),
-        "<h2>Charts</h2>",
-        _charts_html(charts),
-    ]
-    for other, other_charts in compared:
-        parts += [
-            f"<h2>Compared: {html.escape(other.name)}</h2>",
-            _table_html(summary_view(other.summary), wrap=("reason",)),
-            _charts_html(other_charts),
-        ]
-    parts.append("<h2>Provenance</h2>")
-    for s in [sweep] + [o for o, _ in compared if o.name != sweep.name]:
-        prov = s.provenance
-        parts.append(
-            _table_html(prov, wrap=("command", "cpu", "gpus", "model"))
-            if not prov.empty
-            else "<p><em>no provenance recorded</em></p>"
-        )
-    parts.append("</body></html>")
+            parts.append(f"<h3>{html.escape(c.title)}</h3>" + error_box(f"chart {c.name!r} failed: {c.error or ''}"))
     return "\n".join(parts)
