@@ -24,7 +24,8 @@ from pathlib import Path
 
 import psutil
 
-from bench.core.records import RequestRecord, RequestWriter
+from bench.core.files import RequestWriter
+from bench.core.records import RequestRecord
 from bench.run.client import Endpoint, Level, RequestTemplate, replay
 from bench.run.dataset import QAItem
 from bench.run.models import resolve_model

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from bench.core.config import DatasetConfig
-from bench.core.records import OK, RequestRecord, atomic_write_text
+from bench.core.files import atomic_write_text
+from bench.core.records import OK, RequestRecord
 from bench.regress.compare import REGRESSION, Thresholds, compare_results
 from bench.regress.sides import Side
 from bench.regress.stats import hierarchical_ratio_interval, noise_split

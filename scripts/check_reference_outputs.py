@@ -3,7 +3,7 @@
     python scripts/check_reference_outputs.py            # check against scripts/reference_outputs.json
     python scripts/check_reference_outputs.py --write    # record the current outputs (only before a redesign)
 
-Each folder under results/reference that holds a run (a */run.json) is copied to one fixed scratch path (the
+Each folder under results/reference that holds a run (a */run.json) is copied to a scratch folder (the
 committed folder is never written to), then `python -m bench analyze` writes its summary.csv and
 `python -m bench compare X X` prints its table. The files record summary.csv, compare's stdout and both exit codes
 verbatim, so a failed check shows the line that moved. Exit 0: byte-identical; 1: something differs.
@@ -53,8 +53,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--write", action="store_true", help="record the current outputs as the expected ones")
     a = p.parse_args()
-    # One fixed path, so the folder names compare prints are the same on every machine and every run.
-    scratch = Path(tempfile.gettempdir()) / "bench-reference-check"
+    # Commands run inside the scratch folder with relative paths, so what they print names no scratch path;
+    # a fresh folder per check, so two checks at once (two worktrees) cannot collide.
+    scratch = Path(tempfile.mkdtemp(prefix="bench-reference-check-"))
     got = {str(f.relative_to(ROOT)): outputs(f, scratch) for f in folders()}
     shutil.rmtree(scratch, ignore_errors=True)
     if a.write:

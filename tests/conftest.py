@@ -16,7 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench.core.records import FAILED, OK, PARTIAL, RequestRecord, RequestWriter, RunResult, write_run
+from bench.core.files import RequestWriter, write_run
+from bench.core.records import FAILED, OK, PARTIAL, RequestRecord, RunResult
 from bench.run.telemetry import Sample, write_samples
 
 T0 = 1_800_000_000.0  # epoch seconds; any fixed clock will do

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bench.core.records import read_run
+from bench.core.files import read_run
 from bench.regress.bisect import (
     BUDGET_SPENT,
     FOUND,

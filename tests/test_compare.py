@@ -13,7 +13,8 @@ from pytest import CaptureFixture
 from bench.cli import main as cli
 from bench.cli import verbs
 from bench.core.errors import CompareError, ConfigError
-from bench.core.records import FAILED, OK, RunResult, write_run
+from bench.core.files import write_run
+from bench.core.records import FAILED, OK, RunResult
 from bench.regress.compare import (
     ALL_METRICS,
     IMPROVEMENT,

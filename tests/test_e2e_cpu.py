@@ -14,7 +14,7 @@ import pytest
 
 from bench.core import cpu
 from bench.core.cpu import WNA16_KERNEL
-from bench.core.records import read_requests
+from bench.core.files import read_requests
 from bench.run.server import port_in_use
 from tests.conftest import BENCH_RUN, SMALL, CpuSweep, lines, require_engine, signal_server_mid_replay, vllm_processes
 

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.core.records import RUN_FILE, read_run, run_dirs
+from bench.core.files import read_run, run_dirs
+from bench.core.records import RUN_FILE
 from bench.regress import history
 
 ROOT = Path(__file__).resolve().parents[1]

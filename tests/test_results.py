@@ -12,8 +12,9 @@ import pytest
 
 from bench.analyze.tables import load_provenance, load_requests, load_trials, summary_table
 from bench.cli import verbs
-from bench.core import records as results
-from bench.core.records import OK, RUN_FILE, SCHEMA_VERSION, RunResult, read_run, run_dirs, trial_key, write_run
+from bench.core import files as results
+from bench.core.files import read_run, run_dirs, write_run
+from bench.core.records import OK, RUN_FILE, SCHEMA_VERSION, RunResult, trial_key
 from bench.regress.compare import ALL_METRICS, MISSING, NOISE, REGRESSION, compare_dirs, exit_code
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"

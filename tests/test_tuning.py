@@ -16,7 +16,8 @@ from bench.analyze.sweep import load_sweep
 from bench.analyze.tables import answer_diffs, crossover, pareto_front, summary_table
 from bench.cli.overrides import CONF_DIR, name_sweep_runs, swept_keys
 from bench.core.config import register_schemas, to_bench_config
-from bench.core.records import OK, RequestRecord, RequestWriter, RunResult, write_run
+from bench.core.files import RequestWriter, write_run
+from bench.core.records import OK, RequestRecord, RunResult
 from bench.report.build import analyze
 from bench.report.charts import load
 from bench.report.charts.registry import drawn

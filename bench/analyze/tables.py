@@ -10,9 +10,10 @@ from typing import Any
 import pandas as pd
 
 from bench.core import slo
+from bench.core.files import atomic_write_text
 from bench.core.folder import ResultsFolder, as_folder
 from bench.core.metric_registry import MARKDOWN, SUMMARY, MetricSpec, in_view
-from bench.core.records import OK, SUMMARY_FILE, TELEMETRY_FILE, atomic_write_text
+from bench.core.records import OK, SUMMARY_FILE, TELEMETRY_FILE
 from bench.core.secrets import redact_url
 
 SUMMARY_COLUMNS = ["variant", "status", "reason", *(m.name for m in in_view(SUMMARY))]

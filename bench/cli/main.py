@@ -65,7 +65,9 @@ def main(argv: list[str]) -> int:
 
     verb, rest = argv[0], argv[1:]
     if verb not in VERBS:
-        print(f"bench: unknown verb {verb!r}; verbs: {', '.join(VERBS)} (python -m bench --help)", file=sys.stderr)
+        print(
+            f"bench: error: unknown verb {verb!r}; verbs: {', '.join(VERBS)} (python -m bench --help)", file=sys.stderr
+        )
         return BAD_INPUT
     try:
         return VERBS[verb](rest)

@@ -189,7 +189,7 @@ def plan_starts(overrides: list[str]) -> StartPlan:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from bench.core.config import check_run_dir, to_repeats
+    from bench.core.config import to_bench_config, to_repeats
 
     parsed = parse(overrides)
     # `hydra.sweeper.params.server=a,b` is how drop_unknown_variants narrows a preset's list.
@@ -198,6 +198,7 @@ def plan_starts(overrides: list[str]) -> StartPlan:
     fixed = [str(o.input_line) for o in parsed if not o.is_sweep_override()]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=fixed, return_hydra_config=True)
+        job = compose(config_name="config", overrides=fixed)
     repeats = OmegaConf.to_container(cfg.repeats) if OmegaConf.is_config(cfg.repeats) else cfg.repeats
     variants: list[str] | None = None
     if server_sweep:
@@ -207,8 +208,8 @@ def plan_starts(overrides: list[str]) -> StartPlan:
         variants = [v.strip() for v in str(swept).split(",")] if swept else None  # a preset's list
     drop = {str(o.input_line) for o in server_sweep}
     out_dir = OmegaConf.select(cfg, "out_dir", throw_on_resolution_failure=False)
-    run_name = OmegaConf.select(cfg, "run_name", throw_on_resolution_failure=False)
-    if out_dir and run_name:  # before Hydra makes <out_dir>/<run_name>/.hydra: a refused path gets no folder
-        check_run_dir(str(out_dir), str(run_name))
+    # Every value checked before Hydra makes <out_dir>/<run_name>/.hydra: a refused run leaves no folder behind.
+    # The variant's own values are checked again in its job (a sweep's variants differ).
+    to_bench_config(job)
     rest = [o for o in overrides if o not in drop]
     return StartPlan(to_repeats(repeats).starts, variants, rest, [Path(str(out_dir))] if out_dir else [])

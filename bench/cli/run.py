@@ -180,7 +180,7 @@ def redact_hydra_files(config: Any) -> None:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
-    from bench.core.records import atomic_write_text
+    from bench.core.files import atomic_write_text
     from bench.core.secrets import redact, secret_values
 
     hydra_cfg = HydraConfig.get()
@@ -205,7 +205,8 @@ def redact_hydra_files(config: Any) -> None:
 def record_unknown(out_dir: Path, unknown: list[str]) -> None:
     """Unknown variants of a sweep get a failed run.json, so the summary, report and exit status show them."""
     from bench.cli.overrides import known_variants
-    from bench.core.records import FAILED, RunResult, write_run
+    from bench.core.files import write_run
+    from bench.core.records import FAILED, RunResult
 
     known = known_variants()
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.core.errors import BenchError
-from bench.core.records import RUN_FILE, run_dirs
+from bench.core.files import run_dirs
+from bench.core.records import RUN_FILE
 
 
 def _results_dir(path: Path | None, what: str = "results folder") -> None:

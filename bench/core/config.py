@@ -299,6 +299,8 @@ def check_server(s: ServerConfig) -> None:
 
 def check_run_dir(out_dir: str, run_name: str) -> None:
     """A run's folder stays inside out_dir (resume deletes files in it), and both can be folders bench writes."""
+    if (Path(out_dir) / run_name).is_symlink():
+        raise ConfigError(f"{Path(out_dir) / run_name} is a symbolic link: bench writes only into folders it owns")
     out = Path(out_dir).resolve()
     run = (out / run_name).resolve()
     if not run_name.strip() or run == out or not run.is_relative_to(out):
@@ -306,8 +308,6 @@ def check_run_dir(out_dir: str, run_name: str) -> None:
             f"run_name={run_name!r} would put the run's folder outside out_dir ({out_dir}):"
             " use a plain name such as '${server.name}'"
         )
-    if (Path(out_dir) / run_name).is_symlink():
-        raise ConfigError(f"{Path(out_dir) / run_name} is a symbolic link: bench writes only into folders it owns")
     if any(len(part.encode()) > 255 for part in Path(run_name).parts):
         raise ConfigError(f"run_name={run_name[:40]!r}... is longer than a file name may be (255 bytes)")
     for path in (Path(out_dir), Path(out_dir) / run_name):

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.errors import BenchError
-from bench.core.records import RUN_FILE, RunResult, read_requests, read_run, run_dirs
+from bench.core.files import read_requests, read_run, run_dirs
+from bench.core.records import RUN_FILE, RunResult
 
 
 class ResultsFolder:

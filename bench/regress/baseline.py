@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.errors import BenchError
+from bench.core.files import atomic_write_text
 from bench.core.folder import ResultsFolder
-from bench.core.records import OK, REQUESTS_FILE, RUN_FILE, SUMMARY_FILE, RunResult, atomic_write_text
+from bench.core.records import OK, REQUESTS_FILE, RUN_FILE, SUMMARY_FILE, RunResult
 from bench.run import provenance
 
 PROVENANCE_FILE = "baseline.json"
@@ -112,7 +113,9 @@ def _swap(staging: Path, to: Path) -> None:
             generation.rename(to / PREVIOUS_DIR / generation.name)
         (old / PREVIOUS_DIR).rmdir()
     if any(old.iterdir()):
-        old.rename(to / PREVIOUS_DIR / _generation_name(old))
+        name, taken = _generation_name(old), {p.name for p in (to / PREVIOUS_DIR).iterdir()}
+        unique = next(n for i in range(len(taken) + 1) if (n := f"{name}-{i}" if i else name) not in taken)
+        old.rename(to / PREVIOUS_DIR / unique)  # two promotions in one second keep both
     else:
         old.rmdir()
 

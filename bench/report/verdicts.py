@@ -108,8 +108,11 @@ def report(
     print(format_table(verdicts, context))
     markdown = format_markdown(verdicts, baseline_dir, current_dir, context)
     if markdown_path:
-        markdown_path.parent.mkdir(parents=True, exist_ok=True)
-        markdown_path.write_text(markdown, encoding="utf-8")
+        try:
+            markdown_path.parent.mkdir(parents=True, exist_ok=True)
+            markdown_path.write_text(markdown, encoding="utf-8")
+        except OSError as e:
+            raise CompareError(f"--markdown {markdown_path}: cannot write it ({e.strerror or e})") from None
     if os.environ.get("GITHUB_STEP_SUMMARY"):  # set by GitHub Actions: the job's summary page
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as f:
             f.write(markdown)

@@ -22,6 +22,7 @@ from bench.core import clock, cpu, slo
 from bench.core.config import BenchConfig, LoadConfig, ServerConfig, check_server, resolve_server, to_repeats
 from bench.core.describe import run_stats, trial_stats
 from bench.core.errors import BenchError, ConfigError, ServerError
+from bench.core.files import RequestWriter, read_requests, read_run, write_run
 from bench.core.records import (
     FAILED,
     INTERRUPTED,
@@ -33,15 +34,11 @@ from bench.core.records import (
     TELEMETRY_FILE,
     Provenance,
     RequestRecord,
-    RequestWriter,
     RunResult,
     ServerInfo,
     Start,
     Trial,
-    read_requests,
-    read_run,
     trial_key,
-    write_run,
 )
 from bench.run import load as loadsearch
 from bench.run import preflight, provenance, telemetry
