@@ -41,3 +41,13 @@ def test_startup_phases_add_up_every_start_of_a_sweep_by_phase(tmp_path) -> None
         (tmp_path / name / "run.json").write_text(json.dumps({"variant": name, "status": "ok", "starts": starts}))
     expected = "start-up by phase over 2 starts: importing vLLM 50 s (83%), compiling 10 s (17%)"
     assert startup_phases(tmp_path) == expected
+
+
+def test_the_summary_says_when_f1_means_nothing() -> None:
+    from bench.report.console import quality_note, random_weights
+
+    ref = Path(__file__).resolve().parents[1] / "results" / "reference"
+    # The 8B-shaped model of the two-GPU reference ran with --load-format dummy; the CPU reference is real.
+    assert random_weights(ref / "gpu-h100x2" / "parallel") == ["pp2", "single", "tp2"]
+    assert "random weights" in quality_note(ref / "gpu-h100x2" / "parallel")
+    assert random_weights(ref / "cpu") == [] and quality_note(ref / "cpu") == ""

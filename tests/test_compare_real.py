@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from bench.cli.main import CONF_DIR
 from bench.regress.compare import REGRESSION, compare_dirs, exit_code, load_thresholds
@@ -18,6 +19,7 @@ pytestmark = pytest.mark.server
 NIGHTLY = ["server=spec_ngram", "dataset.sample_size=8", "repeats=3"]
 # This machine's thresholds: passes of one server start share its noise, so the threshold must absorb it.
 THRESHOLDS = CONF_DIR / "compare" / "shared_cpu.yaml"
+TEN_PERCENT = {"wall_clock_s": 0.10, "tpot_s_p50": 0.10, "output_tok_per_s": 0.10}
 
 
 def _sweep(out: Path, *extra: str) -> Path:
@@ -57,11 +59,21 @@ def test_the_same_configuration_twice_is_within_noise(baseline, tmp_path):
 
 
 def test_a_real_slowdown_is_a_regression_with_a_nonzero_exit(baseline, tmp_path):
-    # The same variant with its speculation switched off: every token then costs a full step (seen on
-    # CPUs with and without AVX-512: 1.46x to 1.58x slower; TPOT about twice as long).
+    # The same variant with its speculation switched off: every token then costs a full step. How much slower
+    # depends on the machine (1.46x to 1.58x on AVX2 CPUs, wall clock only +27.7 % on an AVX-512 one, which
+    # failed a fixed 30 % threshold), so the test asserts what holds everywhere: the direction, with its
+    # interval entirely on the slow side, and a verdict at a threshold (10 %) well below the smallest gain seen.
     current = _sweep(tmp_path / "nightly", "server.speculative_config=null")
-    p = _compare(baseline, current)
-    verdicts = compare_dirs(baseline, current, load_thresholds(THRESHOLDS))
+    thresholds = tmp_path / "thresholds.yaml"
+    OmegaConf.save(OmegaConf.merge(OmegaConf.load(THRESHOLDS), TEN_PERCENT), thresholds)
+    p = subprocess.run([sys.executable, "-m", "bench", "compare", str(baseline), str(current), "--thresholds",
+                        str(thresholds)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    print(p.stdout)
+    verdicts = compare_dirs(baseline, current, load_thresholds(thresholds))
+    by_metric = {v.metric: v for v in verdicts if v.variant == "spec_ngram"}
+    for metric in ("wall_clock_s", "tpot_s_p50"):
+        v = by_metric[metric]
+        assert v.ci is not None and v.ci[0] > 0, (metric, v)  # slower, and the whole interval says so
     slow = {v.metric for v in verdicts if v.verdict == REGRESSION}
     assert p.returncode == 1 and exit_code(verdicts) == 1, p.stdout
     assert "tpot_s_p50" in slow and slow & {"wall_clock_s", "output_tok_per_s"}, p.stdout

@@ -222,14 +222,15 @@ class SummaryCallback:
 
     def _print(self, config: Any) -> None:
         from bench.report.build import write_report
-        from bench.report.console import format_summary, startup_phases, time_split
+        from bench.report.console import format_summary, quality_note, startup_phases, time_split
 
         out_dir = Path(config.out_dir)
         if not out_dir.is_dir() or not config.get("last_start", True):
             return
         report, sweep = write_report(out_dir, config.baseline_variant)
-        phases = startup_phases(sweep.folder or out_dir)
-        print("", format_summary(sweep.summary), time_split(sweep.summary), phases, sep="\n")
+        folder = sweep.folder or out_dir
+        lines = [format_summary(sweep.summary), quality_note(folder), time_split(sweep.summary), startup_phases(folder)]
+        print("", *[line for line in lines if line], sep="\n")
         print(f"results: {out_dir}\nreport:  {report}")
 
     def on_job_start(self, config: Any, **kwargs: Any) -> None:

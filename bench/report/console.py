@@ -57,3 +57,25 @@ def startup_phases(folder: ResultsFolder | Path) -> str:
     spent = sum(total.values())
     parts = ", ".join(f"{phase} {s:.0f} s ({s / spent:.0%})" for phase, s in total.items())
     return f"start-up by phase over {n} start{'s' * (n != 1)}: {parts}"
+
+
+def random_weights(folder: ResultsFolder | Path) -> list[str]:
+    """Variants served with random weights (`--load-format dummy`, a shape model): their speed is real, their
+    answers noise, so F1 and EM of 0.00 say nothing about quality."""
+    out = []
+    for _, run in as_folder(folder).runs():
+        cmd = [str(a) for a in run.server.command]
+        pairs = zip(cmd, [*cmd[1:], ""], strict=True)
+        if "--load-format=dummy" in cmd or any(a == "--load-format" and b == "dummy" for a, b in pairs):
+            out.append(run.variant)
+    return out
+
+
+def quality_note(folder: ResultsFolder | Path) -> str:
+    names = random_weights(folder)
+    if not names:
+        return ""
+    return (
+        f"F1 and EM mean nothing for {', '.join(names)}: served with random weights (--load-format dummy,"
+        " a shape model), so the speed is real and the answers are noise; model=YOUR_MODEL for real answers"
+    )
