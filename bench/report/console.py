@@ -65,7 +65,7 @@ def random_weights(folder: ResultsFolder | Path) -> list[str]:
     out = []
     for _, run in as_folder(folder).runs():
         cmd = [str(a) for a in run.server.command]
-        pairs = zip(cmd, [*cmd[1:], ""], strict=True)
+        pairs = zip(cmd[:-1], cmd[1:], strict=True)
         if "--load-format=dummy" in cmd or any(a == "--load-format" and b == "dummy" for a, b in pairs):
             out.append(run.variant)
     return out
