@@ -179,3 +179,19 @@ def test_the_registry_is_where_views_and_compare_get_their_metrics() -> None:
     # Every per-trial metric is one that run_stats computes from request records.
     assert set(metric_registry.TRIAL_METRICS) <= run_stats([], 1.0).keys()
     assert len({m.label for m in metric_registry.REGISTRY}) == len(metric_registry.REGISTRY)
+
+
+def test_a_load_sweep_s_wall_clock_is_the_whole_request_set() -> None:
+    from bench.core.describe import replay_wall_clock
+    from bench.core.records import Trial
+
+    # Two starts x one pass over levels 1 and 8: each pass is the whole request set, the run's figure their median.
+    trials = [Trial(start=s, level=lv, wall_clock_s=w) for s, lv, w in [(0, 1, 10.0), (0, 8, 2.0), (1, 1, 12.0),
+                                                                         (1, 8, 2.0)]]  # fmt: skip
+    assert replay_wall_clock(trials) == 13.0  # median of 12 and 14; the old median over levels said 6
+    assert replay_wall_clock([Trial(repeat=r, wall_clock_s=w) for r, w in enumerate([3.0, 5.0, 4.0])]) == 4.0
+    # A schema-3 multi-level folder reads with schema 4's definition, so old and new compare like with like.
+    crossover = Path(__file__).resolve().parents[1] / "results" / "reference" / "cpu-tuning" / "crossover" / "single"
+    run = read_run(crossover)
+    assert run is not None and run.schema_version == 3 and len({t.level for t in run.trials}) > 1
+    assert run.wall_clock_s == replay_wall_clock(run.trials) == pytest.approx(run.replay_s)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from bench.core.metric_registry import TRIAL_METRICS
+from bench.core.records import Trial
 
 PERCENTILES = (50, 90, 99)
 
@@ -43,3 +46,14 @@ def run_stats(records: list[dict[str, Any]], wall_clock_s: float | None) -> dict
     stats |= _describe("itl_s", [x for r in ok for x in r["itl_s"]])
     stats |= _describe("latency_s", [r["latency_s"] for r in ok])
     return stats
+
+
+def replay_wall_clock(trials: Sequence[Trial]) -> float | None:
+    """A run's wall clock: each (start, pass) replays the whole request set once, over every load level it has,
+    so its figure is the sum of its levels' trials; the run's is the median of those. For one load level this is
+    the median over passes, as it always was; for a load sweep it is the whole sweep's time, not a level's."""
+    passes: dict[tuple[int, int], float] = {}
+    for t in trials:
+        if t.wall_clock_s is not None:
+            passes[(t.start, t.repeat)] = passes.get((t.start, t.repeat), 0.0) + t.wall_clock_s
+    return float(statistics.median(passes.values())) if passes else None

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.core.describe import replay_wall_clock
 from bench.core.records import FAILED, REQUESTS_FILE, RUN_FILE, SCHEMA_VERSION, RecordError, RequestRecord, RunResult
 from bench.core.secrets import redact_url
 
@@ -88,10 +89,17 @@ def read_run(run_dir: Path) -> RunResult | None:
     for name in ("trials", "starts"):  # an entry that is not an object is no trial or start: dropped
         kept[name] = [x for x in kept.get(name, []) if isinstance(x, dict)]
     try:
-        return RunResult(**kept)
+        result = RunResult(**kept)
     except (RecordError, TypeError) as e:
         _warn_once(path, f"unreadable: {e}")
         return None
+    if (
+        isinstance(result.schema_version, int)
+        and result.schema_version < 4
+        and len({t.level for t in result.trials}) > 1
+    ):
+        result.wall_clock_s = replay_wall_clock(result.trials)  # schema 4's definition (records.SCHEMA_VERSION)
+    return result
 
 
 _CONTAINERS: dict[str, type] = {

@@ -26,7 +26,10 @@ log = logging.getLogger(__name__)
 #    tpot_s are shorter by that tail); requests gain ttft_visible_s, stats ttft_visible_s_*.
 # 3: trials carry their window (t_start, t_end, epoch s); level_telemetry (per level and device); telemetry
 #    gains energy_source (nvml_counter | power_integral); the psutil tree's primed first sample is not counted.
-SCHEMA_VERSION = 3
+# 4: a multi-level run's wall_clock_s is the whole request set's: per (start, pass) the sum over its load levels,
+#    the median over those (a load sweep's median over every level's passes meant nothing); files.read_run
+#    reads older multi-level runs the same way, so old and new folders compare like with like.
+SCHEMA_VERSION = 4
 TRIAL_RENAMED: dict[str, str] = {}
 
 # run.json status values. Only OK is complete: resume skips it and nothing else.
