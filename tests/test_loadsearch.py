@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.core.config import LoadConfig
-from bench.run.client import Level
-from bench.run.load import LevelRun, SloSearchPlan, SweepPlan, oversaturated
+from bench.run.load import Level, LevelRun, SloSearchPlan, SweepPlan, oversaturated
 
 
 def level_run(level: Level, phase: str, n: int, wall_s: float, ttft=lambda i: 0.1, gap=None) -> LevelRun:
@@ -55,7 +54,7 @@ def test_a_steady_level_is_not_oversaturated():
 
 def test_slo_search_bisects_to_the_highest_rate_meeting_the_slo():
     load = LoadConfig(mode="slo_search", concurrency=64, search_tolerance=0.1, search_max_levels=10)
-    plan = SloSearchPlan(load, {"ttft_ms": 500, "min_share": 0.9}, n_items=10, baseline_answers=None)
+    plan = SloSearchPlan(load, n_items=10, slo={"ttft_ms": 500, "min_share": 0.9})
     capacity = 2.6  # this fake server meets the TTFT SLO below 2.6 req/s
     done: list[LevelRun] = []
     while (step := plan.next(done)) is not None:
@@ -73,7 +72,7 @@ def test_slo_search_bisects_to_the_highest_rate_meeting_the_slo():
 
 def test_slo_search_is_bounded_in_levels():
     load = LoadConfig(mode="slo_search", search_max_levels=3)
-    plan = SloSearchPlan(load, {"ttft_ms": 1, "min_share": 0.9}, n_items=5, baseline_answers=None)
+    plan = SloSearchPlan(load, n_items=5, slo={"ttft_ms": 1, "min_share": 0.9})
     done: list[LevelRun] = []
     while (step := plan.next(done)) is not None:  # nothing ever meets a 1 ms TTFT
         done.append(level_run(step[0], step[1], 5, 5.0))

@@ -101,6 +101,8 @@ class LoadConfig:
     concurrency: int = 1  # requests in flight at most
     request_rate: float | None = None  # req/s with random arrivals; None: as fast as concurrency allows
     burstiness: float = 1.0  # gamma shape of arrival gaps: 1 Poisson, < 1 burstier
+    # How a rate load's requests arrive: a pacing of bench/run/load.py (ARRIVALS); gamma gaps by default.
+    arrivals: str = "gamma"
     # Swept inside one server start: concurrencies, or rates when request_rate is set. Empty: one level.
     levels: list[float] = field(default_factory=list)
     max_requests: int | None = None  # per level and pass; more than the dataset holds cycles it

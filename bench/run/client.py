@@ -12,7 +12,6 @@ from functools import partial
 from typing import Any
 
 import aiohttp
-import numpy as np
 import openai
 
 from bench.core.clock import wall
@@ -20,6 +19,7 @@ from bench.core.config import CLIENTS
 from bench.core.records import RequestRecord
 from bench.core.scoring import score
 from bench.run.dataset import QAItem
+from bench.run.load import Level, Pacing
 
 # aiohttp: a plain HTTP client parsing the SSE stream itself, as `vllm bench serve` does; the openai SDK
 # builds a pydantic object per streamed chunk and on 2 cores sustained a fifth of vllm bench serve's
@@ -187,21 +187,6 @@ async def _post_openai(client: openai.AsyncOpenAI, args: dict[str, Any], s: _Str
         s.add(chunk.to_dict())
 
 
-@dataclass(frozen=True)
-class Level:
-    """One load level: at most `concurrency` in flight; with `rate`, arrivals at that mean rate (req/s)."""
-
-    concurrency: int
-    rate: float | None = None
-    burstiness: float = 1.0  # gamma shape of the gaps: 1 is Poisson, < 1 burstier, > 1 more even
-    max_requests: int | None = None
-    max_duration_s: float | None = None
-
-    @property
-    def value(self) -> float:
-        return self.rate if self.rate is not None else float(self.concurrency)
-
-
 def cycled(items: list[QAItem], n: int) -> Iterator[QAItem]:
     """The first n items, the list cycled when n is longer: a level of 64 in flight over 77 questions would be
     one wave and its ramp-down, not a steady state (issue 18). Repeated requests keep their question id."""
@@ -210,6 +195,15 @@ def cycled(items: list[QAItem], n: int) -> Iterator[QAItem]:
 
 def _never() -> str | None:
     return None
+
+
+async def _until_due(pacing: Pacing, start: float) -> float | None:
+    """Wait until the next request is due; its due time in epoch seconds, None for a closed loop."""
+    due = pacing.next_send_time()
+    if due is None:
+        return None
+    await asyncio.sleep(max(0.0, start + due - time.perf_counter()))
+    return wall(start) + due  # compared with start_time, it shows when the client fell behind
 
 
 async def _replay(
@@ -225,10 +219,8 @@ async def _replay(
     start_index, repeat = trial
     slots = asyncio.Semaphore(level.concurrency)
     in_flight: set[asyncio.Task[None]] = set()
-    gaps = np.random.default_rng(seed + repeat)
+    pacing = level.pacing(seed + repeat)
     start = time.perf_counter()
-    start_wall = wall(start)
-    due = 0.0
     stopped: str | None = None
     post: Callable[[dict[str, Any], _Stream], Awaitable[None]]
     if endpoint.client == "openai":
@@ -252,11 +244,7 @@ async def _replay(
     for index, item in enumerate(cycled(items, n)):
         if level.max_duration_s is not None and time.perf_counter() - start >= level.max_duration_s:
             break
-        scheduled = None
-        if level.rate:
-            due += gaps.gamma(level.burstiness, 1.0 / (level.rate * level.burstiness))
-            await asyncio.sleep(max(0.0, start + due - time.perf_counter()))
-            scheduled = start_wall + due  # compared with start_time, it shows when the client fell behind
+        scheduled = await _until_due(pacing, start)
         await slots.acquire()
         stopped = should_stop()
         if stopped:

@@ -19,7 +19,7 @@ from typing import Any
 from tqdm import tqdm
 
 from bench.core import clock, cpu, slo
-from bench.core.config import BenchConfig, LoadConfig, ServerConfig, check_server, resolve_server, to_repeats
+from bench.core.config import BenchConfig, ServerConfig, check_server, resolve_server, to_repeats
 from bench.core.describe import run_stats, trial_stats
 from bench.core.errors import BenchError, ConfigError, ServerError
 from bench.core.records import (
@@ -43,12 +43,13 @@ from bench.core.records import (
     trial_key,
     write_run,
 )
-from bench.run import load as loadsearch
+from bench.run import load as loadplan
 from bench.run import preflight, provenance, telemetry
 from bench.run import prometheus as metrics
-from bench.run.client import Endpoint, Level, RequestTemplate, replay
+from bench.run.client import Endpoint, RequestTemplate, replay
 from bench.run.dataset import QAItem, load_dataset
 from bench.run.diagnose import diagnose
+from bench.run.load import Level
 from bench.run.models import resolve_model
 from bench.run.server import (
     DEV_MODE_ENV,
@@ -73,46 +74,21 @@ def pick_engine(engine: str) -> str:
     return "cuda" if telemetry.gpu_count() > 0 else "cpu"
 
 
-_LOAD_ADDED = {
-    f.name: f.default
-    for f in dataclasses.fields(LoadConfig)
-    if f.name in ("mode", "sweep_points", "search_tolerance", "search_max_levels", "search_max_s")
-}
-
-
 def config_hash(server: ServerConfig, cfg: BenchConfig, engine: str) -> str:
     """What makes two runs comparable; resume re-runs a variant whose hash changed."""
     fields = dataclasses.asdict(server)
     fields.pop("port")  # a picked port is no part of the experiment
     fields.pop("lossless")  # a declaration about the answers, not a setting
-    load = dataclasses.asdict(cfg.load)
-    # Fields added after runs were stored count only when set, so those runs still resume.
-    load = {k: v for k, v in load.items() if k not in _LOAD_ADDED or v != _LOAD_ADDED[k]}
     key: dict[str, Any] = {
         "server": fields,
         # dataset.too_long came after runs were stored: left out at its default, so those runs still resume.
         "dataset": {k: v for k, v in dataclasses.asdict(cfg.dataset).items() if k != "too_long" or v != "skip"},
-        "load": load,
+        **loadplan.hash_key(cfg.load, cfg.slo),
         "engine": engine,
     }
-    if cfg.load.mode == "slo_search":  # the objectives pick its load levels
-        key["slo"] = dataclasses.asdict(cfg.slo)
     if engine == "cpu" and not cfg.endpoint:  # the same settings run other kernels on another CPU
         key["cpu"] = cpu.detect().as_dict()
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def load_levels(load: LoadConfig) -> list[Level]:
-    """The load levels of one server start: `load.levels` are rates for rate loads, else concurrencies."""
-
-    def level(concurrency: int, rate: float | None) -> Level:
-        return Level(concurrency, rate, load.burstiness, load.max_requests, load.max_duration_s)
-
-    if not load.levels:
-        return [level(load.concurrency, load.request_rate)]
-    if load.request_rate is not None:
-        return [level(load.concurrency, float(v)) for v in load.levels]
-    return [level(int(v), None) for v in load.levels]
 
 
 def make_server(server: ServerConfig, model: str, draft_model: str | None, log_path: Path) -> VllmServer:
@@ -198,7 +174,7 @@ def replay_levels(
     endpoint: Endpoint,
     template: RequestTemplate,
     items: list[QAItem],
-    plan: loadsearch.Plan,
+    plan: loadplan.Plan,
     repeats: int,
     on_record: Callable[[RequestRecord], None],
     watchdog: Callable[[], str | None],
@@ -213,7 +189,7 @@ def replay_levels(
     ends (also when interrupted). Before each pass `reset_cache` empties the prefix cache (so every pass
     meets the same cache); `counters` (a /metrics scrape) around each pass give its prefix-cache hit
     rate. Returns why it stopped early, or None."""
-    done: list[loadsearch.LevelRun] = []
+    done: list[loadplan.LevelRun] = []
     level_records: list[dict[str, Any]] = []  # this level's requests: what a load search decides on
 
     def record(rec: RequestRecord) -> None:
@@ -246,7 +222,7 @@ def replay_levels(
                                     reset_ok, hits))  # fmt: skip
             if stopped:
                 break
-        done.append(loadsearch.LevelRun(level, phase, list(level_records), level_wall))
+        done.append(loadplan.LevelRun(level, phase, list(level_records), level_wall))
     return stopped
 
 
@@ -293,6 +269,7 @@ def _drop_start(result: RunResult, run_dir: Path, start: int) -> None:
 def run_variant(cfg: BenchConfig) -> RunResult:
     """One server start of a variant (`cfg.start`), added to the variant's folder; start 0 begins it afresh.
     Never raises for a failed start: the failure is the result. Ctrl-C is recorded, then re-raised."""
+    loadplan.check(cfg.load)
     engine = pick_engine(cfg.engine)
     if engine not in cfg.engines:
         raise ConfigError(f"no engine profile {engine!r} in `engines`; have: {', '.join(cfg.engines)}")
@@ -364,14 +341,6 @@ def warmup_items(cfg: BenchConfig, measured: list[QAItem]) -> list[QAItem]:
     return outside[:n]
 
 
-def planned_requests(load: LoadConfig, n_items: int) -> int:
-    """Requests of one pass over every load level: the progress bar's total (at most, for a load search)."""
-    if load.mode == "fixed":
-        return sum(lv.max_requests or n_items for lv in load_levels(load))
-    levels = 2 + load.sweep_points if load.mode == "sweep" else load.search_max_levels
-    return (load.max_requests or n_items) * levels
-
-
 def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, result: RunResult, entry: Start) -> None:
     items = load_dataset(cfg.dataset)
     repeats, k = to_repeats(cfg.repeats), cfg.start
@@ -405,7 +374,10 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
         # First requests pay one-off costs; not measured, and not from the measured set (see warmup_items).
         replay(endpoint, template, warmup_items(cfg, items), Level(1), lambda r: None)
         before = metrics.scrape(srv.base_url, server.api_key)
-        n_planned = planned_requests(cfg.load, len(items)) * repeats.passes
+        objectives = dataclasses.asdict(cfg.slo)
+        answers = baseline_answers(cfg) if cfg.slo.identical_to_baseline else None
+        plan = loadplan.make_plan(cfg.load, len(items), objectives, answers)
+        n_planned = plan.planned_requests() * repeats.passes
         watchdog = Watchdog(srv, run_dir / SERVER_LOG, cfg.load.request_timeout_s)
         desc = f"{cfg.run_name} start {k}" if repeats.starts > 1 else cfg.run_name
         with (
@@ -423,9 +395,6 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
                 if rec.error:
                     bar.set_postfix_str(f"failed: {rec.error[:40]}")
 
-            objectives = dataclasses.asdict(cfg.slo)
-            answers = baseline_answers(cfg) if cfg.slo.identical_to_baseline else None
-            plan = loadsearch.make_plan(cfg.load, load_levels(cfg.load), objectives, len(items), answers)
             trials: list[Trial] = []
             try:
                 stopped = replay_levels(
@@ -436,8 +405,8 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
             finally:
                 result.trials += trials
                 telemetry.write_samples(run_dir / TELEMETRY_FILE, sampler.samples, append=True)
-                if cfg.load.mode != "fixed":
-                    result.search = {"mode": cfg.load.mode, **plan.outcome}
+                if plan.decides:
+                    result.search = {"mode": plan.mode, **plan.outcome}
         after = metrics.scrape(srv.base_url, server.api_key)
         if before is not None and after is not None:
             entry.counters = metrics.delta(before, after)
