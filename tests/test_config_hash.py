@@ -89,3 +89,16 @@ def test_a_stored_run_keeps_its_hash(run):
     values |= {k: OmegaConf.to_container(sweep[k]) for k in ("dataset", "load", "slo")}
     cfg = to_bench_config(OmegaConf.merge(OmegaConf.structured(BenchConfig), values))
     assert config_hash(cfg.server, cfg, "cuda") == stored["config_hash"]
+
+
+def test_the_request_group_hashes_as_the_old_spellings_did(_hydra):
+    """request.max_tokens is hashed where server.max_tokens was, request.system_prompt where dataset.system_prompt
+    was; a request field that came later (temperature) counts only when set."""
+    old = to_bench_config(compose(config_name="config", overrides=COMPOSED["old-spellings"][0]))
+    new = to_bench_config(
+        compose(config_name="config", overrides=["request.max_tokens=64", "request.system_prompt=Be brief."])
+    )
+    hot = to_bench_config(compose(config_name="config", overrides=["request.temperature=0.7"]))
+    hashes = [config_hash(resolve_server(c.server, "cuda", c.engines["cuda"]), c, "cuda") for c in (old, new, hot)]
+    assert hashes[:2] == [COMPOSED["old-spellings"][1]] * 2
+    assert hashes[2] not in (COMPOSED["default-sequential"][1], hashes[0])

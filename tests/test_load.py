@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.core.config import LoadConfig
+from bench.core.config import LoadConfig, RequestConfig
 from bench.core.errors import ConfigError
 from bench.core.records import RequestRecord
 from bench.run import load
@@ -31,7 +31,7 @@ def endpoint(tmp_path_factory):
 
 def _run(endpoint, level: Level, items=ITEMS, stop=lambda: None) -> tuple[list[RequestRecord], str | None]:
     records: list[RequestRecord] = []
-    why = replay(endpoint, RequestTemplate("m", max_tokens=8), items, level, records.append, stop)
+    why = replay(endpoint, RequestTemplate("m", RequestConfig(max_tokens=8)), items, level, records.append, stop)
     return records, why
 
 

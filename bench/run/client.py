@@ -7,7 +7,7 @@ import itertools
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -15,7 +15,7 @@ import aiohttp
 import openai
 
 from bench.core.clock import wall
-from bench.core.config import CLIENTS
+from bench.core.config import CLIENTS, RequestConfig
 from bench.core.records import RequestRecord
 from bench.core.scoring import score
 from bench.run.dataset import QAItem
@@ -62,21 +62,20 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class RequestTemplate:
-    """What every request of a run shares; the item adds the user message."""
+    """What every request of a run shares: the served model's name and the request's parameters (their defaults
+    in RequestConfig); the item adds the user message."""
 
     model: str
-    system_prompt: str = ""
-    max_tokens: int = 256
-    # Greedy: answers are scored against references and compared across variants (identical_to_baseline).
-    temperature: float = 0.0
+    request: RequestConfig = field(default_factory=RequestConfig)
 
     def body(self, item: QAItem) -> dict[str, Any]:
-        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        r = self.request
+        system = [{"role": "system", "content": r.system_prompt}] if r.system_prompt else []
         return {
             "model": self.model,
             "messages": [*system, {"role": "user", "content": item.user_prompt()}],
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
+            "max_tokens": r.max_tokens,
+            "temperature": r.temperature,
             "stream": True,
             "stream_options": {"include_usage": True},
         }

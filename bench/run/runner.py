@@ -19,7 +19,16 @@ from typing import Any
 from tqdm import tqdm
 
 from bench.core import clock, cpu, slo
-from bench.core.config import BenchConfig, ServerConfig, check_server, resolve_server, to_repeats
+from bench.core.config import (
+    BenchConfig,
+    RequestConfig,
+    ServerConfig,
+    check_request,
+    check_server,
+    resolve_server,
+    to_repeats,
+    value_at,
+)
 from bench.core.describe import run_stats, trial_stats
 from bench.core.errors import BenchError, ConfigError, ServerError
 from bench.core.records import (
@@ -86,9 +95,24 @@ def config_hash(server: ServerConfig, cfg: BenchConfig, engine: str) -> str:
         **loadplan.hash_key(cfg.load, cfg.slo),
         "engine": engine,
     }
+    _hash_request(key, cfg.request)
     if engine == "cpu" and not cfg.endpoint:  # the same settings run other kernels on another CPU
         key["cpu"] = cpu.detect().as_dict()
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# Where stored runs hashed a request's fields before the request group: with the server's and the dataset's.
+_REQUEST_HASHED_IN = {"max_tokens": "server", "system_prompt": "dataset"}
+
+
+def _hash_request(key: dict[str, Any], request: RequestConfig) -> None:
+    """The request's part of the config hash, placed as stored runs have it; later fields count only when set."""
+    defaults = dataclasses.asdict(RequestConfig())
+    for name, value in dataclasses.asdict(request).items():
+        if name in _REQUEST_HASHED_IN:
+            key[_REQUEST_HASHED_IN[name]][name] = value
+        elif value != defaults[name]:
+            key.setdefault("request", {})[name] = value
 
 
 def make_server(server: ServerConfig, model: str, draft_model: str | None, log_path: Path) -> VllmServer:
@@ -228,12 +252,9 @@ def replay_levels(
 
 def sweep_values(cfg: BenchConfig) -> dict[str, Any]:
     """The value of every swept key in this run (`sweep_params`), so the analyzer can draw against it."""
-    tree = dataclasses.asdict(cfg)
     out: dict[str, Any] = {}
     for key in cfg.sweep_params:
-        node: Any = tree
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
+        node = value_at(cfg, key)
         # A config group (dataset=drcd) is named by its option's name.
         out[key] = node.get("name") if isinstance(node, dict) and "name" in node else node
     return out
@@ -275,6 +296,7 @@ def run_variant(cfg: BenchConfig) -> RunResult:
         raise ConfigError(f"no engine profile {engine!r} in `engines`; have: {', '.join(cfg.engines)}")
     server = resolve_server(cfg.server, engine, cfg.engines[engine])
     check_server(server)
+    check_request(cfg.request, server)
     run_dir = Path(cfg.out_dir) / cfg.run_name
     chash = config_hash(server, cfg, engine)
     repeats, k = to_repeats(cfg.repeats), cfg.start
@@ -302,6 +324,7 @@ def run_variant(cfg: BenchConfig) -> RunResult:
         found = provenance.collect() | {"engine": engine} | provenance.of_python(server.python)
         result.provenance = Provenance.from_dict(found)
         config = dataclasses.asdict(server) | {"env": provenance.redact_env(server.env), "api_key": None}
+        config["max_tokens"] = cfg.request.max_tokens  # where run.json has always kept it
         result.server = ServerInfo(config=config, engine=engine, prefix_cache=repeats.prefix_cache)
     entry = Start(start=k, status=FAILED, started_at=_now())
     try:
@@ -370,7 +393,7 @@ def _run(cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, res
         if engine == "cpu" and model is not None:  # the kernel library vLLM really loaded
             result.server.kernel_library_loaded = cpu.loaded_library(srv.pids())
         endpoint = Endpoint(srv.base_url, server.api_key, cfg.load.request_timeout_s, cfg.load.client)
-        template = RequestTemplate(server.served_model_name, cfg.dataset.system_prompt, server.max_tokens)
+        template = RequestTemplate(server.served_model_name, cfg.request)
         # First requests pay one-off costs; not measured, and not from the measured set (see warmup_items).
         replay(endpoint, template, warmup_items(cfg, items), Level(1), lambda r: None)
         before = metrics.scrape(srv.base_url, server.api_key)
@@ -459,9 +482,10 @@ def _fit_prompts(
     cfg: BenchConfig, server: ServerConfig, model: str, items: list[QAItem], result: RunResult
 ) -> list[QAItem]:
     """The prompts to replay under `dataset.too_long`, counted with the served model's tokenizer."""
-    template = RequestTemplate(server.served_model_name, cfg.dataset.system_prompt, server.max_tokens)
+    template = RequestTemplate(server.served_model_name, cfg.request)
     messages = [template.body(item)["messages"] for item in items]
-    fit = preflight.fit_prompts(items, preflight.prompt_tokens(model, messages), server, cfg.dataset.too_long)
+    counts = preflight.prompt_tokens(model, messages)
+    fit = preflight.fit_prompts(items, counts, server, cfg.request, cfg.dataset.too_long)
     result.prompts = fit.as_dict()
     kept, note = preflight.apply_policy(items, fit)
     if note:
