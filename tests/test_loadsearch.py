@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.core.config import LoadConfig
+from bench.core.records import RequestRecord
 from bench.run.load import Level, LevelRun, SloSearchPlan, SweepPlan, oversaturated
 
 
@@ -14,9 +15,8 @@ def level_run(level: Level, phase: str, n: int, wall_s: float, ttft=lambda i: 0.
     for i in range(n):
         start = i * (gap if gap is not None else 0.0)
         t = ttft(i)
-        records.append({"question_id": f"q{i}", "error": None, "start_time": start, "end_time": start + t + 1.0,
-                        "ttft_s": t, "tpot_s": 0.05, "latency_s": t + 1.0, "output_tokens": 20, "f1": 1.0,
-                        "answer": "x"})  # fmt: skip
+        records.append(RequestRecord(i, f"q{i}", "en", "?", "?", ["x"], "x", start, start + t + 1.0, t + 1.0, t, [],
+                                     0.05, 10, 20, "stop", None, 1.0, 1.0, level=level.value))  # fmt: skip
     return LevelRun(level, phase, records, wall_s)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from bench.core import slo as slo_mod
 from bench.core.config import LoadConfig, SloConfig
 from bench.core.errors import ConfigError
+from bench.core.records import RequestRecord
 
 
 class Pacing(Protocol):
@@ -92,31 +93,28 @@ MIN_REQUESTS = 6  # fewer cannot show a trend
 
 @dataclass
 class LevelRun:
-    """One load level as run: its phase, its requests (as dicts) and the wall clock of its passes."""
+    """One load level as run: its phase, its requests and the wall clock of its passes."""
 
     level: Level
     phase: str  # synchronous | throughput | rate | fixed
-    records: list[dict[str, Any]]
+    records: list[RequestRecord]
     wall_s: float
 
     @property
     def achieved_rate(self) -> float:
-        ok = sum(1 for r in self.records if r.get("error") is None)
+        ok = sum(1 for r in self.records if r.error is None)
         return ok / self.wall_s if self.wall_s > 0 else 0.0
 
 
-def oversaturated(records: Sequence[Mapping[str, Any]]) -> str | None:
-    """Why this level's queue grew without bound, or None. Records need start_time, end_time, ttft_s."""
-    ok = sorted((r for r in records if r.get("error") is None and r.get("ttft_s") is not None),
-                key=lambda r: r["start_time"])  # fmt: skip
+def oversaturated(records: Sequence[RequestRecord]) -> str | None:
+    """Why this level's queue grew without bound, or None."""
+    ok = sorted((r for r in records if r.error is None and r.ttft_s is not None), key=lambda r: r.start_time)
     if len(ok) < MIN_REQUESTS:
         return None
     third = len(ok) // 3
-    inflight = [sum(1 for o in ok[:i] if o["end_time"] > r["start_time"]) + 1 for i, r in enumerate(ok)]
-    ttft_first, ttft_last = (
-        statistics.median(r["ttft_s"] for r in ok[:third]),
-        statistics.median(r["ttft_s"] for r in ok[-third:]),
-    )
+    inflight = [sum(1 for o in ok[:i] if o.end_time > r.start_time) + 1 for i, r in enumerate(ok)]
+    ttft = [r.ttft_s for r in ok if r.ttft_s is not None]  # all of ok (filtered above), restated for mypy
+    ttft_first, ttft_last = statistics.median(ttft[:third]), statistics.median(ttft[-third:])
     q_first, q_last = statistics.mean(inflight[:third]), statistics.mean(inflight[-third:])
     if ttft_last > TTFT_GROWTH * ttft_first and q_last > INFLIGHT_GROWTH * q_first:
         return (

@@ -214,11 +214,11 @@ def replay_levels(
     meets the same cache); `counters` (a /metrics scrape) around each pass give its prefix-cache hit
     rate. Returns why it stopped early, or None."""
     done: list[loadplan.LevelRun] = []
-    level_records: list[dict[str, Any]] = []  # this level's requests: what a load search decides on
+    level_records: list[RequestRecord] = []  # this level's requests: what a load search decides on
 
     def record(rec: RequestRecord) -> None:
         if plan.decides:  # only a search looks at a level's requests; the rest stream to disk
-            level_records.append(dataclasses.asdict(rec))
+            level_records.append(rec)
         on_record(rec)
 
     stopped: str | None = None
