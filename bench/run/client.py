@@ -205,6 +205,18 @@ async def _until_due(pacing: Pacing, start: float) -> float | None:
     return wall(start) + due  # compared with start_time, it shows when the client fell behind
 
 
+_Post = Callable[[dict[str, Any], _Stream], Awaitable[None]]
+
+
+def _client(endpoint: Endpoint, concurrency: int) -> tuple[_Post, Callable[[], Awaitable[None]]]:
+    """How the configured client posts one request, and how it closes. Made inside the level's event loop."""
+    if endpoint.client == "openai":
+        sdk = make_async_client(endpoint.base_url, endpoint.api_key, endpoint.timeout_s, concurrency)
+        return partial(_post_openai, sdk), sdk.close
+    session = make_session(endpoint.api_key, endpoint.timeout_s, concurrency)
+    return partial(_post_aiohttp, session, f"{endpoint.base_url}/v1/chat/completions"), session.close
+
+
 async def _replay(
     endpoint: Endpoint,
     template: RequestTemplate,
@@ -221,13 +233,7 @@ async def _replay(
     pacing = level.pacing(seed + repeat)
     start = time.perf_counter()
     stopped: str | None = None
-    post: Callable[[dict[str, Any], _Stream], Awaitable[None]]
-    if endpoint.client == "openai":
-        sdk = make_async_client(endpoint.base_url, endpoint.api_key, endpoint.timeout_s, level.concurrency)
-        post, close = partial(_post_openai, sdk), sdk.close
-    else:
-        session = make_session(endpoint.api_key, endpoint.timeout_s, level.concurrency)
-        post, close = partial(_post_aiohttp, session, f"{endpoint.base_url}/v1/chat/completions"), session.close
+    post, close = _client(endpoint, level.concurrency)
 
     async def one(item: QAItem, index: int, scheduled: float | None) -> None:
         s = _Stream()
