@@ -25,9 +25,9 @@ from pathlib import Path
 from bench.core.config import RequestConfig
 from bench.run import prometheus as metrics
 from bench.run.client import Endpoint, RequestTemplate, cycled, replay
+from bench.run.launch import make_server
 from bench.run.load import Level
 from bench.run.models import resolve_model
-from bench.run.runner import make_server
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import variant_and_questions  # noqa: E402

@@ -36,9 +36,9 @@ from bench.regress.stats import hierarchical_ratio_interval, noise_split
 from bench.run import prometheus as metrics
 from bench.run.client import Endpoint, RequestTemplate, replay
 from bench.run.dataset import load_dataset
+from bench.run.launch import make_server
 from bench.run.load import Level
 from bench.run.models import resolve_model
-from bench.run.runner import make_server
 from bench.run.server import DEV_MODE_ENV, reset_prefix_cache
 
 sys.path.insert(0, str(Path(__file__).parent))

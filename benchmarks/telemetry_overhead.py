@@ -19,9 +19,9 @@ from pathlib import Path
 from bench.run import prometheus as metrics
 from bench.run import telemetry
 from bench.run.client import Endpoint, RequestTemplate, replay
+from bench.run.launch import make_server
 from bench.run.load import Level
 from bench.run.models import resolve_model
-from bench.run.runner import make_server
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import cpu_single  # noqa: E402

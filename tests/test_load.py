@@ -122,7 +122,7 @@ def test_a_refused_request_is_recorded_not_raised(tmp_path):
 
 def test_level_telemetry_keeps_levels_apart() -> None:
     from bench.core.records import Trial
-    from bench.run.runner import level_telemetry
+    from bench.run.measure import level_telemetry
     from bench.run.telemetry import Sample
 
     samples = [Sample(float(t), "gpu0", "nvml", 10.0 if t < 10 else 90.0, 1.0, 100.0) for t in range(20)]

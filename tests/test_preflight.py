@@ -12,8 +12,8 @@ from bench.core.cpu import WNA16_KERNEL, CpuCaps
 from bench.core.errors import DatasetError
 from bench.run import preflight
 from bench.run.dataset import load_dataset
+from bench.run.finish import final_status
 from bench.run.models import resolve_model
-from bench.run.runner import final_status
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = ServerConfig(model="/m")  # max_model_len 2048

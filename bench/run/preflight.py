@@ -9,12 +9,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.core import cpu
 from bench.core.config import TOO_LONG, RequestConfig, ServerConfig
 from bench.core.cpu import WNA16_KERNEL, CpuCaps
 from bench.core.errors import ConfigError, DatasetError
 from bench.run import telemetry
 from bench.run.dataset import QAItem
-from bench.run.models import AWQ, PREFIX
+from bench.run.models import AWQ, PREFIX, resolve_model
+
+
+def model_or_refusal(server: ServerConfig, engine: str) -> tuple[str | None, str | None]:
+    """(the model's local path, None) for a variant that can run here, else (None, why not). Refusals that
+    need no model come first: making one (an AWQ quantization) takes minutes."""
+    caps = cpu.detect()
+    refusal = gpu_shortage(server, engine) or missing_kernel(server.model, None, engine, caps)
+    if refusal:
+        return None, refusal
+    model = resolve_model(server.model)
+    refusal = indivisible_heads(server, model) or missing_kernel(server.model, model, engine, caps)
+    return (None, refusal) if refusal else (model, None)
 
 
 def gpu_shortage(server: ServerConfig, engine: str) -> str | None:
