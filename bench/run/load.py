@@ -125,10 +125,10 @@ def oversaturated(records: Sequence[RequestRecord]) -> str | None:
 
 
 class Plan:
-    """Fixed levels: `load.levels` (rates for a rate load, else concurrencies), or the one level of
-    `load.concurrency` / `load.request_rate`."""
+    """Which load levels one server start runs, one after the other: each plan says its next level from the
+    levels done, how many requests it plans, and what of the config besides `load` decides its levels."""
 
-    mode = "fixed"
+    mode: str  # its load.mode
     decides = False  # whether the next level depends on the requests of the levels done
     added: tuple[str, ...] = ()  # the LoadConfig fields of this plan alone: see _ADDED
 
@@ -140,27 +140,18 @@ class Plan:
         self.slo, self.baseline_answers = slo or {}, baseline_answers
         self.outcome: dict[str, Any] = {}
 
-    @property
-    def levels(self) -> list[Level]:
-        load = self.load
-        if not load.levels:
-            return [level_of(load, load.concurrency, load.request_rate)]
-        if load.request_rate is not None:
-            return [level_of(load, load.concurrency, float(v)) for v in load.levels]
-        return [level_of(load, int(v)) for v in load.levels]
+    def next(self, done: list[LevelRun]) -> tuple[Level, str] | None:
+        """The next level and its phase, or None when the plan is done."""
+        raise NotImplementedError
 
     def planned_requests(self) -> int:
         """Requests of one pass over every level: the progress bar's total (at most, for a search)."""
-        return sum(lv.max_requests or self.n_items for lv in self.levels)
+        raise NotImplementedError
 
     @classmethod
     def hash_key(cls, slo: SloConfig) -> dict[str, Any]:
         """What besides the load's own fields decides this plan's levels (see config_hash)."""
         return {}
-
-    def next(self, done: list[LevelRun]) -> tuple[Level, str] | None:
-        levels = self.levels
-        return (levels[len(done)], "fixed") if len(done) < len(levels) else None
 
     def _level(self, concurrency: int, rate: float | None = None, done: Sequence[LevelRun] = ()) -> Level:
         if rate is not None:
@@ -170,6 +161,29 @@ class Plan:
             while any(r.level.value == rate for r in done):
                 rate = round(rate + 1e-4, 4)
         return level_of(self.load, concurrency, rate)
+
+
+class FixedPlan(Plan):
+    """Fixed levels: `load.levels` (rates for a rate load, else concurrencies), or the one level of
+    `load.concurrency` / `load.request_rate`."""
+
+    mode = "fixed"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        load = self.load
+        if not load.levels:
+            self.levels = [level_of(load, load.concurrency, load.request_rate)]
+        elif load.request_rate is not None:
+            self.levels = [level_of(load, load.concurrency, float(v)) for v in load.levels]
+        else:
+            self.levels = [level_of(load, int(v)) for v in load.levels]
+
+    def next(self, done: list[LevelRun]) -> tuple[Level, str] | None:
+        return (self.levels[len(done)], "fixed") if len(done) < len(self.levels) else None
+
+    def planned_requests(self) -> int:
+        return sum(lv.max_requests or self.n_items for lv in self.levels)
 
 
 class SweepPlan(Plan):
@@ -263,7 +277,7 @@ class SloSearchPlan(Plan):
 
 
 # load.mode -> its plan (config.LOAD_MODES lists the same names, to refuse a typo when the config is read).
-PLANS: dict[str, type[Plan]] = {"fixed": Plan, "sweep": SweepPlan, "slo_search": SloSearchPlan}
+PLANS: dict[str, type[Plan]] = {"fixed": FixedPlan, "sweep": SweepPlan, "slo_search": SloSearchPlan}
 # LoadConfig fields that came after runs were stored, with their defaults: hashed only when set, so those runs
 # still resume. `mode` and `arrivals` choose a plan and a pacing; each plan names its own settings.
 _ADDED = {
