@@ -24,14 +24,20 @@ from pathlib import Path
 
 import psutil
 
+from bench.core.config import RequestConfig
 from bench.core.files import RequestWriter
 from bench.core.records import RequestRecord
-from bench.run.client import Endpoint, Level, RequestTemplate, replay
+from bench.run.client import Endpoint, RequestTemplate, replay
 from bench.run.dataset import QAItem
+from bench.run.load import Level
 from bench.run.models import resolve_model
 from bench.run.server import VllmServer, free_port
 
 ENDPOINT = str(Path(__file__).with_name("instant_endpoint.py"))
+
+
+def template(chunks: int) -> RequestTemplate:
+    return RequestTemplate("instant", RequestConfig(max_tokens=chunks, system_prompt=""))
 
 
 def items(n: int) -> list[QAItem]:
@@ -42,7 +48,7 @@ def bench_client(target: Endpoint, n: int, concurrency: int, chunks: int, client
     records: list[RequestRecord] = []
     cpu0, t0 = time.process_time(), time.perf_counter()
     endpoint = dataclasses.replace(target, client=client)
-    replay(endpoint, RequestTemplate("instant", max_tokens=chunks), items(n), Level(concurrency), records.append)
+    replay(endpoint, template(chunks), items(n), Level(concurrency), records.append)
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     assert not [r for r in records if r.error], [r.error for r in records if r.error][:3]
     return {"req_s": n / wall, "chunks_s": sum(r.output_tokens or 0 for r in records) / wall, "cpu_us": 1e6 * cpu / n}
@@ -73,7 +79,7 @@ def memory(target: Endpoint, n: int, concurrency: int, chunks: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, RequestWriter(Path(tmp) / "requests.jsonl") as w:
         before = psutil.Process().memory_info().rss
         t0 = time.perf_counter()
-        replay(target, RequestTemplate("instant", max_tokens=chunks), items(n), Level(concurrency), w.write)
+        replay(target, template(chunks), items(n), Level(concurrency), w.write)
         wall = time.perf_counter() - t0
         size = (Path(tmp) / "requests.jsonl").stat().st_size
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

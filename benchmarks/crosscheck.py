@@ -22,10 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.core.config import RequestConfig
 from bench.run import prometheus as metrics
-from bench.run.client import Endpoint, Level, RequestTemplate, cycled, replay
+from bench.run.client import Endpoint, RequestTemplate, cycled, replay
+from bench.run.launch import make_server
+from bench.run.load import Level
 from bench.run.models import resolve_model
-from bench.run.runner import make_server
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import variant_and_questions  # noqa: E402
@@ -36,7 +38,8 @@ def bench_round(name: str, items, max_tokens: int, base_url: str, concurrency: i
     before = metrics.scrape(base_url)
     records: list = []
     t0 = time.perf_counter()
-    replay(Endpoint(base_url), RequestTemplate(name, max_tokens=max_tokens), items, Level(concurrency), records.append)
+    template = RequestTemplate(name, RequestConfig(max_tokens=max_tokens, system_prompt=""))  # as the reference client
+    replay(Endpoint(base_url), template, items, Level(concurrency), records.append)
     wall = time.perf_counter() - t0
     after = metrics.scrape(base_url)
     assert not any(r.error for r in records), [r.error for r in records if r.error]
@@ -82,6 +85,7 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=None, help="also write every round's figures here")
     a = p.parse_args()
     cfg, server, questions = variant_and_questions(a.engine, seed=1)
+    max_tokens = cfg.request.max_tokens
     # A round longer than the question set cycles it, as load.max_requests does in `bench run`.
     items = list(cycled(questions, a.n))
     model = resolve_model(a.model or server.model)
@@ -92,7 +96,7 @@ def main() -> None:
         prompts.write_text("".join(json.dumps({"prompt": it.user_prompt()}, ensure_ascii=False) + "\n" for it in items))
         with make_server(server, model, None, Path(tmp) / "server.log") as srv:
             # Warm-up over every prompt: both clients then meet the same prefix cache.
-            template = RequestTemplate(server.served_model_name, max_tokens=server.max_tokens)
+            template = RequestTemplate(server.served_model_name, RequestConfig(max_tokens=max_tokens, system_prompt=""))
             replay(Endpoint(srv.base_url), template, questions, Level(max(levels)), lambda r: None)
             for c in levels:
                 ours, theirs = results.setdefault(c, ([], []))
@@ -101,20 +105,22 @@ def main() -> None:
                     for who in ("bench", "vllm") if r % 2 == 0 else ("vllm", "bench"):
                         if who == "bench":
                             name = server.served_model_name
-                            ours.append(bench_round(name, items, server.max_tokens, srv.base_url, c))
+                            ours.append(bench_round(name, items, max_tokens, srv.base_url, c))
                             continue
                         res = vllm_round(srv.base_url, server.served_model_name, model, prompts, len(items),
-                                         server.max_tokens, Path(tmp) / f"v{c}-{r}", c)  # fmt: skip
+                                         max_tokens, Path(tmp) / f"v{c}-{r}", c)  # fmt: skip
                         theirs.append({"ttft_p50_ms": res["median_ttft_ms"], "tpot_p50_ms": res["median_tpot_ms"],
                                        "output_tok_per_s": res["output_throughput"],
                                        "output_tokens": res["total_output_tokens"]})  # fmt: skip
     if a.json:
         a.json.write_text(json.dumps({str(c): {"bench": o, "vllm": t} for c, (o, t) in results.items()}, indent=1))
     for c, (ours, theirs) in results.items():
-        report(c, ours, theirs, a, server)
+        report(c, ours, theirs, a, server, max_tokens)
 
 
-def report(concurrency: int, ours: list[dict], theirs: list[dict], a: argparse.Namespace, server) -> None:
+def report(
+    concurrency: int, ours: list[dict], theirs: list[dict], a: argparse.Namespace, server, max_tokens: int
+) -> None:
     def mean(rows: list[dict], key: str) -> float:
         return statistics.fmean(row[key] for row in rows)
 
@@ -124,7 +130,7 @@ def report(concurrency: int, ours: list[dict], theirs: list[dict], a: argparse.N
         return (max(vals) - min(vals)) / 2 / statistics.fmean(vals)
 
     print(f"\n{a.rounds} interleaved rounds of {a.n} requests at concurrency"
-          f" {concurrency}, {a.engine} engine, {server.dtype}, max_tokens {server.max_tokens}\n")  # fmt: skip
+          f" {concurrency}, {a.engine} engine, {server.dtype}, max_tokens {max_tokens}\n")  # fmt: skip
     print(f"{'check':34} {'bench':>12} {'reference':>12} {'diff':>8} {'rounds +-':>22}")
     for r, row in enumerate(ours):
         ok = row["output_tokens"] == row["metrics_generation_tokens"]

@@ -36,10 +36,11 @@ from bench.regress.compare import REGRESSION, Thresholds, compare_results
 from bench.regress.sides import Side
 from bench.regress.stats import hierarchical_ratio_interval, noise_split
 from bench.run import prometheus as metrics
-from bench.run.client import Endpoint, Level, RequestTemplate, replay
+from bench.run.client import Endpoint, RequestTemplate, replay
 from bench.run.dataset import load_dataset
+from bench.run.launch import make_server
+from bench.run.load import Level
 from bench.run.models import resolve_model
-from bench.run.runner import make_server
 from bench.run.server import DEV_MODE_ENV, reset_prefix_cache
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -85,7 +86,7 @@ def one_start(name: str, change: dict[str, Any], passes: int, questions: int, po
     with make_server(server, model, None, log) as srv:
         out["startup_s"] = srv.startup_s
         endpoint = Endpoint(srv.base_url, None, 120.0)
-        template = RequestTemplate(server.served_model_name, cfg.dataset.system_prompt, server.max_tokens)
+        template = RequestTemplate(server.served_model_name, cfg.request)
         replay(endpoint, template, warmup, Level(1), lambda r: None)
         for p in range(passes):
             reset = reset_prefix_cache(srv.base_url)

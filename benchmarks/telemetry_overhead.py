@@ -18,9 +18,10 @@ from pathlib import Path
 
 from bench.run import prometheus as metrics
 from bench.run import telemetry
-from bench.run.client import Endpoint, Level, RequestTemplate, replay
+from bench.run.client import Endpoint, RequestTemplate, replay
+from bench.run.launch import make_server
+from bench.run.load import Level
 from bench.run.models import resolve_model
-from bench.run.runner import make_server
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import cpu_single  # noqa: E402
@@ -32,7 +33,7 @@ def main() -> None:
     p.add_argument("--pairs", type=int, default=6)
     a = p.parse_args()
     cfg, server, items = cpu_single(a.n, seed=2)
-    template = RequestTemplate(server.served_model_name, cfg.dataset.system_prompt, server.max_tokens)
+    template = RequestTemplate(server.served_model_name, cfg.request)
     walls: dict[bool, list[float]] = {True: [], False: []}
     with tempfile.TemporaryDirectory() as tmp:
         with make_server(server, resolve_model(server.model), None, Path(tmp) / "server.log") as srv:

@@ -20,7 +20,7 @@ def _bench(*args: str, cwd=None) -> subprocess.CompletedProcess:
 def test_help_explains_verbs_and_groups():
     p = _bench("--help")
     assert p.returncode == 0
-    for word in ("run", "analyze", "compare", "server=", "dataset=", "+sweep=", "parallel"):
+    for word in ("run", "analyze", "compare", "server=", "dataset=", "request.", "+sweep=", "parallel"):
         assert word in p.stdout
 
 

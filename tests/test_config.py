@@ -40,7 +40,8 @@ def test_every_variant_composes_and_resolves_on_both_engines(variant, monkeypatc
     assert cfg.server.name == variant
     for engine in ("cpu", "cuda"):
         server = resolve_server(cfg.server, engine, cfg.engines[engine])
-        assert server.dtype and server.enforce_eager is not None and server.max_tokens > 0
+        assert server.dtype and server.enforce_eager is not None and server.max_tokens is None
+        assert 0 < cfg.request.max_tokens < server.max_model_len
 
 
 def test_the_ab_variant_without_its_environment_is_one_clear_error(monkeypatch):
@@ -131,8 +132,10 @@ def test_pp2_on_cpu_is_compiled_not_eager():
         ("load.burstiness=0", "load.burstiness=0.0 is out of range"),
         ("server.gpu_memory_utilization=0", "must be in (0, 1]"),
         ("server.gpu_memory_utilization=1.5", "server.gpu_memory_utilization=1.5 is out of range: must be in (0, 1]"),
-        ("server.max_tokens=0", "server.max_tokens=0 is out of range: must be >= 1 and below server.max_model_len"),
-        ("server.max_tokens=2048", "below server.max_model_len (2048)"),
+        ("request.max_tokens=0", "request.max_tokens=0 is out of range: must be >= 1 and below server.max_model_len"),
+        ("request.max_tokens=2048", "below server.max_model_len (2048)"),
+        ("server.max_tokens=0", "request.max_tokens=0 is out of range"),  # the old spelling, checked as the new
+        ("request.temperature=-1", "request.temperature=-1.0 is out of range: must be >= 0"),
         ("server.tensor_parallel_size=0", "server.tensor_parallel_size=0 is out of range"),
         ("dataset.sample_size=0", "dataset.sample_size=0 is out of range"),
         ("dataset.too_long=drop", "dataset.too_long='drop' is out of range: one of skip, fail, keep"),
@@ -152,6 +155,31 @@ def test_in_range_values_pass():
     cfg = _compose("load=concurrency_sweep", "server.gpu_memory_utilization=1", "run_name=a/b", "dataset.too_long=keep")
     assert cfg.load.levels and cfg.dataset.too_long == "keep"
     assert _compose("load=rate_sweep", "load.levels=[0.5,1.5]").load.levels == [0.5, 1.5]
+
+
+def test_the_request_group_has_one_default_each_and_reads_the_old_spellings(capsys):
+    cfg = _compose()
+    assert (cfg.request.max_tokens, cfg.request.temperature) == (32, 0.0) and cfg.request.system_prompt
+    assert cfg.server.max_tokens is None and cfg.dataset.system_prompt is None  # only old spellings set them
+    old = _compose("server.max_tokens=64", "dataset.system_prompt=Be brief.")
+    assert (old.request.max_tokens, old.request.system_prompt) == (64, "Be brief.")
+    assert old.server.max_tokens is None and old.dataset.system_prompt is None
+    assert _compose("request.max_tokens=64", "server.max_tokens=64").request.max_tokens == 64  # both agree
+    with pytest.raises(ConfigError, match="set request.max_tokens only"):
+        _compose("request.max_tokens=16", "server.max_tokens=64")
+    with pytest.raises(ConfigError, match="on_engine.cpu.max_tokens: set request.max_tokens instead"):
+        resolve_server(ServerConfig(model="/m", on_engine={"cpu": {"max_tokens": 8}}), "cpu", EngineConfig())
+
+
+def test_an_old_spelling_is_named_once_on_stderr():
+    import subprocess
+
+    code = (
+        "from bench.core.config import BenchConfig, ServerConfig, move_old_spellings\n"
+        "for _ in range(3): move_old_spellings(BenchConfig(server=ServerConfig(max_tokens=8)))"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.stderr == "bench: server.max_tokens is now request.max_tokens; read as request.max_tokens=8\n"
 
 
 def test_dtype_auto_on_the_cpu_engine_is_what_this_cpu_computes_natively():

@@ -131,8 +131,8 @@ def test_endpoint_mode_benchmarks_a_server_started_elsewhere_with_an_api_key(tmp
     """Endpoint mode against a real vLLM CPU server started separately, guarded by an API key."""
     require_engine()
     from bench.core.config import resolve_server
+    from bench.run.launch import make_server
     from bench.run.models import resolve_model
-    from bench.run.runner import make_server
     from benchmarks.common import compose
 
     cfg = compose(["server=single"])

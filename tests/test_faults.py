@@ -13,7 +13,7 @@ import pytest
 
 from bench.core.config import ServerConfig
 from bench.core.errors import ServerError
-from bench.run import models, runner
+from bench.run import launch, models
 from bench.run.server import VllmServer, free_port
 from tests.conftest import BENCH_RUN, lines, require_engine, signal_server_mid_replay, vllm_processes, wait_for
 
@@ -27,9 +27,9 @@ def test_a_taken_port_is_retried_once_on_another(tmp_path, monkeypatch):
         port = free_port("127.0.0.1")
         return VllmServer([sys.executable, FAKE, next(modes), str(port)], "127.0.0.1", port, log_path, {}, 20, 2)
 
-    monkeypatch.setattr(runner, "make_server", fake_server)
+    monkeypatch.setattr(launch, "make_server", fake_server)
     commands: list[list[str]] = []
-    with runner.start_server(ServerConfig(model="/m"), "/m", None, tmp_path / "log", commands.append) as srv:
+    with launch.start_server(ServerConfig(model="/m"), "/m", None, tmp_path / "log", commands.append) as srv:
         assert srv.healthy()
     assert [c[2] for c in commands] == ["port_taken", "ok"]
 
@@ -40,10 +40,10 @@ def test_a_taken_configured_port_is_not_retried(tmp_path, monkeypatch):
             [sys.executable, FAKE, "port_taken", "1"], "127.0.0.1", free_port("127.0.0.1"), log_path, {}, 20, 2
         )
 
-    monkeypatch.setattr(runner, "make_server", fake_server)
+    monkeypatch.setattr(launch, "make_server", fake_server)
     with (
         pytest.raises(ServerError, match="port was taken"),
-        runner.start_server(ServerConfig(model="/m", port=8123), "/m", None, tmp_path / "log", lambda c: None),
+        launch.start_server(ServerConfig(model="/m", port=8123), "/m", None, tmp_path / "log", lambda c: None),
     ):
         pass
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from bench.core.config import LoadConfig
+from bench.core.config import LoadConfig, RequestConfig
+from bench.core.errors import ConfigError
 from bench.core.records import RequestRecord
-from bench.run.client import Endpoint, Level, RequestTemplate, replay
+from bench.run import load
+from bench.run.client import Endpoint, RequestTemplate, replay
 from bench.run.dataset import QAItem
-from bench.run.runner import load_levels
+from bench.run.load import GammaArrivals, Level, make_plan
 from bench.run.server import VllmServer, free_port
 
 ENDPOINT = str(Path(__file__).resolve().parents[1] / "benchmarks" / "instant_endpoint.py")
@@ -28,7 +31,7 @@ def endpoint(tmp_path_factory):
 
 def _run(endpoint, level: Level, items=ITEMS, stop=lambda: None) -> tuple[list[RequestRecord], str | None]:
     records: list[RequestRecord] = []
-    why = replay(endpoint, RequestTemplate("m", max_tokens=8), items, level, records.append, stop)
+    why = replay(endpoint, RequestTemplate("m", RequestConfig(max_tokens=8)), items, level, records.append, stop)
     return records, why
 
 
@@ -73,10 +76,40 @@ def test_limits_and_early_stop(endpoint):
 
 
 def test_levels_from_config():
-    assert [lv.concurrency for lv in load_levels(LoadConfig(levels=[1, 2, 4]))] == [1, 2, 4]
-    rates = load_levels(LoadConfig(request_rate=1.0, concurrency=256, levels=[0.5, 2]))
+    assert [lv.concurrency for lv in make_plan(LoadConfig(levels=[1, 2, 4]), 8).levels] == [1, 2, 4]
+    rates = make_plan(LoadConfig(request_rate=1.0, concurrency=256, levels=[0.5, 2]), 8).levels
     assert [(lv.rate, lv.concurrency) for lv in rates] == [(0.5, 256), (2.0, 256)]
-    assert load_levels(LoadConfig()) == [Level(1)]
+    assert make_plan(LoadConfig(), 8).levels == [Level(1)]
+
+
+def test_gamma_arrivals_keep_the_seeded_schedule():
+    """The schedule every stored rate run met: numpy's gamma gaps from seed + pass, summed."""
+    rng = np.random.default_rng(7)
+    expected = np.cumsum([rng.gamma(0.5, 1.0 / (2.0 * 0.5)) for _ in range(5)])
+    pacing = Level(8, rate=2.0, burstiness=0.5).pacing(7)
+    assert [pacing.next_send_time() for _ in range(5)] == pytest.approx(expected, rel=0, abs=0)
+    assert Level(8).pacing(7).next_send_time() is None  # a concurrency level: as slots free up
+
+
+def test_a_new_arrival_pattern_is_one_class(endpoint, monkeypatch):
+    class Even:
+        """A request every 1/rate seconds."""
+
+        def __init__(self, rate: float, burstiness: float, seed: int) -> None:
+            self.gap, self.n = 1.0 / rate, 0
+
+        def next_send_time(self) -> float | None:
+            self.n += 1
+            return self.n * self.gap
+
+    monkeypatch.setitem(load.ARRIVALS, "even", Even)
+    records, _ = _run(endpoint, Level(8, rate=50.0, arrivals="even"), ITEMS[:6])
+    times = sorted(r.scheduled_time for r in records)
+    assert np.diff(times) == pytest.approx([0.02] * 5)
+    load.check(LoadConfig(arrivals="even"))
+    with pytest.raises(ConfigError, match="load.arrivals='uneven' is not one of gamma, even"):
+        load.check(LoadConfig(arrivals="uneven"))
+    assert GammaArrivals in load.ARRIVALS.values()
 
 
 def test_a_refused_request_is_recorded_not_raised(tmp_path):
@@ -89,7 +122,7 @@ def test_a_refused_request_is_recorded_not_raised(tmp_path):
 
 def test_level_telemetry_keeps_levels_apart() -> None:
     from bench.core.records import Trial
-    from bench.run.runner import level_telemetry
+    from bench.run.measure import level_telemetry
     from bench.run.telemetry import Sample
 
     samples = [Sample(float(t), "gpu0", "nvml", 10.0 if t < 10 else 90.0, 1.0, 100.0) for t in range(20)]
@@ -100,10 +133,9 @@ def test_level_telemetry_keeps_levels_apart() -> None:
 
 
 def test_planned_requests_counts_every_level_and_caps_a_search():
-    from bench.run.runner import planned_requests
-
-    assert planned_requests(LoadConfig(levels=[1, 2, 4], max_requests=5), 8) == 15
-    assert planned_requests(LoadConfig(), 8) == 8
-    assert planned_requests(LoadConfig(max_requests=20), 8) == 20  # cycled past the dataset
+    assert make_plan(LoadConfig(levels=[1, 2, 4], max_requests=5), 8).planned_requests() == 15
+    assert make_plan(LoadConfig(), 8).planned_requests() == 8
+    assert make_plan(LoadConfig(max_requests=20), 8).planned_requests() == 20  # cycled past the dataset
     search = LoadConfig(mode="slo_search", search_max_levels=6, max_requests=3)
-    assert planned_requests(search, 8) == 18
+    assert make_plan(search, 8).planned_requests() == 18
+    assert make_plan(LoadConfig(mode="sweep", sweep_points=2), 8).planned_requests() == 32

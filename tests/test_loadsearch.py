@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bench.core.config import LoadConfig
-from bench.run.client import Level
-from bench.run.load import LevelRun, SloSearchPlan, SweepPlan, oversaturated
+from bench.core.records import RequestRecord
+from bench.run.load import Level, LevelRun, SloSearchPlan, SweepPlan, oversaturated
 
 
 def level_run(level: Level, phase: str, n: int, wall_s: float, ttft=lambda i: 0.1, gap=None) -> LevelRun:
@@ -15,9 +15,8 @@ def level_run(level: Level, phase: str, n: int, wall_s: float, ttft=lambda i: 0.
     for i in range(n):
         start = i * (gap if gap is not None else 0.0)
         t = ttft(i)
-        records.append({"question_id": f"q{i}", "error": None, "start_time": start, "end_time": start + t + 1.0,
-                        "ttft_s": t, "tpot_s": 0.05, "latency_s": t + 1.0, "output_tokens": 20, "f1": 1.0,
-                        "answer": "x"})  # fmt: skip
+        records.append(RequestRecord(i, f"q{i}", "en", "?", "?", ["x"], "x", start, start + t + 1.0, t + 1.0, t, [],
+                                     0.05, 10, 20, "stop", None, 1.0, 1.0, level=level.value))  # fmt: skip
     return LevelRun(level, phase, records, wall_s)
 
 
@@ -55,7 +54,7 @@ def test_a_steady_level_is_not_oversaturated():
 
 def test_slo_search_bisects_to_the_highest_rate_meeting_the_slo():
     load = LoadConfig(mode="slo_search", concurrency=64, search_tolerance=0.1, search_max_levels=10)
-    plan = SloSearchPlan(load, {"ttft_ms": 500, "min_share": 0.9}, n_items=10, baseline_answers=None)
+    plan = SloSearchPlan(load, n_items=10, slo={"ttft_ms": 500, "min_share": 0.9})
     capacity = 2.6  # this fake server meets the TTFT SLO below 2.6 req/s
     done: list[LevelRun] = []
     while (step := plan.next(done)) is not None:
@@ -73,7 +72,7 @@ def test_slo_search_bisects_to_the_highest_rate_meeting_the_slo():
 
 def test_slo_search_is_bounded_in_levels():
     load = LoadConfig(mode="slo_search", search_max_levels=3)
-    plan = SloSearchPlan(load, {"ttft_ms": 1, "min_share": 0.9}, n_items=5, baseline_answers=None)
+    plan = SloSearchPlan(load, n_items=5, slo={"ttft_ms": 1, "min_share": 0.9})
     done: list[LevelRun] = []
     while (step := plan.next(done)) is not None:  # nothing ever meets a 1 ms TTFT
         done.append(level_run(step[0], step[1], 5, 5.0))

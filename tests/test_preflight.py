@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from bench.core.config import DatasetConfig, ServerConfig
+from bench.core.config import DatasetConfig, RequestConfig, ServerConfig
 from bench.core.cpu import WNA16_KERNEL, CpuCaps
 from bench.core.errors import DatasetError
 from bench.run import preflight
 from bench.run.dataset import load_dataset
+from bench.run.finish import final_status
 from bench.run.models import resolve_model
-from bench.run.runner import final_status
 
 ROOT = Path(__file__).resolve().parents[1]
+SERVER = ServerConfig(model="/m")  # max_model_len 2048
 
 
 def _caps(avx512: bool) -> CpuCaps:
@@ -75,28 +76,38 @@ def test_the_long_passage_set_has_prompts_longer_than_the_default_context():
     messages = [[{"role": "user", "content": i.user_prompt()}] for i in items]
     counts = preflight.prompt_tokens(model, messages)
     assert len(counts) == len(items) and all(n > len(i.context) for n, i in zip(counts, items, strict=True))
-    fit = preflight.fit_prompts(items, counts, server, "skip")
+    fit = preflight.fit_prompts(items, counts, server, RequestConfig(), "skip")
     long_ids = {i.id for i in items if len(i.context) > 1000}  # the two long passages, 8 of 10 questions
     assert set(fit.too_long) == long_ids and len(long_ids) == 8
     assert fit.limit == 2048 - 32 and min(fit.too_long.values()) > fit.limit
     record = fit.as_dict()
     assert record["n_too_long"] == 8 and record["longest_tokens"] == max(counts) and record["policy"] == "skip"
     # The whole context fits a longer max_model_len.
-    assert not preflight.fit_prompts(items, counts, ServerConfig(model=model, max_model_len=4096), "skip").too_long
+    assert not preflight.fit_prompts(
+        items, counts, ServerConfig(model=model, max_model_len=4096), RequestConfig(), "skip"
+    ).too_long
 
 
 def test_the_policy_skips_fails_or_keeps_the_long_prompts():
     items = _long_zh()
     counts = [3000 if len(i.context) > 1000 else 400 for i in items]
-    fit = preflight.fit_prompts(items, counts, ServerConfig(model="/m"), "skip")
+    fit = preflight.fit_prompts(items, counts, SERVER, RequestConfig(), "skip")
     kept, note = preflight.apply_policy(items, fit)
     assert [i.id for i in kept] == ["lz3-1", "lz3-2"] and note and "8 of 10 prompts" in note and "skipped" in note
     assert "longest 3000" in note
-    keep = preflight.fit_prompts(items, counts, ServerConfig(model="/m"), "keep")
+    keep = preflight.fit_prompts(items, counts, SERVER, RequestConfig(), "keep")
     assert preflight.apply_policy(items, keep)[0] == items
-    fail = preflight.fit_prompts(items, counts, ServerConfig(model="/m"), "fail")
+    fail = preflight.fit_prompts(items, counts, SERVER, RequestConfig(), "fail")
     with pytest.raises(DatasetError, match="8 of 10 prompts do not fit .* dataset.too_long=fail"):
         preflight.apply_policy(items, fail)
-    every = preflight.fit_prompts(items, [3000] * len(items), ServerConfig(model="/m"), "skip")
+    every = preflight.fit_prompts(items, [3000] * len(items), SERVER, RequestConfig(), "skip")
     with pytest.raises(DatasetError, match="none left to replay"):
         preflight.apply_policy(items, every)
+
+
+def test_the_prompt_limit_leaves_room_for_the_requests_max_tokens():
+    items = _long_zh()
+    counts = [1500] * len(items)
+    assert not preflight.fit_prompts(items, counts, SERVER, RequestConfig(max_tokens=500), "skip").too_long
+    fit = preflight.fit_prompts(items, counts, SERVER, RequestConfig(max_tokens=600), "skip")
+    assert fit.limit == 2048 - 600 and len(fit.too_long) == len(items)

@@ -24,6 +24,24 @@ def test_each_objective_is_judged_and_a_failed_request_meets_none():
     assert slo.check(rec(tpot_s=None, output_tokens=5), {"tpot_ms": 30}, None, False) == {"tpot": False}
 
 
+def test_a_record_is_judged_as_its_row_read_back():
+    """The runner's RequestRecords and the analyzer's rows (dicts from requests.jsonl) meet the same checks."""
+    from dataclasses import asdict
+
+    from bench.core.records import RequestRecord
+
+    records = [
+        RequestRecord(i, f"q{i}", "en", "?", "?", ["Paris"], "Paris" if i else "Lyon", 0.0, 1.0, 0.2 + 0.4 * i,
+                      0.1 * i, [], 0.02, 10, 8, "stop", "HTTP 500" if i == 3 else None, 1.0, 1.0 - 0.3 * i)
+        for i in range(4)
+    ]  # fmt: skip
+    s = {"ttft_ms": 150, "latency_ms": 1000, "min_f1": 0.5, "identical_to_baseline": True}
+    answers = {"q0": "Paris", "q1": "Paris", "q2": "Paris"}
+    assert slo.check(records[1], s, "Paris", True) == slo.check(asdict(records[1]), s, "Paris", True)
+    as_records, as_rows = (slo.summarize(rs, s, 2.0, answers) for rs in (records, [asdict(r) for r in records]))
+    assert as_records == as_rows and as_records["slo_met_share"] == 0.25
+
+
 def test_goodput_counts_requests_meeting_every_slo_per_second():
     records = [rec(), rec(ttft_s=0.5), rec(error="Timeout"), rec(latency_s=2.0)]
     out = slo.summarize(records, {"ttft_ms": 200, "latency_ms": 1000}, wall_s=2.0)

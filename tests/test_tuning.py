@@ -53,6 +53,14 @@ def test_a_sweep_inside_a_variant_gets_a_folder_per_value_named_by_what_varies()
     assert sweep_values(cfg) == {"server.speculative_config.num_speculative_tokens": 3}
 
 
+def test_a_swept_old_spelling_is_read_as_the_new_one_and_recorded_as_swept():
+    for key in ("server.max_tokens", "request.max_tokens"):
+        named = name_sweep_runs(["server=single", f"{key}=16,64"])
+        cfg = compose_job([o.replace("16,64", "16") for o in named])
+        assert cfg.run_name == "single-max_tokens=16" and cfg.request.max_tokens == 16
+        assert sweep_values(cfg) == {key: 16}
+
+
 def test_variants_alone_and_an_explicit_run_name_keep_their_folders():
     assert name_sweep_runs(["server=single,spec_ngram", "dataset.sample_size=8"]) == [
         "server=single,spec_ngram", "dataset.sample_size=8"]  # fmt: skip
@@ -215,7 +223,7 @@ def test_load_sweep_on_the_real_cpu_engine_runs_its_phases_in_one_server_start(t
 
     require_engine()
     out = tmp_path / "r"
-    args = ["load=sweep", "load.sweep_points=1", "dataset.sample_size=4", "server.max_tokens=8", "slo.ttft_ms=60000"]
+    args = ["load=sweep", "load.sweep_points=1", "dataset.sample_size=4", "request.max_tokens=8", "slo.ttft_ms=60000"]
     p = subprocess.run([*BENCH_RUN, f"out_dir={out}", *args], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     run = json.loads((out / "single" / "run.json").read_text())

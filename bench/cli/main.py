@@ -43,6 +43,7 @@ config groups (conf/):
   server=   single tp2 pp2 spec_draft spec_ngram awq single_next   (add a YAML file to add a variant)
   dataset=  builtin long_zh squad_file hf              (dataset.sample_size=N dataset.seed=S)
   load=     sequential concurrency rate concurrency_sweep rate_sweep sweep slo_search
+  request.  max_tokens temperature system_prompt   (every request; old server.max_tokens still read)
   +sweep=   parallel decoding quantization all nightly nightly_gpu spec_k upgrade
   slo.      ttft_ms tpot_ms latency_ms min_f1 identical_to_baseline   (goodput: req/s meeting all)
   engine=   auto cpu cuda

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,7 @@ class ServerConfig:
     # None: the one running bench.
     python: str | None = None
     startup_timeout_s: float = 600.0
-    # Always set: a request without it can generate until max_model_len (the write-up's runaway answers).
-    max_tokens: int = 32  # answers are short spans; 32 tokens leave room for a sentence around one
+    max_tokens: int | None = None  # the old spelling of request.max_tokens, read there (see MOVED)
     # Declared to give the baseline's greedy answers (speculation, parallelism): `compare` fails it when
     # its share of answers identical to the baseline's drops. A declaration, not part of the experiment.
     lossless: bool = False
@@ -93,7 +93,24 @@ class DatasetConfig:
     # Prompts longer than max_model_len - max_tokens (vLLM would refuse them with HTTP 400):
     # skip them (recorded), fail the variant before its server starts, or keep and send them anyway.
     too_long: str = "skip"
+    system_prompt: str | None = None  # the old spelling of request.system_prompt, read there (see MOVED)
+
+
+@dataclass
+class RequestConfig:
+    """What every request sends besides its question: the one place of each default."""
+
+    # Always sent: a request without it can generate until max_model_len (the write-up's runaway answers).
+    max_tokens: int = 32  # answers are short spans; 32 tokens leave room for a sentence around one
+    # Greedy: answers are scored against references and compared across variants (identical_to_baseline).
+    temperature: float = 0.0
+    # The QA sets are extractive: asked for the span alone, a small model's answer scores against the references.
     system_prompt: str = "Answer the question with a short span copied from the passage. Reply with the answer only."
+
+
+# Old spellings of moved keys -> their place now. Still read (users' configs, sweeps and stored multirun.yaml
+# files use them), moved on reading with one line on stderr, and named the old way where runs recorded them.
+MOVED = {"server.max_tokens": "request.max_tokens", "dataset.system_prompt": "request.system_prompt"}
 
 
 @dataclass
@@ -102,6 +119,8 @@ class LoadConfig:
     concurrency: int = 1  # requests in flight at most
     request_rate: float | None = None  # req/s with random arrivals; None: as fast as concurrency allows
     burstiness: float = 1.0  # gamma shape of arrival gaps: 1 Poisson, < 1 burstier
+    # How a rate load's requests arrive: a pacing of bench/run/load.py (ARRIVALS); gamma gaps by default.
+    arrivals: str = "gamma"
     # Swept inside one server start: concurrencies, or rates when request_rate is set. Empty: one level.
     levels: list[float] = field(default_factory=list)
     max_requests: int | None = None  # per level and pass; more than the dataset holds cycles it
@@ -171,6 +190,7 @@ def to_repeats(value: Any) -> Repeats:
 class BenchConfig:
     server: ServerConfig = field(default_factory=ServerConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    request: RequestConfig = field(default_factory=RequestConfig)
     load: LoadConfig = field(default_factory=LoadConfig)
     slo: SloConfig = field(default_factory=SloConfig)
     engine: str = "auto"
@@ -220,6 +240,7 @@ def to_bench_config(cfg: DictConfig) -> BenchConfig:
     except InterpolationResolutionError as e:  # e.g. ${oc.env:BENCH_NEXT_PYTHON} unset (conf/server/single_next.yaml)
         raise ConfigError(f"{e.full_key}: {str(e).splitlines()[0]}") from None
     assert isinstance(obj, BenchConfig), type(obj)
+    move_old_spellings(obj)
     if obj.engine not in ENGINES:
         raise ConfigError(f"engine={obj.engine!r} is not one of {', '.join(ENGINES)}")
     obj.repeats = to_repeats(obj.repeats)
@@ -235,6 +256,34 @@ def to_bench_config(cfg: DictConfig) -> BenchConfig:
         raise ConfigError("load=slo_search needs an SLO to search for: add slo.ttft_ms=..., slo.tpot_ms=...")
     check_settings(obj)
     return obj
+
+
+_told: set[str] = set()  # old spellings already reported in this process (a sweep converts one config per job)
+
+
+def move_old_spellings(cfg: BenchConfig) -> None:
+    """Values set under an old spelling (MOVED) go to their new place; the old field is left unset."""
+    for old, new in MOVED.items():
+        (group, key), (new_group, new_key) = old.split("."), new.split(".")
+        value = getattr(getattr(cfg, group), key)
+        if value is None:
+            continue
+        now, default = getattr(getattr(cfg, new_group), new_key), getattr(RequestConfig(), new_key)
+        if now not in (default, value):
+            raise ConfigError(f"{old}={value!r} and {new}={now!r}: set {new} only ({old} is its old spelling)")
+        if old not in _told:
+            _told.add(old)
+            print(f"bench: {old} is now {new}; read as {new}={value!r}", file=sys.stderr)
+        setattr(getattr(cfg, new_group), new_key, value)
+        setattr(getattr(cfg, group), key, None)
+
+
+def value_at(cfg: BenchConfig, key: str) -> Any:
+    """The value of a dotted key, an old spelling (MOVED) read at its new place."""
+    node: Any = dataclasses.asdict(cfg)
+    for part in MOVED.get(key, key).split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
 
 
 def _need(ok: bool, key: str, value: object, valid: str) -> None:
@@ -274,6 +323,7 @@ def check_settings(cfg: BenchConfig) -> None:
     _need(cfg.telemetry_interval_s >= 0, "telemetry_interval_s", cfg.telemetry_interval_s, "must be >= 0 (0: off)")
     check_slo(cfg.slo)
     check_server(cfg.server)
+    check_request(cfg.request, cfg.server)
     check_run_dir(cfg.out_dir, cfg.run_name)
 
 
@@ -287,14 +337,19 @@ def check_slo(slo: SloConfig) -> None:
 def check_server(s: ServerConfig) -> None:
     """A variant's values; run again once engine profiles and `on_engine` are merged in."""
     _need(s.max_model_len >= 2, "server.max_model_len", s.max_model_len, "must be >= 2")
-    _need(1 <= s.max_tokens < s.max_model_len, "server.max_tokens", s.max_tokens,
-          f"must be >= 1 and below server.max_model_len ({s.max_model_len})")  # fmt: skip
     _need(0 < s.gpu_memory_utilization <= 1, "server.gpu_memory_utilization", s.gpu_memory_utilization,
           "must be in (0, 1]")  # fmt: skip
     _need(s.tensor_parallel_size >= 1, "server.tensor_parallel_size", s.tensor_parallel_size, "must be >= 1")
     _need(s.pipeline_parallel_size >= 1, "server.pipeline_parallel_size", s.pipeline_parallel_size, "must be >= 1")
     _need(0 <= s.port <= 65535, "server.port", s.port, "must be in 0..65535 (0: a free port is picked)")
     _positive("server.startup_timeout_s", s.startup_timeout_s)
+
+
+def check_request(r: RequestConfig, s: ServerConfig) -> None:
+    """The request's values against the variant's context; run again once the variant is resolved."""
+    _need(1 <= r.max_tokens < s.max_model_len, "request.max_tokens", r.max_tokens,
+          f"must be >= 1 and below server.max_model_len ({s.max_model_len})")  # fmt: skip
+    _need(r.temperature >= 0, "request.temperature", r.temperature, "must be >= 0 (0: greedy)")
 
 
 def check_run_dir(out_dir: str, run_name: str) -> None:
@@ -340,6 +395,8 @@ def resolve_server(server: ServerConfig, engine: str, profile: EngineConfig) -> 
         raise ConfigError(f"server {server.name}: on_engine.{engine}: {e}".splitlines()[0]) from e
     out = OmegaConf.to_object(merged)
     assert isinstance(out, ServerConfig)
+    if out.max_tokens is not None:  # the old spelling, read once for the whole run (move_old_spellings)
+        raise ConfigError(f"server {server.name}: on_engine.{engine}.max_tokens: set request.max_tokens instead")
     if engine == "cpu" and out.dtype == "auto":  # vLLM's own auto would take the checkpoint's dtype
         out.dtype = cpu.auto_dtype(cpu.detect())
     return out

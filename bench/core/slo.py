@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from bench.core.records import RequestRecord
+
 # Objective -> the SloConfig field that sets it. Summary columns are `slo_<objective>_share`.
 OBJECTIVES = {
     "ttft": "ttft_ms",
@@ -17,6 +19,12 @@ OBJECTIVES = {
 
 # The baseline's answers, keyed by (question id, load level) and by question id alone (its lowest level).
 Answers = Mapping[Any, str]
+# A request as the runner holds it, or as a row read back (requests.jsonl, a DataFrame of the analyzer).
+Request = RequestRecord | Mapping[str, Any]
+
+
+def _field(request: Request, name: str) -> Any:
+    return request.get(name) if isinstance(request, Mapping) else getattr(request, name)
 
 
 def baseline_answers(records: Iterable[Mapping[str, Any]]) -> dict[Any, str]:
@@ -49,33 +57,33 @@ def active(slo: Mapping[str, Any] | None) -> list[str]:
     return [name for name, key in OBJECTIVES.items() if slo.get(key) not in (None, False)]
 
 
-def check(
-    record: Mapping[str, Any], slo: Mapping[str, Any], baseline_answer: str | None, has_baseline: bool
-) -> dict[str, bool]:
+def check(record: Request, slo: Mapping[str, Any], baseline_answer: str | None, has_baseline: bool) -> dict[str, bool]:
     """Objective -> met, for one request. A failed request meets none. `identical` is judged only where the
     baseline's answers are known (`has_baseline`); a question the baseline did not answer is not met."""
     out: dict[str, bool] = {}
-    failed = record.get("error") is not None
+    failed = _field(record, "error") is not None
     for name in active(slo):
         if failed:
             out[name] = False
         elif name == "ttft":
-            out[name] = record.get("ttft_s") is not None and record["ttft_s"] * 1000 <= slo["ttft_ms"]
+            ttft = _field(record, "ttft_s")
+            out[name] = ttft is not None and ttft * 1000 <= slo["ttft_ms"]
         elif name == "tpot":
-            tpot = record.get("tpot_s")
+            tpot = _field(record, "tpot_s")
             # One output token has no time per output token after the first: nothing to miss.
-            out[name] = (record.get("output_tokens") or 0) <= 1 if tpot is None else tpot * 1000 <= slo["tpot_ms"]
+            short = (_field(record, "output_tokens") or 0) <= 1
+            out[name] = short if tpot is None else tpot * 1000 <= slo["tpot_ms"]
         elif name == "latency":
-            out[name] = record["latency_s"] * 1000 <= slo["latency_ms"]
+            out[name] = _field(record, "latency_s") * 1000 <= slo["latency_ms"]
         elif name == "f1":
-            out[name] = float(record.get("f1") or 0.0) >= slo["min_f1"]
+            out[name] = float(_field(record, "f1") or 0.0) >= slo["min_f1"]
         elif name == "identical" and has_baseline:
-            out[name] = baseline_answer is not None and record.get("answer") == baseline_answer
+            out[name] = baseline_answer is not None and _field(record, "answer") == baseline_answer
     return out
 
 
 def summarize(
-    records: Iterable[Mapping[str, Any]],
+    records: Iterable[Request],
     slo: Mapping[str, Any] | None,
     wall_s: float | None,
     baseline_answers: Answers | None = None,
@@ -90,7 +98,8 @@ def summarize(
     has_baseline = baseline_answers is not None
     answers = baseline_answers or {}
     checks = [
-        check(r, slo, baseline_answer(answers, r.get("question_id"), r.get("level")), has_baseline) for r in records
+        check(r, slo, baseline_answer(answers, _field(r, "question_id"), _field(r, "level")), has_baseline)
+        for r in records
     ]
     n = len(records)
     met = sum(1 for c in checks if c and all(c.values()))

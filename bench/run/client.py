@@ -7,19 +7,19 @@ import itertools
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import aiohttp
-import numpy as np
 import openai
 
 from bench.core.clock import wall
-from bench.core.config import CLIENTS
+from bench.core.config import CLIENTS, RequestConfig
 from bench.core.records import RequestRecord
 from bench.core.scoring import score
 from bench.run.dataset import QAItem
+from bench.run.load import Level, Pacing
 
 # aiohttp: a plain HTTP client parsing the SSE stream itself, as `vllm bench serve` does; the openai SDK
 # builds a pydantic object per streamed chunk and on 2 cores sustained a fifth of vllm bench serve's
@@ -62,21 +62,20 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class RequestTemplate:
-    """What every request of a run shares; the item adds the user message."""
+    """What every request of a run shares: the served model's name and the request's parameters (their defaults
+    in RequestConfig); the item adds the user message."""
 
     model: str
-    system_prompt: str = ""
-    max_tokens: int = 256
-    # Greedy: answers are scored against references and compared across variants (identical_to_baseline).
-    temperature: float = 0.0
+    request: RequestConfig = field(default_factory=RequestConfig)
 
     def body(self, item: QAItem) -> dict[str, Any]:
-        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        r = self.request
+        system = [{"role": "system", "content": r.system_prompt}] if r.system_prompt else []
         return {
             "model": self.model,
             "messages": [*system, {"role": "user", "content": item.user_prompt()}],
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
+            "max_tokens": r.max_tokens,
+            "temperature": r.temperature,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
@@ -187,21 +186,6 @@ async def _post_openai(client: openai.AsyncOpenAI, args: dict[str, Any], s: _Str
         s.add(chunk.to_dict())
 
 
-@dataclass(frozen=True)
-class Level:
-    """One load level: at most `concurrency` in flight; with `rate`, arrivals at that mean rate (req/s)."""
-
-    concurrency: int
-    rate: float | None = None
-    burstiness: float = 1.0  # gamma shape of the gaps: 1 is Poisson, < 1 burstier, > 1 more even
-    max_requests: int | None = None
-    max_duration_s: float | None = None
-
-    @property
-    def value(self) -> float:
-        return self.rate if self.rate is not None else float(self.concurrency)
-
-
 def cycled(items: list[QAItem], n: int) -> Iterator[QAItem]:
     """The first n items, the list cycled when n is longer: a level of 64 in flight over 77 questions would be
     one wave and its ramp-down, not a steady state (issue 18). Repeated requests keep their question id."""
@@ -210,6 +194,27 @@ def cycled(items: list[QAItem], n: int) -> Iterator[QAItem]:
 
 def _never() -> str | None:
     return None
+
+
+async def _until_due(pacing: Pacing, start: float) -> float | None:
+    """Wait until the next request is due; its due time in epoch seconds, None for a closed loop."""
+    due = pacing.next_send_time()
+    if due is None:
+        return None
+    await asyncio.sleep(max(0.0, start + due - time.perf_counter()))
+    return wall(start) + due  # compared with start_time, it shows when the client fell behind
+
+
+_Post = Callable[[dict[str, Any], _Stream], Awaitable[None]]
+
+
+def _client(endpoint: Endpoint, concurrency: int) -> tuple[_Post, Callable[[], Awaitable[None]]]:
+    """How the configured client posts one request, and how it closes. Made inside the level's event loop."""
+    if endpoint.client == "openai":
+        sdk = make_async_client(endpoint.base_url, endpoint.api_key, endpoint.timeout_s, concurrency)
+        return partial(_post_openai, sdk), sdk.close
+    session = make_session(endpoint.api_key, endpoint.timeout_s, concurrency)
+    return partial(_post_aiohttp, session, f"{endpoint.base_url}/v1/chat/completions"), session.close
 
 
 async def _replay(
@@ -225,18 +230,10 @@ async def _replay(
     start_index, repeat = trial
     slots = asyncio.Semaphore(level.concurrency)
     in_flight: set[asyncio.Task[None]] = set()
-    gaps = np.random.default_rng(seed + repeat)
+    pacing = level.pacing(seed + repeat)
     start = time.perf_counter()
-    start_wall = wall(start)
-    due = 0.0
     stopped: str | None = None
-    post: Callable[[dict[str, Any], _Stream], Awaitable[None]]
-    if endpoint.client == "openai":
-        sdk = make_async_client(endpoint.base_url, endpoint.api_key, endpoint.timeout_s, level.concurrency)
-        post, close = partial(_post_openai, sdk), sdk.close
-    else:
-        session = make_session(endpoint.api_key, endpoint.timeout_s, level.concurrency)
-        post, close = partial(_post_aiohttp, session, f"{endpoint.base_url}/v1/chat/completions"), session.close
+    post, close = _client(endpoint, level.concurrency)
 
     async def one(item: QAItem, index: int, scheduled: float | None) -> None:
         s = _Stream()
@@ -252,11 +249,7 @@ async def _replay(
     for index, item in enumerate(cycled(items, n)):
         if level.max_duration_s is not None and time.perf_counter() - start >= level.max_duration_s:
             break
-        scheduled = None
-        if level.rate:
-            due += gaps.gamma(level.burstiness, 1.0 / (level.rate * level.burstiness))
-            await asyncio.sleep(max(0.0, start + due - time.perf_counter()))
-            scheduled = start_wall + due  # compared with start_time, it shows when the client fell behind
+        scheduled = await _until_due(pacing, start)
         await slots.acquire()
         stopped = should_stop()
         if stopped:

@@ -9,12 +9,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.core.config import TOO_LONG, ServerConfig
+from bench.core import cpu
+from bench.core.config import TOO_LONG, RequestConfig, ServerConfig
 from bench.core.cpu import WNA16_KERNEL, CpuCaps
 from bench.core.errors import ConfigError, DatasetError
 from bench.run import telemetry
 from bench.run.dataset import QAItem
-from bench.run.models import AWQ, PREFIX
+from bench.run.models import AWQ, PREFIX, resolve_model
+
+
+def model_or_refusal(server: ServerConfig, engine: str) -> tuple[str | None, str | None]:
+    """(the model's local path, None) for a variant that can run here, else (None, why not). Refusals that
+    need no model come first: making one (an AWQ quantization) takes minutes."""
+    caps = cpu.detect()
+    refusal = gpu_shortage(server, engine) or missing_kernel(server.model, None, engine, caps)
+    if refusal:
+        return None, refusal
+    model = resolve_model(server.model)
+    refusal = indivisible_heads(server, model) or missing_kernel(server.model, model, engine, caps)
+    return (None, refusal) if refusal else (model, None)
 
 
 def gpu_shortage(server: ServerConfig, engine: str) -> str | None:
@@ -132,10 +145,12 @@ def prompt_tokens(model_path: str, conversations: list[list[dict[str, str]]]) ->
     return _counted[key]
 
 
-def fit_prompts(items: list[QAItem], counts: list[int], server: ServerConfig, policy: str) -> PromptFit:
+def fit_prompts(
+    items: list[QAItem], counts: list[int], server: ServerConfig, request: RequestConfig, policy: str
+) -> PromptFit:
     if policy not in TOO_LONG:
         raise ConfigError(f"dataset.too_long={policy!r} is not one of {', '.join(TOO_LONG)}")
-    limit = server.max_model_len - server.max_tokens
+    limit = server.max_model_len - request.max_tokens
     too_long = {item.id: n for item, n in zip(items, counts, strict=True) if n > limit}
     return PromptFit(limit, too_long, policy, len(items))
 
@@ -146,7 +161,7 @@ def apply_policy(items: list[QAItem], fit: PromptFit) -> tuple[list[QAItem], str
         return items, None
     if fit.policy == "fail":
         raise DatasetError(
-            f"{fit.describe()} and dataset.too_long=fail: raise server.max_model_len, lower server.max_tokens,"
+            f"{fit.describe()} and dataset.too_long=fail: raise server.max_model_len, lower request.max_tokens,"
             " or set dataset.too_long=skip"
         )
     if fit.policy == "skip":

@@ -1,0 +1,66 @@
+"""The variant's server for one start: a local vLLM made from its config (a taken port retried once), or an endpoint."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench.core.config import BenchConfig, ServerConfig
+from bench.core.errors import ServerError
+from bench.core.records import SERVER_LOG, RunResult
+from bench.run import provenance
+from bench.run.models import resolve_model
+from bench.run.server import RemoteServer, Server, VllmServer, build_command, free_port
+
+
+def make_server(server: ServerConfig, model: str, draft_model: str | None, log_path: Path) -> VllmServer:
+    """The variant's server, not yet started: a free port unless one is configured."""
+    port = server.port or free_port(server.host)
+    env = dict(server.env)
+    if server.api_key:
+        env["VLLM_API_KEY"] = server.api_key  # an env var, so the key never shows in `ps` or the log
+    cmd = build_command(server, model, port, draft_model)
+
+    def progress(elapsed_s: float, phase: str) -> None:
+        print(f"bench: {server.name}: starting the server, {elapsed_s:3.0f} s: {phase}", file=sys.stderr)
+
+    return VllmServer(cmd, server.host, port, log_path, env, server.startup_timeout_s, on_progress=progress)
+
+
+@contextmanager
+def start_server(
+    server: ServerConfig, model: str, draft_model: str | None, log_path: Path, on_command: Callable[[list[str]], None]
+) -> Iterator[VllmServer]:
+    """A healthy server for the block, stopped however it ends. A picked port can be taken between our
+    check and the server's bind: one retry on another."""
+    for attempt in (1, 2):
+        srv = make_server(server, model, draft_model, log_path)
+        on_command(srv.cmd)
+        try:
+            with srv:
+                yield srv
+            return
+        except ServerError as e:
+            if srv.startup_s is not None or server.port or attempt == 2 or "port was taken" not in str(e):
+                raise
+            print(f"bench: {server.name}: {e}; retrying on another port", file=sys.stderr)
+
+
+def serve(
+    cfg: BenchConfig, server: ServerConfig, model: str | None, run_dir: Path, result: RunResult
+) -> ContextManager[Server]:
+    """The variant's server as one protocol: a remote endpoint (checked, never started) or a local vLLM
+    serving `model` (a local path)."""
+    if cfg.endpoint or model is None:
+        remote = RemoteServer(cfg.endpoint or "", server.api_key)
+        result.server.endpoint = remote.base_url
+        return remote
+    draft = (server.speculative_config or {}).get("model")
+
+    def on_command(cmd: list[str]) -> None:
+        result.server.command, result.server.model_path = provenance.redact_args(cmd), model
+
+    return start_server(server, model, resolve_model(draft) if draft else None, run_dir / SERVER_LOG, on_command)

