@@ -87,3 +87,14 @@ def test_hydra_s_own_refusal_is_one_line_not_a_traceback():
     assert proc.stderr.strip().splitlines() == [
         "bench: error: Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified"
     ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["+sweep=nightly", "--cfg", "job"], ["--cfg", "job", "+sweep=nightly"], ["server=spec_ngram", "--cfg", "job"]],
+)
+def test_cfg_job_prints_the_config_wherever_it_stands(args, tmp_path):
+    p = _bench("run", *args, f"out_dir={tmp_path / 'o'}", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "server:" in p.stdout and "usage:" not in p.stderr + p.stdout
+    assert not (tmp_path / "o").exists()  # printed, not run

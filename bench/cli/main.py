@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import sys
-import tempfile
 import traceback
-from pathlib import Path
 
+from bench.cli.exits import BAD_INPUT, INTERRUPTED, OK, internal_error
 from bench.cli.overrides import CONF_DIR
 
 __all__ = ["CONF_DIR", "HELP", "main"]
@@ -53,10 +51,6 @@ Set BENCH_DEBUG=1 for tracebacks.
 """
 
 
-# The exit-code contract (README, --help): a crash never exits 1, which scripts read as a verdict.
-OK, VERDICT, BAD_INPUT, INTERNAL, INTERRUPTED = 0, 1, 2, 3, 130
-
-
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(HELP)
@@ -89,20 +83,3 @@ def main(argv: list[str]) -> int:
         return INTERRUPTED
     except Exception as e:
         return internal_error(e)
-
-
-def internal_error(e: BaseException) -> int:
-    """A bug: one line on stderr, the traceback in a log file it names (a CI log keeps the line, the file
-    keeps the detail), and exit 3."""
-    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
-    log = Path(tempfile.gettempdir()) / f"bench-crash-{stamp}-{os.getpid()}.log"
-    try:
-        log.write_text("".join(traceback.format_exception(e)), encoding="utf-8")
-        where = f"traceback in {log}"
-    except OSError:
-        where = "traceback could not be saved; BENCH_DEBUG=1 prints it"
-    if os.environ.get("BENCH_DEBUG") == "1":
-        traceback.print_exception(e)
-    first = str(e).splitlines()[0] if str(e) else ""
-    print(f"bench: internal error: {type(e).__name__}: {first} ({where}; please report it)", file=sys.stderr)
-    return INTERNAL

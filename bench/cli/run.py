@@ -114,7 +114,7 @@ def _hydra(argv: list[str], statuses: dict[str, str]) -> int:
             failed[0] = 2
             raise SystemExit(2) from None
         except Exception as e:  # Hydra would print the traceback and exit 1, which reads as a verdict
-            from bench.cli.main import internal_error
+            from bench.cli.exits import internal_error
 
             failed[0] = internal_error(e)
             raise SystemExit(failed[0]) from None

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -16,6 +14,7 @@ from omegaconf.errors import InterpolationResolutionError
 
 from bench.core import cpu
 from bench.core.errors import ConfigError
+from bench.core.folder import check_run_dir
 
 ENGINES = ("auto", "cpu", "cuda")
 CLIENTS = ("aiohttp", "openai")  # see bench/run/client.py
@@ -350,27 +349,6 @@ def check_request(r: RequestConfig, s: ServerConfig) -> None:
     _need(1 <= r.max_tokens < s.max_model_len, "request.max_tokens", r.max_tokens,
           f"must be >= 1 and below server.max_model_len ({s.max_model_len})")  # fmt: skip
     _need(r.temperature >= 0, "request.temperature", r.temperature, "must be >= 0 (0: greedy)")
-
-
-def check_run_dir(out_dir: str, run_name: str) -> None:
-    """A run's folder stays inside out_dir (resume deletes files in it), and both can be folders bench writes."""
-    if (Path(out_dir) / run_name).is_symlink():
-        raise ConfigError(f"{Path(out_dir) / run_name} is a symbolic link: bench writes only into folders it owns")
-    out = Path(out_dir).resolve()
-    run = (out / run_name).resolve()
-    if not run_name.strip() or run == out or not run.is_relative_to(out):
-        raise ConfigError(
-            f"run_name={run_name!r} would put the run's folder outside out_dir ({out_dir}):"
-            " use a plain name such as '${server.name}'"
-        )
-    if any(len(part.encode()) > 255 for part in Path(run_name).parts):
-        raise ConfigError(f"run_name={run_name[:40]!r}... is longer than a file name may be (255 bytes)")
-    for path in (Path(out_dir), Path(out_dir) / run_name):
-        if path.exists() and not path.is_dir():
-            raise ConfigError(f"{path} is a file, not a folder: give out_dir=/a/folder")
-    writable = next((p for p in (Path(out_dir), *Path(out_dir).resolve().parents) if p.exists()), Path("/"))
-    if not os.access(writable, os.W_OK):
-        raise ConfigError(f"out_dir={out_dir}: {writable} is not writable")
 
 
 def resolve_server(server: ServerConfig, engine: str, profile: EngineConfig) -> ServerConfig:

@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from bench.core.errors import BenchError
+from bench.core.errors import BenchError, ConfigError
 from bench.core.files import read_requests, read_run, run_dirs
 from bench.core.records import RUN_FILE, RunResult
 
@@ -69,6 +69,27 @@ class ResultsFolder:
 def as_folder(folder: ResultsFolder | Path | str) -> ResultsFolder:
     """A reader given a path makes its own owner; one given the owner shares what is already read."""
     return folder if isinstance(folder, ResultsFolder) else ResultsFolder(folder)
+
+
+def check_run_dir(out_dir: str, run_name: str) -> None:
+    """A run's folder stays inside out_dir (resume deletes files in it), and both can be folders bench writes."""
+    if (Path(out_dir) / run_name).is_symlink():
+        raise ConfigError(f"{Path(out_dir) / run_name} is a symbolic link: bench writes only into folders it owns")
+    out = Path(out_dir).resolve()
+    run = (out / run_name).resolve()
+    if not run_name.strip() or run == out or not run.is_relative_to(out):
+        raise ConfigError(
+            f"run_name={run_name!r} would put the run's folder outside out_dir ({out_dir}):"
+            " use a plain name such as '${server.name}'"
+        )
+    if any(len(part.encode()) > 255 for part in Path(run_name).parts):
+        raise ConfigError(f"run_name={run_name[:40]!r}... is longer than a file name may be (255 bytes)")
+    for path in (Path(out_dir), Path(out_dir) / run_name):
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{path} is a file, not a folder: give out_dir=/a/folder")
+    writable = next((p for p in (Path(out_dir), *Path(out_dir).resolve().parents) if p.exists()), Path("/"))
+    if not os.access(writable, os.W_OK):
+        raise ConfigError(f"out_dir={out_dir}: {writable} is not writable")
 
 
 LOCK_FILE = ".bench.lock"

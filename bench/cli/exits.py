@@ -1,0 +1,32 @@
+"""The exit-code contract of every verb (README, --help), and the one way a crash is reported."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+from bench.core.secrets import redact_url
+
+# The exit-code contract (README, --help): a crash never exits 1, which scripts read as a verdict.
+OK, VERDICT, BAD_INPUT, INTERNAL, INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def internal_error(e: BaseException) -> int:
+    """A bug: one line on stderr, the traceback in a log file it names (a CI log keeps the line, the file
+    keeps the detail), and exit 3."""
+    stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    log = Path(tempfile.gettempdir()) / f"bench-crash-{stamp}-{os.getpid()}.log"
+    try:
+        log.write_text(redact_url("".join(traceback.format_exception(e))), encoding="utf-8")
+        where = f"traceback in {log}"
+    except OSError:
+        where = "traceback could not be saved; BENCH_DEBUG=1 prints it"
+    if os.environ.get("BENCH_DEBUG") == "1":
+        traceback.print_exception(e)
+    first = str(e).splitlines()[0] if str(e) else ""
+    print(f"bench: internal error: {type(e).__name__}: {first} ({where}; please report it)", file=sys.stderr)
+    return INTERNAL
