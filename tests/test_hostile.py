@@ -248,3 +248,57 @@ def test_a_crash_exits_3_with_its_traceback_in_a_file(tmp_path: Path) -> None:
     log = Path(line.split("traceback in ")[1].split(";")[0])
     assert "ZeroDivisionError" in log.read_text()
     log.unlink()
+
+
+HOSTILE = str(Path(__file__).resolve().parent / "hostile_endpoint.py")
+# mode -> (exit code, what the error line or the run's reason says). An endpoint that does not answer as an
+# OpenAI server is bad input (2); one that answers but fails every request is a variant that is not ok (1).
+ENDPOINTS = {
+    "not_http": (2, "is not reachable"),
+    "models_shape": (2, "lists no model"),
+    "models_401": (2, "answered 401 to /v1/models (set server.api_key)"),
+    "models_html": (2, "not JSON"),
+    "chunk_list": (1, "not an OpenAI stream chunk"),
+    "absurd_usage": (1, "output tokens for max_tokens"),
+    "http500": (1, "HTTP 500"),
+    "stall": (1, "timed out"),
+    "reset_html": (0, "did not reset its prefix cache"),
+}
+
+
+@pytest.mark.parametrize("mode", list(ENDPOINTS))
+def test_a_hostile_endpoint_is_one_line_never_a_traceback(mode: str, tmp_path: Path) -> None:
+    from bench.run.server import free_port
+
+    port = free_port("127.0.0.1")
+    proc = subprocess.Popen([sys.executable, HOSTILE, mode, str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        _wait_for_port(port)
+        out = tmp_path / "out"
+        settings = ["dataset.sample_size=3", "telemetry_interval_s=0", "load.request_timeout_s=2"]
+        p = bench("run", f"endpoint=http://127.0.0.1:{port}", f"out_dir={out}", *settings, cwd=tmp_path)
+    finally:
+        proc.kill()
+        proc.wait()
+    rc, says = ENDPOINTS[mode]
+    assert p.returncode == rc, p.stderr[-3000:]
+    assert "Traceback" not in p.stderr
+    run = json.loads((out / "single" / "run.json").read_text())
+    assert says in p.stderr or says in str(run.get("reason")), (p.stderr[-2000:], run.get("reason"))
+    if rc == 2:
+        assert len([line for line in p.stderr.splitlines() if line.startswith("bench: error")]) == 1
+        assert run["status"] == "failed" and says in run["reason"]  # recorded too
+
+
+def _wait_for_port(port: int) -> None:
+    import socket
+    import time
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"the stand-in endpoint never listened on {port}")

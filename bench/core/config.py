@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from omegaconf.errors import InterpolationResolutionError
 from bench.core import cpu
 from bench.core.errors import ConfigError
 from bench.core.folder import check_run_dir
+from bench.core.secrets import redact_url
 
 ENGINES = ("auto", "cpu", "cuda")
 CLIENTS = ("aiohttp", "openai")  # see bench/run/client.py
@@ -321,9 +323,23 @@ def check_settings(cfg: BenchConfig) -> None:
     )
     _need(cfg.telemetry_interval_s >= 0, "telemetry_interval_s", cfg.telemetry_interval_s, "must be >= 0 (0: off)")
     check_slo(cfg.slo)
+    check_endpoint(cfg.endpoint)
     check_server(cfg.server)
     check_request(cfg.request, cfg.server)
     check_run_dir(cfg.out_dir, cfg.run_name)
+
+
+def check_endpoint(url: str | None) -> None:
+    """endpoint=URL must be an http(s) URL with a host (and a port that is a number)."""
+    if url is None:
+        return
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        raise ConfigError(f"endpoint={redact_url(url)!r} is not a URL: {e}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or (port is not None and not 0 < port < 65536):
+        raise ConfigError(f"endpoint={redact_url(url)!r}: give http(s)://HOST:PORT of an OpenAI-compatible server")
 
 
 def check_slo(slo: SloConfig) -> None:

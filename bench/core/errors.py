@@ -17,5 +17,9 @@ class ServerError(BenchError):
     """The server could not be started or died; the message says why."""
 
 
+class EndpointError(BenchError):
+    """An endpoint (endpoint mode) that does not answer as an OpenAI-compatible server: bad input, not a verdict."""
+
+
 class CompareError(BenchError):
     """A results folder that cannot be compared."""

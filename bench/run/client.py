@@ -84,8 +84,9 @@ class RequestTemplate:
 class _Stream:
     """One streamed response as it arrives, chunk by chunk as JSON objects, whichever client read it."""
 
-    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter, max_tokens: int | None = None) -> None:
         self.clock = clock
+        self.max_tokens = max_tokens  # what was asked: a reply claiming more output tokens is not believed
         self.t0 = clock()
         self.start_wall = wall(self.t0)  # the run's anchor: requests and telemetry on one clock
         self.chunk_times: list[float] = []  # every chunk that carries a choice
@@ -97,6 +98,14 @@ class _Stream:
 
     def add(self, chunk: dict[str, Any]) -> None:
         now = self.clock()
+        # A hostile or broken endpoint: a chunk of the wrong shape fails this request (ValueError is a request
+        # error), never the run.
+        if not isinstance(chunk, dict) or not isinstance(chunk.get("choices") or [], list):
+            raise ValueError(f"not an OpenAI stream chunk: {str(chunk)[:80]}")
+        if any(not isinstance(c, dict) for c in chunk.get("choices") or []):
+            raise ValueError(f"not an OpenAI stream chunk: {str(chunk)[:80]}")
+        if chunk.get("usage") and not isinstance(chunk["usage"], dict):
+            raise ValueError(f"usage is not an object: {str(chunk['usage'])[:80]}")
         if chunk.get("usage"):
             self.usage = chunk["usage"]
         choices = chunk.get("choices")
@@ -123,6 +132,16 @@ class _Stream:
                 self.add(json.loads(data))
         return rest
 
+    def _bad_usage(self, out: Any) -> str | None:
+        """Usage figures no server could have sent: they would make throughput whatever the endpoint says."""
+        prompt = (self.usage or {}).get("prompt_tokens")
+        for name, v in (("completion_tokens", out), ("prompt_tokens", prompt)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+                return f"endpoint reported {name}={v!r}: not a count"
+        if out is not None and self.max_tokens is not None and out > self.max_tokens:
+            return f"endpoint reported {out} output tokens for max_tokens {self.max_tokens}"
+        return None
+
     def fail(self, e: BaseException) -> None:
         self.error = f"{type(e).__name__}: {e}"[:500]
 
@@ -139,7 +158,7 @@ class _Stream:
         itl = [b - a for a, b in zip(self.chunk_times, self.chunk_times[1:], strict=False)]
         # vLLM's definition: time per output token after the first, so TTFT is not counted twice.
         tpot = (t1 - first) / (out - 1) if first is not None and out and out > 1 else None
-        error = self.error or (None if self.usage else "stream ended without a usage chunk")
+        error = self.error or (None if self.usage else "stream ended without a usage chunk") or self._bad_usage(out)
         s = score(answer, item.answers)
         return RequestRecord(
             index=index,
@@ -236,7 +255,7 @@ async def _replay(
     post, close = _client(endpoint, level.concurrency)
 
     async def one(item: QAItem, index: int, scheduled: float | None) -> None:
-        s = _Stream()
+        s = _Stream(max_tokens=template.request.max_tokens)
         try:
             await post(template.body(item), s)
         except _REQUEST_ERRORS as e:

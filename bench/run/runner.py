@@ -20,7 +20,7 @@ from bench.core.config import (
     to_repeats,
     value_at,
 )
-from bench.core.errors import BenchError, ConfigError
+from bench.core.errors import BenchError, ConfigError, EndpointError
 from bench.core.files import read_requests, read_run
 from bench.core.records import (
     FAILED,
@@ -133,6 +133,9 @@ def run_variant(cfg: BenchConfig) -> RunResult:
     job = Job(cfg, server, engine, run_dir, result, Start(start=cfg.start, status=FAILED, started_at=now()))
     try:
         _run(job)
+    except EndpointError as e:  # recorded in run.json, and bad input for the command (exit 2)
+        job.entry.status, job.entry.reason = FAILED, str(e)
+        raise
     except BenchError as e:
         job.entry.status, job.entry.reason = FAILED, str(e)
     except KeyboardInterrupt:

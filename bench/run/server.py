@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import http.client
 import json
 import os
 import re
@@ -21,7 +22,8 @@ from typing import Protocol
 import psutil
 
 from bench.core.config import ServerConfig
-from bench.core.errors import ServerError
+from bench.core.errors import EndpointError, ServerError
+from bench.core.secrets import redact_url
 from bench.run.diagnose import diagnose
 from bench.run.models import shape_of
 from bench.run.provenance import redact_args
@@ -134,10 +136,19 @@ def reset_prefix_cache(base_url: str, api_key: str | None = None, attempts: int 
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 body = r.read().decode("utf-8", errors="replace").strip()
-        except (urllib.error.URLError, OSError):
+        except (urllib.error.URLError, OSError, http.client.HTTPException):
             return False
-        # Older vLLMs answer 200 with an empty body; 0.32 answers {"success": bool}.
-        if not body or json.loads(body).get("success", True):
+        # Older vLLMs answer 200 with an empty body; 0.32 answers {"success": bool}. Anything else (an HTML
+        # page from a proxy) is not a reset.
+        if not body:
+            return True
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            return False
+        if not isinstance(answer, dict):
+            return False
+        if answer.get("success", True):
             return True
         time.sleep(0.2)
     return False
@@ -360,14 +371,21 @@ class RemoteServer:
         req = urllib.request.Request(f"{self.base_url}/v1/models")
         if self.api_key:
             req.add_header("Authorization", f"Bearer {self.api_key}")
+        shown = redact_url(self.base_url)
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
-                self.models = [m["id"] for m in json.loads(r.read())["data"]]
+                listed = json.loads(r.read())
         except urllib.error.HTTPError as e:
-            hint = " (set server.api_key)" if e.code == 401 else ""
-            raise ServerError(f"endpoint {self.base_url} answered {e.code} to /v1/models{hint}") from e
-        except (urllib.error.URLError, OSError, ValueError, KeyError) as e:
-            raise ServerError(f"endpoint {self.base_url} is not reachable: {e}") from e
+            hint = " (set server.api_key)" if e.code in (401, 403) else ""
+            raise EndpointError(f"endpoint {shown} answered {e.code} to /v1/models{hint}") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+            raise EndpointError(f"endpoint {shown} is not reachable: {e}") from None
+        except ValueError:
+            raise EndpointError(f"endpoint {shown} answered /v1/models with something that is not JSON") from None
+        data = listed.get("data") if isinstance(listed, dict) else None
+        if not isinstance(data, list) or not data or not all(isinstance(m, dict) and m.get("id") for m in data):
+            raise EndpointError(f"endpoint {shown}: /v1/models lists no model (expected {{data: [{{id: ...}}]}})")
+        self.models = [str(m["id"]) for m in data]
         return self
 
     def __exit__(self, *exc: object) -> None:
