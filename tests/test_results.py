@@ -195,3 +195,22 @@ def test_a_load_sweep_s_wall_clock_is_the_whole_request_set() -> None:
     run = read_run(crossover)
     assert run is not None and run.schema_version == 3 and len({t.level for t in run.trials}) > 1
     assert run.wall_clock_s == replay_wall_clock(run.trials) == pytest.approx(run.replay_s)
+
+
+def test_requests_read_back_as_records_from_every_committed_schema(tmp_path: Path) -> None:
+    from bench.core.files import read_records, read_requests
+
+    ref = Path(__file__).resolve().parents[1] / "results" / "reference"
+    for run_dir in (
+        ref / "gpu-h100" / "parallel" / "single",
+        ref / "cpu" / "single",
+        ref / "gpu-h200" / "nightly" / "single",
+    ):
+        lines, records = list(read_requests(run_dir)), read_records(run_dir)
+        assert len(records) == len(lines) > 0
+        assert all(isinstance(r.repeat, int) and isinstance(r.level, float) for r in records)
+    # A line that is not a request (a field missing, not an object) is left out, the rest kept.
+    shutil.copytree(ref / "cpu" / "single", tmp_path / "single")
+    with (tmp_path / "single" / "requests.jsonl").open("a") as f:
+        f.write('{"question_id": "q"}\n[1, 2]\n')
+    assert len(read_records(tmp_path / "single")) == len(list(read_requests(ref / "cpu" / "single")))

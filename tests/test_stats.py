@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
+from bench.core.records import RequestRecord
 from bench.regress.stats import hierarchical_interval, hierarchical_ratio_interval, noise_split, paired_question_diff
 
 
@@ -81,9 +84,12 @@ def test_f1_is_compared_question_by_question():
 # ---- run-level figures from request records --------------------------------------------------------
 
 
-def _req(latency: float, ttft: float | None, out: int | None, error: str | None = None, **kw: object) -> dict:
-    return {"latency_s": latency, "ttft_s": ttft, "tpot_s": 0.01 if ttft else None, "itl_s": [0.01, 0.03],
+def _req(latency: float, ttft: float | None, out: int | None, error: str | None = None, **kw: Any) -> RequestRecord:
+    line = {"latency_s": latency, "ttft_s": ttft, "tpot_s": 0.01 if ttft else None, "itl_s": [0.01, 0.03],
             "output_tokens": out, "prompt_tokens": 10, "exact_match": 1.0, "f1": 0.5, "error": error} | kw  # fmt: skip
+    common = {"index": 0, "question_id": "q", "lang": "en", "question": "?", "prompt": "?", "references": [],
+              "answer": "", "start_time": 0.0, "end_time": latency, "finish_reason": "stop"}  # fmt: skip
+    return RequestRecord.from_dict(common | line)
 
 
 def test_run_stats_counts_failed_requests_nowhere_but_the_failures() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from bench.core.metric_registry import TRIAL_METRICS
-from bench.core.records import Trial
+from bench.core.records import RequestRecord, Trial
 
 PERCENTILES = (50, 90, 99)
 
@@ -22,29 +22,29 @@ def _describe(name: str, values: list[float]) -> dict[str, float | None]:
     return out
 
 
-def trial_stats(records: list[dict[str, Any]], wall_clock_s: float) -> dict[str, Any]:
+def trial_stats(records: Sequence[RequestRecord], wall_clock_s: float) -> dict[str, Any]:
     """The per-trial figures (the registry's per_trial metrics) of one (start, pass, load level)."""
     stats = run_stats(records, wall_clock_s)
     return {"wall_clock_s": wall_clock_s} | {k: stats[k] for k in TRIAL_METRICS}
 
 
-def run_stats(records: list[dict[str, Any]], wall_clock_s: float | None) -> dict[str, float | None]:
+def run_stats(records: Sequence[RequestRecord], wall_clock_s: float | None) -> dict[str, float | None]:
     """Failed requests count in n_failed and nowhere else: their latencies are not service times."""
-    ok = [r for r in records if r["error"] is None]
-    out_tokens = sum(r["output_tokens"] or 0 for r in ok)
+    ok = [r for r in records if r.error is None]
+    out_tokens = sum(r.output_tokens or 0 for r in ok)
     stats: dict[str, float | None] = {
         "output_tokens": float(out_tokens),
-        "prompt_tokens": float(sum(r["prompt_tokens"] or 0 for r in ok)),
+        "prompt_tokens": float(sum(r.prompt_tokens or 0 for r in ok)),
         "requests_per_s": len(ok) / wall_clock_s if wall_clock_s else None,
         "output_tok_per_s": out_tokens / wall_clock_s if wall_clock_s else None,
-        "exact_match": float(np.mean([r["exact_match"] for r in ok])) if ok else None,
-        "f1": float(np.mean([r["f1"] for r in ok])) if ok else None,
+        "exact_match": float(np.mean([r.exact_match for r in ok])) if ok else None,
+        "f1": float(np.mean([r.f1 for r in ok])) if ok else None,
     }
-    stats |= _describe("ttft_s", [r["ttft_s"] for r in ok if r["ttft_s"] is not None])
-    stats |= _describe("ttft_visible_s", [v for r in ok if (v := r.get("ttft_visible_s")) is not None])
-    stats |= _describe("tpot_s", [r["tpot_s"] for r in ok if r["tpot_s"] is not None])
-    stats |= _describe("itl_s", [x for r in ok for x in r["itl_s"]])
-    stats |= _describe("latency_s", [r["latency_s"] for r in ok])
+    stats |= _describe("ttft_s", [r.ttft_s for r in ok if r.ttft_s is not None])
+    stats |= _describe("ttft_visible_s", [r.ttft_visible_s for r in ok if r.ttft_visible_s is not None])
+    stats |= _describe("tpot_s", [r.tpot_s for r in ok if r.tpot_s is not None])
+    stats |= _describe("itl_s", [x for r in ok for x in r.itl_s])
+    stats |= _describe("latency_s", [r.latency_s for r in ok])
     return stats
 
 

@@ -141,5 +141,16 @@ def read_requests(run_dir: Path) -> Iterator[dict[str, Any]]:
                 return
 
 
+def read_records(run_dir: Path) -> list[RequestRecord]:
+    """requests.jsonl as records; a line that is not a request is left out with one warning."""
+    out = []
+    for line in read_requests(run_dir):
+        try:
+            out.append(RequestRecord.from_dict(line))
+        except RecordError as e:
+            _warn_once(run_dir / REQUESTS_FILE, f"a line left out: {e}")
+    return out
+
+
 def run_dirs(sweep_dir: Path) -> Iterable[Path]:
     return sorted(p.parent for p in sweep_dir.glob(f"*/{RUN_FILE}"))

@@ -68,6 +68,27 @@ class RequestRecord:
     # text is held back (a multi-byte character split over tokens, as in Chinese answers).
     ttft_visible_s: float | None = None
 
+    @property
+    def trial(self) -> tuple[int, int, float]:
+        """(start, repeat, level): the trial this request belongs to."""
+        return (self.start, self.repeat, self.level)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RequestRecord:
+        """A line of requests.jsonl of any schema: unknown keys ignored, fields newer than the file defaulted, a
+        pass number stored as 0.0 read as 0. RecordError for a line that is not a request (a field missing)."""
+        if not isinstance(d, Mapping):
+            raise RecordError(f"a request line is {type(d).__name__}, not an object")
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in d and f.default is dataclasses.MISSING]
+        if missing:
+            raise RecordError(f"a request line lacks {', '.join(missing)}")
+        known = {k: v for k, v in d.items() if k in names}
+        for k in ("start", "repeat"):
+            known[k] = _coerce(cls, k, known.get(k) if known.get(k) is not None else 0)
+        known["level"] = _coerce(cls, "level", known.get("level") if known.get("level") is not None else 1.0)
+        return cls(**known)
+
 
 class RecordError(ValueError):
     """A part of run.json whose values cannot be what its record says (a count that is text, a list that is not)."""

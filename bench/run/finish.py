@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.describe import replay_wall_clock, run_stats, trial_stats
-from bench.core.files import read_requests, write_run
-from bench.core.records import FAILED, OK, PARTIAL, SERVER_LOG, RunResult, Start, trial_key
+from bench.core.files import read_records, write_run
+from bench.core.records import FAILED, OK, PARTIAL, SERVER_LOG, RequestRecord, RunResult, Start
 from bench.run import prometheus as metrics
 from bench.run import telemetry
 from bench.run.diagnose import diagnose
@@ -37,15 +37,15 @@ def finish(result: RunResult, run_dir: Path) -> None:
     result.shutdown_s = _sum([s.shutdown_s for s in result.starts])
     result.server_metrics = _server_metrics(result.starts)
     result.telemetry = telemetry.merge_summaries([s.telemetry for s in result.starts if s.telemetry])
-    records = list(read_requests(run_dir))
-    failed = [r for r in records if r["error"]]
+    records = read_records(run_dir)
+    failed = [r for r in records if r.error]
     result.n_requests, result.n_failed, result.n_ok = len(records), len(failed), len(records) - len(failed)
     _figures(result, records)
     _energy_per_token(result, records)
     status = final_status(result.status, result.n_requests, result.n_failed)
     if status != result.status:
         # Healthy server, requests refused (a kernel this build lacks, a prompt too long): say why.
-        hint = diagnose(log_tail(run_dir / SERVER_LOG, 400)) or failed[0]["error"]
+        hint = diagnose(log_tail(run_dir / SERVER_LOG, 400)) or failed[0].error
         share = "every request" if status == FAILED else f"{result.n_failed} of {result.n_requests} requests"
         result.status, result.reason = status, f"{share} failed: {hint}"
     note = result.prompts.get("note")
@@ -90,7 +90,7 @@ def _server_metrics(starts: list[Start]) -> dict[str, Any]:
     return metrics.summarize_delta(total, max(peaks) if peaks else None)
 
 
-def _figures(result: RunResult, records: list[dict[str, Any]]) -> None:
+def _figures(result: RunResult, records: list[RequestRecord]) -> None:
     """The replay's time, each trial's figures, and the run's stats over every request kept."""
     walls = [t.wall_clock_s for t in result.trials if t.wall_clock_s is not None]
     result.replay_s = sum(walls) if walls else None
@@ -98,20 +98,18 @@ def _figures(result: RunResult, records: list[dict[str, Any]]) -> None:
         result.wall_clock_s = replay_wall_clock(result.trials)  # the whole request set (records.SCHEMA_VERSION 4)
         for t in result.trials:
             if t.wall_clock_s is not None:
-                figures = trial_stats([r for r in records if trial_key(r) == t.key], t.wall_clock_s)
+                figures = trial_stats([r for r in records if r.trial == t.key], t.wall_clock_s)
                 t.figures = {k: v for k, v in figures.items() if k != "wall_clock_s"}
     result.stats = run_stats(records, result.replay_s)
 
 
-def _energy_per_token(result: RunResult, records: list[dict[str, Any]]) -> None:
+def _energy_per_token(result: RunResult, records: list[RequestRecord]) -> None:
     """Joules per output token of each device, over the run and over each load level."""
     tokens = result.stats.get("output_tokens")
     for device in result.telemetry:
         if device.get("energy_j") is not None and tokens:
             device["j_per_output_token"] = device["energy_j"] / tokens
     for device in result.level_telemetry:
-        level_tokens = sum(
-            r["output_tokens"] or 0 for r in records if not r["error"] and r.get("level", 1.0) == device["level"]
-        )
+        level_tokens = sum(r.output_tokens or 0 for r in records if not r.error and r.level == device["level"])
         if device.get("energy_j") is not None and level_tokens:
             device["j_per_output_token"] = device["energy_j"] / level_tokens

@@ -21,7 +21,7 @@ from bench.core.config import (
     value_at,
 )
 from bench.core.errors import BenchError, ConfigError, EndpointError
-from bench.core.files import read_requests, read_run
+from bench.core.files import atomic_write_text, read_requests, read_run
 from bench.core.records import (
     FAILED,
     INTERRUPTED,
@@ -104,9 +104,8 @@ def _drop_start(result: RunResult, run_dir: Path, start: int) -> None:
     """Forget an earlier, unfinished attempt at this start before measuring it again."""
     result.trials = [t for t in result.trials if t.start != start]
     result.starts = [s for s in result.starts if s.start != start]
-    kept = [r for r in read_requests(run_dir) if int(r.get("start", 0)) != start]
-    with (run_dir / REQUESTS_FILE).open("w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in kept)
+    kept = [r for r in read_requests(run_dir) if int(r.get("start", 0)) != start]  # lines kept verbatim
+    atomic_write_text(run_dir / REQUESTS_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
 
 
 def run_variant(cfg: BenchConfig) -> RunResult:
