@@ -12,8 +12,9 @@ from bench.core.config import BenchConfig, ServerConfig
 from bench.core.errors import ServerError
 from bench.core.records import SERVER_LOG, RunResult
 from bench.run import provenance
+from bench.run.endpoint import RemoteServer
 from bench.run.models import resolve_model
-from bench.run.server import RemoteServer, Server, VllmServer, build_command, free_port
+from bench.run.server import Server, VllmServer, build_command, free_port
 
 
 def make_server(server: ServerConfig, model: str, draft_model: str | None, log_path: Path) -> VllmServer:
