@@ -40,12 +40,22 @@ def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
     return flags, overrides
 
 
+def _one_line(e: BaseException) -> str:
+    """Hydra's multi-line refusal (and its cause: the key that is not in the schema) as one line, less the
+    config search path."""
+    text = f"{e} {e.__cause__}".split("Config search path")[0] if e.__cause__ else str(e).split("Config search path")[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("full_key")]
+    return " ".join(lines)[:400]
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
 def run(args: list[str]) -> int:
     """Exit status: 0 every variant ok, 1 some variant not ok (or unknown), 2 bad input; Ctrl-C raises."""
+    from hydra.errors import HydraException
+
     from bench.cli.overrides import (
         StartPlan,
         drop_unknown_variants,
@@ -71,7 +81,9 @@ def run(args: list[str]) -> int:
         plan = plan_starts(overrides)
     except ConfigError:
         raise
-    except Exception:  # a malformed override or config: Hydra's own run below says what, in its words
+    except HydraException as e:  # a typo'd key, an unknown group option, a malformed override: one line
+        raise ConfigError(_one_line(e)) from None
+    except Exception:  # anything else Hydra's own run below says in its words
         plan = StartPlan(1, None, overrides, [])
     statuses: dict[str, str] = {}
     started = time.time()

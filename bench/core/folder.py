@@ -84,6 +84,8 @@ def as_folder(folder: ResultsFolder | Path | str) -> ResultsFolder:
 
 def check_run_dir(out_dir: str, run_name: str) -> None:
     """A run's folder stays inside out_dir (resume deletes files in it), and both can be folders bench writes."""
+    if any(len(part.encode()) > 255 for part in Path(run_name).parts):  # before any look at the disk: ENAMETOOLONG
+        raise ConfigError(f"run_name={run_name[:40]!r}... is longer than a file name may be (255 bytes)")
     if (Path(out_dir) / run_name).is_symlink():
         raise ConfigError(f"{Path(out_dir) / run_name} is a symbolic link: bench writes only into folders it owns")
     out = Path(out_dir).resolve()
@@ -93,8 +95,6 @@ def check_run_dir(out_dir: str, run_name: str) -> None:
             f"run_name={run_name!r} would put the run's folder outside out_dir ({out_dir}):"
             " use a plain name such as '${server.name}'"
         )
-    if any(len(part.encode()) > 255 for part in Path(run_name).parts):
-        raise ConfigError(f"run_name={run_name[:40]!r}... is longer than a file name may be (255 bytes)")
     for path in (Path(out_dir), Path(out_dir) / run_name):
         if path.exists() and not path.is_dir():
             raise ConfigError(f"{path} is a file, not a folder: give out_dir=/a/folder")
