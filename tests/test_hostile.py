@@ -306,9 +306,12 @@ def _wait_for_port(port: int) -> None:
 
 @pytest.mark.parametrize(
     ("override", "says"),
-    [("server.max_num_seq=3", "Key 'max_num_seq' not in 'ServerConfig'"), ("dataset=nope", "Could not find 'dataset/nope'"),
-     ("run_name=" + "x" * 300, "longer than a file name")],
-)  # fmt: skip
+    [
+        ("server.max_num_seq=3", "Key 'max_num_seq' not in 'ServerConfig'"),
+        ("dataset=nope", "Could not find 'dataset/nope'"),
+        ("run_name=" + "x" * 300, "longer than a file name"),
+    ],
+)
 def test_hydra_s_refusals_are_one_line_before_any_folder(override: str, says: str, tmp_path: Path) -> None:
     p = bench("run", override, f"out_dir={tmp_path / 'o'}", cwd=tmp_path)
     assert p.returncode == 2 and "Traceback" not in p.stderr and "HYDRA_FULL_ERROR" not in p.stderr
