@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -105,3 +106,11 @@ def test_review_notebook_executes(results_dir: Path, monkeypatch: pytest.MonkeyP
     assert {"wall_clock", "utilization", "latency", "quality_speed", "speculative"} <= set(charts)
     assert sum("image/png" in o.get("data", {}) for o in outputs) == len(charts) + 2
     assert str(results_dir.resolve()) in "".join(o.get("text", "") for o in outputs)
+
+
+def test_a_compared_folder_named_with_dots_keeps_every_chart_apart(fake_results: Path, tmp_path: Path) -> None:
+    other = tmp_path / "v0.6.3"
+    shutil.copytree(fake_results, other)
+    analyze(fake_results, compare=other)
+    names = {p.name for p in (fake_results / "charts").glob("compare_v0.6.3_*.png")}
+    assert "compare_v0.6.3_wall_clock.png" in names and len(names) >= 3  # not all one compare_v0.6.png

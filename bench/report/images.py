@@ -35,18 +35,19 @@ def render_charts(sweep: Sweep, charts_dir: Path, baseline: str = "single", pref
 
 def _render(spec: ChartSpec, sweep: Sweep, baseline: str, stem: Path) -> Chart:
     chart = Chart(spec.name, spec.title)
+    png_path, svg_path = stem.parent / f"{stem.name}.png", stem.parent / f"{stem.name}.svg"  # a stem may hold dots
     try:
         fig = spec.draw(sweep, baseline)
         chart.png = png(fig)
-        stem.with_suffix(".png").write_bytes(chart.png)
+        png_path.write_bytes(chart.png)
         # Text stays text in the SVG: smaller files, and the labels can be searched and copied.
         with matplotlib.rc_context({"svg.fonttype": "none"}):
-            fig.savefig(stem.with_suffix(".svg"), format="svg")
+            fig.savefig(svg_path, format="svg")
     except Exception as e:
         chart.error = f"{type(e).__name__}: {e}"
         chart.error += "\n" + "".join(traceback.format_exception(e)[-3:])
         # A stale picture from an earlier run would pass for this one.
-        _remove([stem.with_suffix(".png"), stem.with_suffix(".svg")])
+        _remove([png_path, svg_path])
     return chart
 
 
