@@ -317,3 +317,34 @@ def test_hydra_s_refusals_are_one_line_before_any_folder(override: str, says: st
     assert p.returncode == 2 and "Traceback" not in p.stderr and "HYDRA_FULL_ERROR" not in p.stderr
     assert p.stderr.strip().splitlines() == [p.stderr.strip()] and says in p.stderr
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("sweep", [False, True], ids=["one run", "multirun"])
+def test_a_planted_secret_reaches_no_file(sweep: bool, tmp_path: Path) -> None:
+    from bench.run.server import free_port
+
+    key, password = "sk-planted-9f3a7c", "hunter2-planted"
+    port = free_port("127.0.0.1")
+    proc = subprocess.Popen([sys.executable, ENDPOINT, str(port), "4"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    out = tmp_path / "out"
+    try:
+        _wait_for_port(port)
+        flags = ["-m"] if sweep else []
+        common = [*flags, f"out_dir={out}", "dataset.sample_size=2", "telemetry_interval_s=0"]
+        ok = bench("run", *common, f"endpoint=http://127.0.0.1:{port}", f"server.api_key={key}", cwd=tmp_path)
+        assert ok.returncode == 0, ok.stderr[-2000:]
+        # Credentials inside the endpoint URL: refused by the endpoint check, recorded, and never written.
+        bad = bench("run", *common, "run_name=creds", f"endpoint=http://admin:{password}@127.0.0.1:{port}",
+                    cwd=tmp_path)  # fmt: skip
+        assert bad.returncode in (1, 2) and "Traceback" not in bad.stderr
+    finally:
+        proc.kill()
+        proc.wait()
+    written = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.parent.name == ".hydra" for p in written) and any(p.name == "run.json" for p in written)
+    leaks = [
+        str(p) for p in written if key in p.read_text(errors="replace") or password in p.read_text(errors="replace")
+    ]
+    assert leaks == []
+    assert "<redacted>" in (out / "single" / ".hydra" / "overrides.yaml").read_text()
