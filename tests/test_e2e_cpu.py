@@ -151,7 +151,8 @@ def test_endpoint_mode_benchmarks_a_server_started_elsewhere_with_an_api_key(tmp
              f"out_dir={tmp_path / 'r'}", *SMALL],
             capture_output=True, text=True, timeout=600,
         )  # fmt: skip
-    assert wrong.returncode == 1 and "answered 401 to /v1/models (set server.api_key)" in wrong.stderr
+    # An endpoint that refuses bench is bad input (exit 2: the contract), not a variant that ran and failed.
+    assert wrong.returncode == 2 and "answered 401 to /v1/models (set server.api_key)" in wrong.stderr
     assert ok.returncode == 0, ok.stderr[-2000:]
     run_text = (tmp_path / "r" / "prod" / "run.json").read_text()
     run = json.loads(run_text)
