@@ -333,7 +333,7 @@ class VllmServer:
                     p.kill()
             except psutil.NoSuchProcess:
                 pass
-        gone, alive = psutil.wait_procs(list(self._known.values()), timeout=10)
+        alive = _outliving(list(self._known.values()))
         if self.proc.poll() is None:
             self.proc.wait(timeout=10)
         deadline = time.monotonic() + 10
@@ -350,3 +350,18 @@ class VllmServer:
             os.killpg(self.proc.pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def _outliving(procs: list[psutil.Process], wait_s: float = 30.0) -> list[psutil.Process]:
+    """The processes still running after SIGKILL. A zombie is dead (only its parent's wait is missing), and on a
+    loaded machine the kernel may take longer than a few seconds to tear down a large engine process: seen under a
+    busy loop beside the test suite, where 10 s read a dying vLLM worker as one that survived SIGKILL."""
+    _, alive = psutil.wait_procs(procs, timeout=wait_s)
+    out = []
+    for p in alive:
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return out
