@@ -15,7 +15,7 @@ from typing import Any
 
 from bench.core.errors import BenchError, ConfigError
 from bench.core.files import read_requests, read_run, run_dirs
-from bench.core.records import RUN_FILE, RecordError, RequestRecord, RunResult
+from bench.core.records import RUN_FILE, RunResult
 
 
 class ResultsFolder:
@@ -62,19 +62,8 @@ class ResultsFolder:
             self._requests[name] = list(read_requests(self.path / name))
         return self._requests[name]
 
-    def records(self, name: str) -> list[RequestRecord]:
-        """The same requests as RequestRecords (a line that is not a request left out)."""
-        return [r for r in map(_record_or_none, self.requests(name)) if r is not None]
-
     def problems(self) -> list[str]:
         return [f"{d.name}: {RUN_FILE} unreadable, variant left out" for d in self.unreadable]
-
-
-def _record_or_none(line: dict[str, Any]) -> RequestRecord | None:
-    try:
-        return RequestRecord.from_dict(line)
-    except RecordError:
-        return None
 
 
 def as_folder(folder: ResultsFolder | Path | str) -> ResultsFolder:
