@@ -257,7 +257,7 @@ def test_the_report_names_the_culprit_its_effect_and_what_could_not_be_bisected(
 
     assert format_report(ddmin(keys, oracle), diffs).splitlines() == [
         "culprit: server.extra_args: [] -> [--no-enable-prefix-caching]",
-        "effect: ttft_s_p50 +41% [+30%, +52%]; ttft_s_p50 change % +41",
+        "effect: ttft_s_p50 +41% [+30%, +52%]",
         "probes: 3 run, 360 s",
         "could not be bisected:",
         "  driver: 550 -> 560: another GPU driver: run GOOD and BAD on one machine",

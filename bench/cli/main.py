@@ -16,7 +16,7 @@ usage: python -m bench VERB [ARGS]
 
 exit status, every verb:
   0    success: every variant ok (run), no regression (compare, history report)
-  1    a verdict: some variant not ok (run), a regression (compare, history report)
+  1    a verdict: some variant not ok (run), a regression (compare, history report), a culprit (bisect)
   2    bad input: an unknown name, a value out of range, a malformed or corrupt file, a bad path,
        an endpoint that does not answer as an OpenAI server, a port in use
   3    internal error: a bug in bench; one line here, the traceback in the log file it names
@@ -30,6 +30,8 @@ verbs:
   history report             trend charts and change points of the store; exit 1 on a standing regression
   baseline promote RESULTS --to results/baselines/MACHINE/SWEEP
                              make a results folder the machine's baseline, with its provenance
+  bisect GOOD BAD [--variant V] [--envs PY1,PY2]
+                             which of BAD's changes makes GOOD regress: real probes, ddmin or binary search
 
 run examples:
   python -m bench run                              server=single on the default engine

@@ -36,16 +36,25 @@ def values(override: Any) -> list[str]:
     return [str(override.get_value_element_as_str())]
 
 
+# Config folders a command adds with Hydra's `--config-dir DIR` (a user's own variants, bisect's probes): their
+# server/ and sweep/ files count as bench's own. Set once per command by bench/cli/run.py.
+EXTRA_CONF_DIRS: list[Path] = []
+
+
+def conf_dirs() -> list[Path]:
+    return [CONF_DIR, *EXTRA_CONF_DIRS]
+
+
 def known_variants() -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / "server").glob("*.yaml"))
+    return sorted({p.stem for d in conf_dirs() for p in (d / "server").glob("*.yaml")})
 
 
 def sweep_params(name: str) -> dict[str, Any]:
     """A `+sweep=NAME` preset's `hydra.sweeper.params`; empty when there is no such preset."""
     from omegaconf import OmegaConf
 
-    path = CONF_DIR / "sweep" / f"{name}.yaml"
-    if not path.is_file():
+    path = next((p for d in conf_dirs() if (p := d / "sweep" / f"{name}.yaml").is_file()), None)
+    if path is None:
         return {}
     params = OmegaConf.select(OmegaConf.load(path), "hydra.sweeper.params")
     return dict(params or {})
@@ -196,6 +205,8 @@ def plan_starts(overrides: list[str]) -> StartPlan:
     keys = ("server", "hydra.sweeper.params.server")
     server_sweep = [o for o in parsed if o.is_sweep_override() and o.key_or_group in keys]
     fixed = [str(o.input_line) for o in parsed if not o.is_sweep_override()]
+    if EXTRA_CONF_DIRS:  # what Hydra's --config-dir does for the run itself
+        fixed.append(f"hydra.searchpath=[{','.join(f'file://{d}' for d in EXTRA_CONF_DIRS)}]")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=fixed, return_hydra_config=True)
         job = compose(config_name="config", overrides=fixed)

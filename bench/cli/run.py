@@ -40,6 +40,23 @@ def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
     return flags, overrides
 
 
+def config_dirs(flags: list[str]) -> list[Path]:
+    """The folders of Hydra's `--config-dir DIR` / `-cd DIR` / `--config-dir=DIR`, made absolute; a missing
+    one is bad input here, where Hydra would say less."""
+    from bench.core.errors import ConfigError
+
+    dirs = []
+    for i, flag in enumerate(flags):
+        name, eq, value = flag.partition("=")
+        if name not in ("--config-dir", "-cd"):
+            continue
+        value = value if eq else (flags[i + 1] if i + 1 < len(flags) else "")
+        if not value or not Path(value).is_dir():
+            raise ConfigError(f"{name} {value!r}: no such folder (it holds server/NAME.yaml variants, sweep/...)")
+        dirs.append(Path(value).resolve())
+    return dirs
+
+
 def _one_line(e: BaseException) -> str:
     """Hydra's multi-line refusal (and its cause: the key that is not in the schema) as one line, less the
     config search path."""
@@ -57,6 +74,7 @@ def run(args: list[str]) -> int:
     from hydra.errors import HydraException
 
     from bench.cli.overrides import (
+        EXTRA_CONF_DIRS,
         StartPlan,
         drop_unknown_variants,
         name_sweep_runs,
@@ -69,6 +87,7 @@ def run(args: list[str]) -> int:
 
     register_schemas()  # the config groups' schemas, before anything composes the config
     flags, overrides = split_flags(args)
+    EXTRA_CONF_DIRS[:] = config_dirs(flags)
     overrides, unknown = drop_unknown_variants(overrides)
     overrides = name_sweep_runs(slurm_gpus(overrides))
     if unknown:  # the callback records them as failed runs, so the summary and the exit status show them

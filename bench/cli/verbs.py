@@ -70,7 +70,7 @@ def compare(args: list[str]) -> int:
 
 def history(args: list[str]) -> int:
     from bench.core.metric_registry import TRIAL_METRICS
-    from bench.regress.history import DEFAULT_STORE, REPORT_DIR, add, changes_table, exit_status
+    from bench.regress.history import DEFAULT_STORE, REPORT_DIR, add, bisect_commands, changes_table, exit_status
     from bench.report.history_page import report
 
     p = argparse.ArgumentParser(prog="python -m bench history", description="Nightly history: add runs, report trends.")
@@ -93,6 +93,12 @@ def history(args: list[str]) -> int:
     page, changes = report(parsed.store, parsed.out, parsed.metric)
     table = changes_table(changes)
     print(table.to_string(index=False) if not table.empty else "no change points")
+    commands = bisect_commands(changes)
+    if commands:
+        # The folders `history add` was given: a nightly that writes every night into one folder keeps only
+        # the newest; keep each night's (out_dir=results/nightly-$(date +%F)) to bisect older changes.
+        print("\nwhich change caused it (each probe starts servers; see docs/regression.md):")
+        print("\n".join(f"  {c}" for c in commands))
     print(f"\nreport: {page}")
     return exit_status(changes)
 
@@ -114,6 +120,48 @@ def baseline(args: list[str]) -> int:
     return 0
 
 
+def bisect(args: list[str]) -> int:
+    from bench.regress.bisect import Budget
+    from bench.regress.bisection import Options, exit_status
+    from bench.regress.bisection import bisect as search
+    from bench.regress.compare import METRICS, load_thresholds
+
+    p = argparse.ArgumentParser(
+        prog="python -m bench bisect",
+        description="Which of BAD's changes makes GOOD regress: each probe runs GOOD's variant with some changes "
+        "applied beside GOOD itself (interleaved server starts) and judges it as compare does. Exit 1 when a "
+        "regression is reproduced and located, 0 when there is none to bisect (docs/regression.md).",
+    )
+    p.add_argument("good", type=Path, help="results folder (or variant folder) of the good run, e.g. the baseline")
+    p.add_argument("bad", type=Path, help="results folder (or variant folder) of the bad run, e.g. tonight's")
+    p.add_argument("--variant", help="the variant to bisect (default: the only one, or the folder given)")
+    p.add_argument("--out", type=Path, help="where probes go (default: results/bisect/GOOD-BAD-VARIANT); "
+                   "re-run the same command to resume an interrupted search")  # fmt: skip
+    p.add_argument("--starts", type=int, default=2, help="server starts a side in each probe (default 2)")
+    p.add_argument("--passes", type=int, default=2, help="passes over the dataset per start (default 2)")
+    p.add_argument("--max-probes", type=int, help="stop after this many new probes")
+    p.add_argument("--max-minutes", type=float, help="stop starting probes after this many minutes of probes")
+    p.add_argument("--metric", action="extend", nargs="+", choices=list(METRICS), metavar="NAME",
+                   help="judge probes on these metrics (default: those that regressed from GOOD to BAD)")  # fmt: skip
+    p.add_argument("--thresholds", type=Path, metavar="FILE", help="as for compare")
+    p.add_argument("--envs", metavar="PY1,PY2,...", help="bisect an ordered list of server interpreters instead "
+                   "(server.python; GOOD's first, BAD's last), e.g. venvs of successive vLLM versions")  # fmt: skip
+    a = p.parse_args(args)
+    if a.starts < 1 or a.passes < 1:
+        raise BenchError(f"--starts {a.starts} --passes {a.passes} is out of range: each must be >= 1")
+    if (a.max_probes is not None and a.max_probes < 1) or (a.max_minutes is not None and a.max_minutes <= 0):
+        raise BenchError("--max-probes and --max-minutes must be > 0")
+    envs = [e.strip() for e in (a.envs or "").split(",") if e.strip()]
+    missing = [e for e in envs if not Path(e).is_file()]
+    if missing or (a.envs is not None and len(envs) < 2):
+        raise BenchError(f"--envs {a.envs!r}: two or more interpreters that exist (not found: {', '.join(missing)})")
+    seconds = a.max_minutes * 60 if a.max_minutes is not None else None
+    o = Options(a.variant, a.out, a.starts, a.passes, Budget(a.max_probes, seconds), a.metric, envs)
+    result, text = search(a.good, a.bad, o, load_thresholds(a.thresholds))
+    print(text)
+    return exit_status(result)
+
+
 def run(args: list[str]) -> int:
     from bench.cli.run import run as hydra_run
 
@@ -126,4 +174,5 @@ VERBS: dict[str, Callable[[list[str]], int]] = {
     "compare": compare,
     "history": history,
     "baseline": baseline,
+    "bisect": bisect,
 }

@@ -314,7 +314,7 @@ def format_report(result: SearchResult, diffs: Sequence[Difference] = ()) -> str
     effect = result.effect() if result.status in (FOUND, BUDGET_SPENT) else None
     if effect is not None:
         figures = ", ".join(f"{k} {v:+.4g}" for k, v in effect.figures.items())
-        lines.append("effect: " + "; ".join(x for x in (effect.note, figures) if x))
+        lines.append("effect: " + (effect.note or figures))
     cached = len(result.asked) - result.probes_run
     from_cache = f", {cached} answered from the cache" if cached else ""
     lines.append(f"probes: {result.probes_run} run, {result.cost_s:,.0f} s{from_cache}")

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import shlex
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -89,6 +90,8 @@ class ChangePoint:
     p_value: float
     worse: bool | None  # None: the metric has no better direction
     changes: list[str] = field(default_factory=list)  # provenance differences between last good and first bad
+    good_dir: str = ""  # the results folders of those two runs, as `history add` was given them
+    bad_dir: str = ""
 
 
 # ---- reading runs ---------------------------------------------------------------------------------
@@ -154,7 +157,7 @@ def run_points(results_dir: Path, machine: str | None = None, interval: Interval
     run_time = min(str(r.started_at or r.provenance.time or "") for r in runs)
     rows = []
     for run in runs:
-        base: dict[str, Any] = {"run_key": key, "run_time": run_time, "results_dir": Path(results_dir).name}
+        base: dict[str, Any] = {"run_key": key, "run_time": run_time, "results_dir": str(results_dir)}
         base |= {"variant": run.variant, "status": run.status, "n_requests": run.n_requests, "n_failed": run.n_failed}
         base |= _provenance_row(run, machine)
         by_level = _trials_by_level(run) if run.status == OK else {}
@@ -308,6 +311,7 @@ def find_changes(df: pd.DataFrame) -> list[ChangePoint]:
                     last_good=last["run_time"].isoformat(), first_bad=first["run_time"].isoformat(),
                     before=float(before.mean()), after=float(after.mean()), step=step, step_low=low, step_high=high,
                     p_value=p, worse=worse, changes=provenance_changes(last, first),
+                    good_dir=str(last.get("results_dir", "")), bad_dir=str(first.get("results_dir", "")),
                 )
             )  # fmt: skip
     return out
@@ -332,6 +336,12 @@ def provenance_marks(s: pd.DataFrame) -> list[tuple[pd.Timestamp, str]]:
         if diff:
             marks.append((new["run_time"], "; ".join(diff)))
     return marks
+
+
+def bisect_commands(changes: Sequence[ChangePoint]) -> list[str]:
+    """`python -m bench bisect GOOD BAD --variant V` for each change for the worse: which change caused it."""
+    keys = dict.fromkeys((c.good_dir, c.bad_dir, c.variant) for c in changes if c.worse and c.good_dir and c.bad_dir)
+    return [f"python -m bench bisect {shlex.quote(g)} {shlex.quote(b)} --variant {shlex.quote(v)}" for g, b, v in keys]
 
 
 def changes_table(changes: Sequence[ChangePoint]) -> pd.DataFrame:

@@ -1,0 +1,180 @@
+"""`bench bisect`: its probes' variants, its folder and cache, and the verb end to end with a simulated `bench run`
+(the real probes are in tests/test_bisect_real.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bench.cli import main as cli
+from bench.cli.run import config_dirs
+from bench.core.errors import BenchError, ConfigError
+from bench.regress import probes
+from bench.regress.bisect import Difference
+from bench.regress.differences import ABSENT
+from bench.regress.history import ChangePoint, bisect_commands
+from tests.test_compare import write_variant
+
+SERVER = {"name": "single", "model": "bundled:smollm2-135m", "served_model_name": "bench-model", "dtype": "float32",
+          "max_model_len": 2048, "extra_args": [], "env": {"VLLM_CPU_KVCACHE_SPACE": "2"}, "python": None,
+          "port": 0, "api_key": None}  # fmt: skip
+BAD_SERVER = SERVER | {
+    "max_model_len": 1024,
+    "served_model_name": "bench-model-b",
+    "extra_args": ["--no-enable-prefix-caching"],
+    "env": {"VLLM_CPU_KVCACHE_SPACE": "3"},
+}
+FAST, SLOW = [[10.0, 10.2, 9.9], [10.1, 9.8, 10.0]], [[13.0, 13.3, 12.9], [13.1, 12.8, 13.2]]
+CULPRIT = "--no-enable-prefix-caching"
+
+
+def sweep(path: Path, server: dict[str, Any], walls: list[list[float]]) -> Path:
+    write_variant(path, "single", walls, server={"config": server, "engine": "cpu", "prefix_cache": "reset"})
+    config = {"model": "bundled:smollm2-135m", "dataset": {"sample_size": 10}, "load": {"concurrency": 1},
+              "request": {"max_tokens": 16}, "out_dir": str(path), "hydra": {"mode": "MULTIRUN"}}  # fmt: skip
+    (path / "multirun.yaml").write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_set_dotted_makes_and_deletes_keys() -> None:
+    tree: dict[str, Any] = {"env": {"A": "1"}}
+    probes.set_dotted(tree, "env.B", "2")
+    probes.set_dotted(tree, "env.A", ABSENT)
+    probes.set_dotted(tree, "speculative_config.method", "ngram")
+    assert tree == {"env": {"B": "2"}, "speculative_config": {"method": "ngram"}}
+
+
+def test_a_probe_variant_is_good_s_server_with_the_changes(tmp_path: Path) -> None:
+    s = probes.subject(sweep(tmp_path / "good", SERVER, FAST), sweep(tmp_path / "bad", BAD_SERVER, SLOW), None)
+    assert {d.key for d in s.applicable} == {
+        "server.extra_args", "server.max_model_len", "server.served_model_name", "server.env.VLLM_CPU_KVCACHE_SPACE"
+    }  # fmt: skip
+    by_key = {d.key: d for d in s.diffs}
+    variant = probes.server_config(s, [by_key["server.extra_args"], by_key["server.env.VLLM_CPU_KVCACHE_SPACE"]], "p")
+    assert variant["extra_args"] == [CULPRIT] and variant["env"] == {"VLLM_CPU_KVCACHE_SPACE": "3"}
+    assert variant["max_model_len"] == 2048 and variant["name"] == "p" and variant["port"] == 0
+    assert "api_key" not in variant and "python" not in variant  # None: the schema's default
+    assert variant["defaults"] == ["server_schema", "_self_"]
+    assert s.workload["dataset"] == {"sample_size": 10} and "out_dir" not in s.workload
+
+
+def test_folders_that_cannot_be_bisected_say_why(tmp_path: Path) -> None:
+    good = sweep(tmp_path / "good", SERVER, FAST)
+    write_variant(good, "spec_ngram", FAST)
+    with pytest.raises(BenchError, match="several variants: give --variant, one of single, spec_ngram"):
+        probes.variant_dir(good, None)
+    with pytest.raises(BenchError, match="no variant 'tp2'"):
+        probes.variant_dir(good, "tp2")
+    (good / "multirun.yaml").unlink()
+    with pytest.raises(BenchError, match="the workload it replayed is unknown"):
+        probes.subject(good, good, "single")
+
+
+def fake_bench_run(calls: list[list[str]]) -> Any:
+    """`bench run` as far as bisect sees it: a folder per variant, the probe slow when it has the culprit."""
+
+    def run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        calls.append(cmd)
+        args = dict(a.split("=", 1) for a in cmd if "=" in a)
+        conf, out = Path(cmd[cmd.index("--config-dir") + 1]), Path(args["out_dir"])
+        good, name = args["server"].split(",")
+        variant = yaml.safe_load((conf / "server" / f"{name}.yaml").read_text())
+        slow = CULPRIT in variant.get("extra_args", [])
+        write_variant(out, good, FAST)
+        write_variant(out, name, SLOW if slow else [[w + 0.05 for w in s] for s in FAST])
+        return subprocess.CompletedProcess(cmd, 0)
+
+    return run
+
+
+def test_the_verb_names_the_culprit_and_resumes_from_its_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good, bad = sweep(tmp_path / "good", SERVER, FAST), sweep(tmp_path / "bad", BAD_SERVER, SLOW)
+    calls: list[list[str]] = []
+    monkeypatch.setattr(probes.subprocess, "run", fake_bench_run(calls))
+    out = tmp_path / "bisect"
+    args = ["bisect", str(good), str(bad), "--out", str(out), "--metric", "wall_clock_s"]
+    assert cli.main(args) == 1
+    text = capsys.readouterr().out
+    assert f"culprit: server.extra_args: [] -> [{CULPRIT}]" in text
+    assert "effect: wall_clock_s +3" in text and f"probes: {len(calls)} run" in text
+    assert "server.name" not in text  # the same variant on both sides
+    assert calls and all("+sweep=bisect_workload" in c for c in calls)
+    report = (out / "report.md").read_text()
+    assert report.count("| probe_") >= len(calls) and "regressed" in report
+    cache = json.loads((out / "cache.json").read_text())
+    assert cache["subject"]["metrics"] == ["wall_clock_s"]
+    n = len(calls)
+    assert cli.main(args) == 1  # resumed: every answer from the cache, no probe run again
+    assert len(calls) == n and "answered from the cache" in capsys.readouterr().out
+
+
+def test_no_regression_between_good_and_bad_runs_no_probe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good, bad = sweep(tmp_path / "good", SERVER, FAST), sweep(tmp_path / "bad", BAD_SERVER, FAST)
+    calls: list[list[str]] = []
+    monkeypatch.setattr(probes.subprocess, "run", fake_bench_run(calls))
+    assert cli.main(["bisect", str(good), str(bad), "--out", str(tmp_path / "b")]) == 0
+    assert not calls and "no regression from GOOD to BAD" in capsys.readouterr().out
+
+
+def test_another_search_s_cache_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good, bad = sweep(tmp_path / "good", SERVER, FAST), sweep(tmp_path / "bad", BAD_SERVER, SLOW)
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "cache.json").write_text(json.dumps({"subject": {"good": "elsewhere"}, "probes": []}))
+    assert cli.main(["bisect", str(good), str(bad), "--out", str(out)]) == 2
+    assert "holds another search's probes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--starts", "0"], "out of range"),
+        (["--envs", "/nope/python,/nope/python3"], "not found: /nope/python"),
+        (["--variant", "tp2"], "no variant 'tp2'"),
+    ],
+)
+def test_bad_bisect_input_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    good, bad = sweep(tmp_path / "good", SERVER, FAST), sweep(tmp_path / "bad", BAD_SERVER, SLOW)
+    assert cli.main(["bisect", str(good), str(bad), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_env_bisection_applies_each_interpreter_as_server_python(tmp_path: Path) -> None:
+    from bench.regress.bisection import _env_changes
+
+    s = probes.subject(sweep(tmp_path / "good", SERVER, FAST), sweep(tmp_path / "bad", SERVER, SLOW), None)
+    changes = _env_changes(s, ["/a/python", "/b/python"])
+    assert changes["/b/python"] == [Difference("server.python", None, "/b/python", True)]
+    assert probes.server_config(s, changes["/b/python"], "p")["python"] == "/b/python"
+
+
+def test_config_dir_adds_variants_and_a_missing_one_is_bad_input(tmp_path: Path) -> None:
+    (tmp_path / "server").mkdir()
+    assert config_dirs(["--config-dir", str(tmp_path)]) == [tmp_path.resolve()]
+    assert config_dirs([f"--config-dir={tmp_path}", "-m"]) == [tmp_path.resolve()]
+    with pytest.raises(ConfigError, match="no such folder"):
+        config_dirs(["-cd", str(tmp_path / "nope")])
+
+
+def test_history_prints_a_bisect_command_for_each_change_for_the_worse() -> None:
+    common = dict(machine="m", hardware="h", metric="wall_clock_s", level=1.0, index=3, last_good="t1", first_bad="t2",
+                  before=1.0, after=1.2, step=0.2, step_low=0.1, step_high=0.3, p_value=0.01)  # fmt: skip
+    worse = ChangePoint(variant="single", worse=True, good_dir="results/n-1", bad_dir="results/n 2", **common)  # type: ignore[arg-type]
+    better = ChangePoint(variant="tp2", worse=False, good_dir="a", bad_dir="b", **common)  # type: ignore[arg-type]
+    assert bisect_commands([worse, worse, better]) == [
+        "python -m bench bisect results/n-1 'results/n 2' --variant single"
+    ]
