@@ -137,7 +137,8 @@ def bisect(args: list[str]) -> int:
     p.add_argument("--variant", help="the variant to bisect (default: the only one, or the folder given)")
     p.add_argument("--out", type=Path, help="where probes go (default: results/bisect/GOOD-BAD-VARIANT); "
                    "re-run the same command to resume an interrupted search")  # fmt: skip
-    p.add_argument("--starts", type=int, default=2, help="server starts a side in each probe (default 2)")
+    p.add_argument("--starts", type=int, default=3, help="server starts a side in each probe (default 3: compare's "
+                   "interval over starts needs three or more)")  # fmt: skip
     p.add_argument("--passes", type=int, default=2, help="passes over the dataset per start (default 2)")
     p.add_argument("--max-probes", type=int, help="stop after this many new probes")
     p.add_argument("--max-minutes", type=float, help="stop starting probes after this many minutes of probes")

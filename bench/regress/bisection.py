@@ -41,7 +41,7 @@ CACHE_FILE, REPORT_FILE = "cache.json", "report.md"
 class Options:
     variant: str | None = None
     out: Path | None = None  # default: results/bisect/<GOOD>-<BAD>-<variant>
-    starts: int = 2
+    starts: int = 3
     passes: int = 2
     budget: Budget = Budget()
     metrics: Sequence[str] | None = None  # default: those compare finds regressed from GOOD to BAD
