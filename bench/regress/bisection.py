@@ -68,10 +68,13 @@ def bisect(good: Path, bad: Path, o: Options, thresholds: ThresholdsBase) -> tup
     for d in s.diffs or ["nothing"]:
         print(f"  {d}" + ("" if not isinstance(d, Difference) or d.applicable else f"   (not applied: {d.why_not})"))
     regressed = targets(s, thresholds, o.metrics)
-    if not regressed:
-        return None, "no regression from GOOD to BAD in " + (", ".join(o.metrics) if o.metrics else "any metric")
-    metrics = sorted({v.metric for v in regressed})
-    print("BAD regressed: " + "; ".join(describe(v) for v in regressed))
+    if regressed:
+        print("BAD regressed: " + "; ".join(describe(v) for v in regressed))
+    elif o.metrics:  # asked for: the search's own first probes, beside GOOD, say whether BAD's changes regress
+        print(f"BAD's folder shows no regression in {', '.join(o.metrics)}; the probes will tell")
+    else:
+        return None, "no regression from GOOD to BAD in any metric (name one with --metric to search anyway)"
+    metrics = sorted(o.metrics or {v.metric for v in regressed})
     out = _out_dir(s, o)
     out.mkdir(parents=True, exist_ok=True)
     with locked(out):  # one search per folder: a second would run the same probes into the same folders

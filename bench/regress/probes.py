@@ -263,7 +263,8 @@ def save_cache(path: Path, fingerprint: Mapping[str, Any], cache: Cache) -> None
 def fingerprint(s: Subject, starts: int, passes: int, metrics: Sequence[str], envs: Sequence[str]) -> dict[str, Any]:
     """What makes two searches the same one: a cache is reused only for it."""
     return {
-        "good": str(s.good_dir.resolve()), "bad": str(s.bad_dir.resolve()), "starts": starts, "passes": passes,
+        # As given, not resolved: a checkout moved elsewhere and run with the same command still finds its cache.
+        "good": str(s.good_dir), "bad": str(s.bad_dir), "starts": starts, "passes": passes,
         "metrics": sorted(metrics), "envs": list(envs),
         "changes": [dataclasses.asdict(d) | {"good": repr(d.good), "bad": repr(d.bad)} for d in s.applicable],
     }  # fmt: skip
