@@ -131,7 +131,9 @@ def server_config(s: Subject, changes: Iterable[Difference], name: str) -> dict[
         if d.key.startswith("server."):
             set_dotted(server, d.key.removeprefix("server."), d.bad)
     server |= {"name": name, "port": 0}
-    return {"defaults": ["server_schema", "_self_"], **{k: v for k, v in server.items() if v is not None}}
+    # max_tokens: run.json keeps the old spelling's copy of request.max_tokens, which the workload sets.
+    kept = {k: v for k, v in server.items() if v is not None and k != "max_tokens"}
+    return {"defaults": ["server_schema", "_self_"], **kept}
 
 
 def probe_name(keys: Iterable[str]) -> str:
