@@ -13,9 +13,9 @@ from bench.core.config import ServerConfig
 from bench.core.secrets import redact_url
 
 
-def in_ray_worker() -> bool:
-    """Whether this process is a Ray worker (a job placed by the Ray launcher). Ray is not imported to find
-    out: a worker has it imported already, and importing it costs every other run a second or two."""
+def ray_connected() -> bool:
+    """Whether this process is connected to a Ray cluster: a job the Ray launcher placed, or a server start on
+    the ray backend. Ray is not imported to find out: importing it costs every other run a second or two."""
     ray = sys.modules.get("ray")
     return bool(ray is not None and ray.is_initialized())
 

@@ -167,7 +167,7 @@ def _begin(
     result.slo = dataclasses.asdict(cfg.slo)
     found = provenance.collect() | {"engine": engine} | provenance.of_python(server.python)
     result.provenance = Provenance.from_dict(found)
-    if raycluster.in_ray_worker():  # placed by the Ray launcher: on which node of which cluster
+    if raycluster.ray_connected():  # a job the Ray launcher placed: on which node of which cluster
         result.provenance.ray = raycluster.describe()
     config = dataclasses.asdict(server) | {"env": provenance.redact_env(server.env), "api_key": None}
     config["max_tokens"] = cfg.request.max_tokens  # where run.json has always kept it
