@@ -1,4 +1,4 @@
-"""The submitit_slurm launcher against a real one-node Slurm on this machine (scripts/slurm_local.sh), real CPU engine."""
+"""submitit_slurm against a real one-node Slurm on this machine (scripts/slurm_local.sh), on the real CPU engine."""
 
 from __future__ import annotations
 
