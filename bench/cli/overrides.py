@@ -105,17 +105,15 @@ def drop_unknown_variants(overrides: list[str]) -> tuple[list[str], list[str]]:
     return kept, unknown
 
 
-def slurm_gpus(overrides: list[str]) -> list[str]:
-    """The SLURM launcher runs every job of a sweep as one job array with the same resources: ask each job
-    for the largest TP x PP among the sweep's variants, unless the command sets gpus_per_node itself."""
+def launcher_name(parsed: list[Any]) -> str | None:
+    keys = {o.key_or_group: o for o in parsed}
+    return values(keys["hydra/launcher"])[0] if "hydra/launcher" in keys else None
+
+
+def largest_tp_x_pp(parsed: list[Any]) -> int:
+    """The most GPUs one job of the sweep needs: the largest TP x PP among its variants and command-line sizes."""
     from omegaconf import OmegaConf
 
-    parsed = parse(overrides)
-    keys = {o.key_or_group: o for o in parsed}
-    if "hydra/launcher" not in keys or values(keys["hydra/launcher"]) != ["submitit_slurm"]:
-        return overrides
-    if "hydra.launcher.gpus_per_node" in keys:
-        return overrides
     names = [n for o in parsed for n in variants_of(o) or []] or ["single"]
     sizes = {"tensor_parallel_size": [1], "pipeline_parallel_size": [1]}
     for o in parsed:  # sizes set on the command line count too
@@ -130,8 +128,58 @@ def slurm_gpus(overrides: list[str]) -> list[str]:
         tp = max([int(conf.get("tensor_parallel_size", 1)), *sizes["tensor_parallel_size"]])
         pp = max([int(conf.get("pipeline_parallel_size", 1)), *sizes["pipeline_parallel_size"]])
         need = max(need, tp * pp)
+    return need
+
+
+def slurm_gpus(overrides: list[str], gpus_here: int | None = None) -> list[str]:
+    """The SLURM launcher runs every job of a sweep as one job array with the same resources: ask each job
+    for the largest TP x PP among the sweep's variants, unless the command sets gpus_per_node itself. On the
+    CPU engine (engine=cpu, or auto where this machine has no GPU) no GPU: every CPU of a node like this one."""
+    import os
+
+    parsed = parse(overrides)
+    if launcher_name(parsed) != "submitit_slurm":
+        return overrides
+    if any(o.key_or_group in ("hydra.launcher.gpus_per_node", "hydra.launcher.cpus_per_task") for o in parsed):
+        return overrides
+    if not on_cuda(parsed, gpus_here):
+        print(f"bench: each SLURM job asks for {os.cpu_count()} CPUs and no GPU (the CPU engine)", file=sys.stderr)
+        return [*overrides, f"hydra.launcher.cpus_per_task={os.cpu_count()}"]
+    need = largest_tp_x_pp(parsed)
     print(f"bench: each SLURM job asks for {need} GPU(s), the sweep's largest TP x PP", file=sys.stderr)
     return [*overrides, f"hydra.launcher.gpus_per_node={need}"]
+
+
+def on_cuda(parsed: list[Any], gpus_here: int | None) -> bool:
+    """Whether the jobs run the CUDA engine: engine=cuda, or auto on a machine with GPUs (None: unknown, assume so)."""
+    engine = next((values(o)[0] for o in parsed if o.key_or_group == "engine"), "auto")
+    return engine == "cuda" or (engine == "auto" and (gpus_here is None or gpus_here > 0))
+
+
+def ray_resources(overrides: list[str], gpus_here: int) -> list[str]:
+    """The Ray launcher (hydra-ray-launcher) gives every job the same `ray.remote` options: on CUDA the sweep's
+    largest TP x PP in GPUs; on the CPU engine every CPU of a node like this one, so two CPU servers never
+    share cores (each would measure the other). A local head (no `ray.init.address`) starts without a dashboard,
+    with this machine's CPUs. The command's own values stand."""
+    import os
+
+    parsed = parse(overrides)
+    if launcher_name(parsed) != "ray":
+        return overrides
+    keys = {o.key_or_group for o in parsed}
+    cuda = on_cuda(parsed, gpus_here)
+    remote = "hydra.launcher.ray.remote."
+    out = list(overrides)
+    if not {f"{remote}num_gpus", f"{remote}num_cpus"} & keys:
+        need = largest_tp_x_pp(parsed) if cuda else os.cpu_count() or 1
+        out.append(f"+{remote}{'num_gpus' if cuda else 'num_cpus'}={need}")
+        print(f"bench: each Ray job asks for {need} {'GPU' if cuda else 'CPU'}(s)", file=sys.stderr)
+    if "hydra.launcher.ray.init.address" not in keys:
+        out += [
+            "+hydra.launcher.ray.init.include_dashboard=false",
+            f"+hydra.launcher.ray.init.num_cpus={os.cpu_count()}",
+        ]
+    return out
 
 
 def swept_keys(overrides: list[str]) -> list[str]:

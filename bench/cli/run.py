@@ -65,6 +65,12 @@ def _one_line(e: BaseException) -> str:
     return " ".join(lines)[:400]
 
 
+def _gpus_here() -> int:
+    from bench.run.telemetry import gpu_count
+
+    return gpu_count()
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -79,6 +85,7 @@ def run(args: list[str]) -> int:
         drop_unknown_variants,
         name_sweep_runs,
         plan_starts,
+        ray_resources,
         rotated,
         slurm_gpus,
     )
@@ -89,7 +96,8 @@ def run(args: list[str]) -> int:
     flags, overrides = split_flags(args)
     EXTRA_CONF_DIRS[:] = config_dirs(flags)
     overrides, unknown = drop_unknown_variants(overrides)
-    overrides = name_sweep_runs(slurm_gpus(overrides))
+    gpus_here = _gpus_here()
+    overrides = name_sweep_runs(ray_resources(slurm_gpus(overrides, gpus_here), gpus_here))
     if unknown:  # the callback records them as failed runs, so the summary and the exit status show them
         overrides.append(f"unknown_variants=[{','.join(unknown)}]")
     # SIGTERM (a CI job cancelled, `kill`) takes the same clean path as Ctrl-C.

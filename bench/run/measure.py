@@ -20,11 +20,12 @@ from bench.core.config import BenchConfig, Repeats, ServerConfig, to_repeats
 from bench.core.files import RequestWriter, read_requests
 from bench.core.records import REQUESTS_FILE, SERVER_LOG, TELEMETRY_FILE, RequestRecord, RunResult, Start, Trial
 from bench.run import prometheus as metrics
-from bench.run import telemetry
+from bench.run import raycluster, telemetry
 from bench.run.client import Endpoint, RequestTemplate, replay
 from bench.run.dataset import QAItem, load_dataset
 from bench.run.diagnose import diagnose
 from bench.run.load import Level, LevelRun, Plan, make_plan
+from bench.run.raytelemetry import ClusterSampler
 from bench.run.server import Server, log_tail, reset_prefix_cache
 
 HUNG_AFTER_TIMEOUTS = 3
@@ -166,7 +167,8 @@ class Watch:
         interval = 0 if cfg.endpoint else cfg.telemetry_interval_s
         with ExitStack() as stack:
             self.writer = stack.enter_context(RequestWriter(self.job.run_dir / REQUESTS_FILE, append=True))
-            self.sampler = stack.enter_context(telemetry.Sampler(interval, self.job.engine == "cuda", self.srv.pids))
+            self.sampler = self._sampler(interval)
+            stack.enter_context(self.sampler)  # both return themselves; entered apart, so mypy keeps the union
             self.kv = stack.enter_context(metrics.KvPeakPoller(self.srv.base_url, self.job.server.api_key))
             self.bar = stack.enter_context(tqdm(total=self.n_planned, desc=desc, unit="req", file=sys.stderr))
             self._stack = stack.pop_all()
@@ -176,6 +178,13 @@ class Watch:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool | None:
         return self._stack.__exit__(kind, exc, tb)
+
+    def _sampler(self, interval: float) -> telemetry.Sampler | ClusterSampler:
+        """A server on vLLM's Ray executor may have workers on other nodes: a sampler on each node of the cluster
+        (bench/run/raytelemetry.py); every other server, this machine's sampler."""
+        if self.job.server.distributed_executor_backend == "ray" and raycluster.ray_connected():
+            return ClusterSampler(interval)
+        return telemetry.Sampler(interval, self.job.engine == "cuda", self.srv.pids)
 
     def record(self, rec: RequestRecord) -> None:
         self.writer.write(rec)

@@ -36,7 +36,7 @@ from bench.core.records import (
     ServerInfo,
     Start,
 )
-from bench.run import launch, preflight, provenance, telemetry
+from bench.run import launch, preflight, provenance, raycluster, telemetry
 from bench.run import load as loadplan
 from bench.run.client import RequestTemplate
 from bench.run.dataset import QAItem, load_dataset
@@ -56,6 +56,10 @@ def config_hash(server: ServerConfig, cfg: BenchConfig, engine: str) -> str:
     fields = dataclasses.asdict(server)
     fields.pop("port")  # a picked port is no part of the experiment
     fields.pop("lossless")  # a declaration about the answers, not a setting
+    fields.pop("ray_address")  # which cluster, not what runs on it (provenance records the cluster)
+    # Came after runs were stored: left out unset (vLLM's own choice), so those runs still resume.
+    if fields["distributed_executor_backend"] is None:
+        fields.pop("distributed_executor_backend")
     key: dict[str, Any] = {
         "server": fields,
         # dataset.too_long came after runs were stored: left out at its default, so those runs still resume.
@@ -163,6 +167,8 @@ def _begin(
     result.slo = dataclasses.asdict(cfg.slo)
     found = provenance.collect() | {"engine": engine} | provenance.of_python(server.python)
     result.provenance = Provenance.from_dict(found)
+    if raycluster.ray_connected():  # a job the Ray launcher placed: on which node of which cluster
+        result.provenance.ray = raycluster.describe()
     config = dataclasses.asdict(server) | {"env": provenance.redact_env(server.env), "api_key": None}
     config["max_tokens"] = cfg.request.max_tokens  # where run.json has always kept it
     prefix_cache = to_repeats(cfg.repeats).prefix_cache

@@ -73,6 +73,8 @@ def build_command(server: ServerConfig, model: str, port: int, draft_model: str 
         cmd.append("--enforce-eager")
     if server.quantization:
         cmd += ["--quantization", server.quantization]
+    if server.distributed_executor_backend:
+        cmd += ["--distributed-executor-backend", server.distributed_executor_backend]
     if server.speculative_config:
         spec = dict(server.speculative_config)
         if draft_model is not None:
