@@ -107,10 +107,11 @@ REGISTRY: tuple[MetricSpec, ...] = (
     *(_phase(f"server_{p}_s_{st}", f"server {lbl} {st}", _MD if st == "mean" and p in _PHASE_PARTS else (SUMMARY,),
              st == "mean" and p in _PHASE_PARTS)
       for p, lbl in PHASES.items() for st in PHASE_STATS),
-    # Outside the engine: the client's mean minus the server's (HTTP, tokenising, detokenising, streaming, the
-    # client). It grows with load and prompt length (issue 24: +2 ms at 1 in flight, +25 ms at 64 on an H100).
-    _phase("outside_engine_ttft_s", "TTFT outside the engine", informational=True),
-    _phase("outside_engine_e2e_s", "latency outside the engine", _MD, informational=True),
+    # Outside the engine (issue 24's name; outside the vLLM server as a whole): the client's mean minus the server's
+    # (HTTP, streaming, the client). It grows with load and prompt length (issue 24: TTFT +2 ms at 1 in flight,
+    # +25 ms at 64 on an H100).
+    _phase("outside_engine_ttft_s", "TTFT outside the server", informational=True),
+    _phase("outside_engine_e2e_s", "latency outside the server", _MD, informational=True),
     MetricSpec("util_mean_pct", "util mean", "%", None, ".0f", suffix=" %", views=_MD),
     # Peak GPU memory, or the server's RSS on the CPU engine.
     MetricSpec("mem_peak_mib", "mem peak", "MiB", False, ".0f", suffix=" MiB", threshold=0.10, views=_MD),
