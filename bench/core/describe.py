@@ -32,8 +32,9 @@ def trial_stats(
 
 
 def outside_engine(client: Mapping[str, Any], server: Mapping[str, Any] | None) -> dict[str, float]:
-    """The client's mean TTFT and latency less the server's own over the same requests: HTTP, tokenising,
-    detokenising and streaming, which no engine histogram sees. Empty where the server's figure is missing."""
+    """The client's mean TTFT and latency less the server's own over the same requests: HTTP, parsing the request,
+    streaming the answer and the client itself, which no server histogram sees (vLLM 0.32 stamps a request's arrival
+    just before it renders and tokenises the prompt). Empty where the server's figure is missing."""
     out = {}
     for name, mine, theirs in (("outside_engine_ttft_s", "ttft_s_mean", "server_ttft_s_mean"),
                                ("outside_engine_e2e_s", "latency_s_mean", "server_e2e_s_mean")):  # fmt: skip

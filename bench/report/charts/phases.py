@@ -10,8 +10,9 @@ from bench.report.charts.common import TEXT_GREY, message, new_figure, numeric_c
 
 TITLE = "Where a request's time goes: the server's phases and the time outside it (means per level)"
 # (label, colour) per stacked part, left to right in the order a request meets them, except "front end": vLLM
-# stamps a request's arrival before it reaches the engine's queue (tokenising, handing it to the engine core), so
-# the server's e2e exceeds queue + prefill + decode; drawn after decode so the engine's own steps stay together.
+# stamps a request's arrival before it renders and tokenises the prompt and hands it to the engine core, and its
+# e2e ends after the last output is processed, so e2e exceeds queue + prefill + decode; drawn after decode so the
+# engine's own steps stay together.
 PARTS = {
     "queue": ("queue", "#c7c7c7"),
     "prefill": ("prefill", "#ff7f0e"),
