@@ -169,16 +169,18 @@ def test_the_registry_is_where_views_and_compare_get_their_metrics() -> None:
     from bench.regress import compare
 
     reg = metric_registry.METRICS
-    assert set(compare.METRICS) == {n for n, m in reg.items() if m.threshold is not None}
+    # Informational metrics (the server's phases) are compared without a threshold: shown, not judged.
+    assert set(compare.METRICS) == {n for n, m in reg.items() if m.threshold is not None or m.informational}
     assert all(reg[n].higher_is_better is not None for n in compare.METRICS)  # a verdict needs a direction
     # Per-pass metrics default to a threshold derived from measured noise (None); the registry's is the fallback.
     assert {n: getattr(compare.Thresholds(), n) for n in compare.METRICS} == {
         n: None if n in compare.DERIVED else m.threshold for n, m in compare.METRICS.items()
     }
-    assert compare.FIXED_THRESHOLDS == {n: m.threshold for n, m in compare.METRICS.items()}
+    assert compare.FIXED_THRESHOLDS == {n: m.threshold or 0.0 for n, m in compare.METRICS.items()}
     assert set(metric_registry.in_view(metric_registry.SUMMARY)) <= {reg[c] for c in SUMMARY_COLUMNS if c in reg}
-    # Every per-trial metric is one that run_stats computes from request records.
-    assert set(metric_registry.TRIAL_METRICS) <= run_stats([], 1.0).keys()
+    # Every per-trial metric is one that run_stats computes from request records, or one from /metrics.
+    assert set(metric_registry.CLIENT_TRIAL_METRICS) <= run_stats([], 1.0).keys()
+    assert all(reg[n].from_server for n in set(metric_registry.TRIAL_METRICS) - run_stats([], 1.0).keys())
     assert len({m.label for m in metric_registry.REGISTRY}) == len(metric_registry.REGISTRY)
 
 

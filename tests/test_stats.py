@@ -115,7 +115,11 @@ def test_run_stats_of_nothing_is_none_not_zero() -> None:
 
 def test_trial_stats_are_the_registry_s_per_trial_metrics() -> None:
     from bench.core.describe import trial_stats
-    from bench.core.metric_registry import TRIAL_METRICS
+    from bench.core.metric_registry import CLIENT_TRIAL_METRICS
 
     t = trial_stats([_req(1.0, 0.2, 8)], wall_clock_s=2.0)
-    assert set(t) == {"wall_clock_s", *TRIAL_METRICS} and t["output_tok_per_s"] == 4.0
+    assert set(t) == {"wall_clock_s", *CLIENT_TRIAL_METRICS} and t["output_tok_per_s"] == 4.0
+    # Given the server's phases over the same pass: the time outside the server too (the rest come from /metrics).
+    server = {"server_ttft_s_mean": 0.15, "server_e2e_s_mean": 0.9}
+    t = trial_stats([_req(1.0, 0.2, 8)], wall_clock_s=2.0, server=server)
+    assert t["outside_engine_ttft_s"] == pytest.approx(0.05) and t["outside_engine_e2e_s"] == pytest.approx(0.1)

@@ -17,6 +17,7 @@ from bench.core.records import OK, SUMMARY_FILE, TELEMETRY_FILE
 from bench.core.secrets import redact_url
 
 SUMMARY_COLUMNS = ["variant", "status", "reason", *(m.name for m in in_view(SUMMARY))]
+FROM_SERVER = {m.name for m in in_view(SUMMARY) if m.from_server}
 
 
 def load_runs(folder: ResultsFolder | Path) -> pd.DataFrame:
@@ -159,7 +160,7 @@ def summary_table(
     folder = as_folder(folder)
     runs = load_runs(folder)
     if runs.empty:
-        return pd.DataFrame(columns=SUMMARY_COLUMNS)
+        return pd.DataFrame(columns=[c for c in SUMMARY_COLUMNS if c not in FROM_SERVER])
     base = runs.loc[(runs["variant"] == baseline) & (runs["status"] == OK), "wall_clock_s"]
     # Speed-up means the same work done faster: only complete runs get one.
     runs["speedup"] = (base.iloc[0] / runs["wall_clock_s"]).where(runs["status"] == OK) if len(base) else None
@@ -170,12 +171,12 @@ def summary_table(
         runs = runs.drop(columns=[c for c in goodput.columns if c in runs and c != "variant"]).merge(
             goodput, on="variant", how="left"
         )
-    for col in SUMMARY_COLUMNS:
+    # A figure older folders never had (the server's phases) gets its column only where some run measured it.
+    columns = [c for c in SUMMARY_COLUMNS if c not in FROM_SERVER or (c in runs and runs[c].notna().any())]
+    for col in columns:
         if col not in runs:
             runs[col] = None
-    return (
-        runs[SUMMARY_COLUMNS].sort_values("variant", key=lambda s: s != baseline, kind="stable").reset_index(drop=True)
-    )
+    return runs[columns].sort_values("variant", key=lambda s: s != baseline, kind="stable").reset_index(drop=True)
 
 
 def write_summary(

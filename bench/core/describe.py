@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from bench.core.metric_registry import TRIAL_METRICS
+from bench.core.metric_registry import CLIENT_TRIAL_METRICS
 from bench.core.records import RequestRecord, Trial
 
 PERCENTILES = (50, 90, 99)
@@ -22,10 +22,26 @@ def _describe(name: str, values: list[float]) -> dict[str, float | None]:
     return out
 
 
-def trial_stats(records: Sequence[RequestRecord], wall_clock_s: float) -> dict[str, Any]:
-    """The per-trial figures (the registry's per_trial metrics) of one (start, pass, load level)."""
+def trial_stats(
+    records: Sequence[RequestRecord], wall_clock_s: float, server: Mapping[str, float | None] | None = None
+) -> dict[str, Any]:
+    """The per-trial figures of one (start, pass, load level): the registry's per_trial metrics that request records
+    give, and, given the server's phase figures over the same pass, the time spent outside the engine."""
     stats = run_stats(records, wall_clock_s)
-    return {"wall_clock_s": wall_clock_s} | {k: stats[k] for k in TRIAL_METRICS}
+    return {"wall_clock_s": wall_clock_s} | {k: stats[k] for k in CLIENT_TRIAL_METRICS} | outside_engine(stats, server)
+
+
+def outside_engine(client: Mapping[str, Any], server: Mapping[str, Any] | None) -> dict[str, float]:
+    """The client's mean TTFT and latency less the server's own over the same requests: HTTP, parsing the request,
+    streaming the answer and the client itself, which no server histogram sees (vLLM 0.32 stamps a request's arrival
+    just before it renders and tokenises the prompt). Empty where the server's figure is missing."""
+    out = {}
+    for name, mine, theirs in (("outside_engine_ttft_s", "ttft_s_mean", "server_ttft_s_mean"),
+                               ("outside_engine_e2e_s", "latency_s_mean", "server_e2e_s_mean")):  # fmt: skip
+        a, b = client.get(mine), (server or {}).get(theirs)
+        if a is not None and b is not None:
+            out[name] = float(a) - float(b)
+    return out
 
 
 def run_stats(records: Sequence[RequestRecord], wall_clock_s: float | None) -> dict[str, float | None]:

@@ -23,6 +23,12 @@ class MetricSpec:
     absolute: bool = False  # the threshold is a difference in the metric's unit, not a fraction of the baseline
     views: tuple[str, ...] = (SUMMARY,)
     only_when_measured: bool = False  # views leave the column out when no run has it (SLO shares without an SLO)
+    # From the server's /metrics histograms (scraped around each pass), not from request records. summary.csv has
+    # its column only where a run measured it: older folders never did, and their summary.csv must not change.
+    # History leaves it out: a trend line per phase and percentile would be noise that fails a night.
+    from_server: bool = False
+    # compare shows the change and gives no verdict unless a thresholds file sets one (compare.REPORTED).
+    informational: bool = False
 
     def format(self, value: object) -> str:
         """The value as a view shows it; '-' for none."""
@@ -40,6 +46,23 @@ def _ms(name: str, label: str, threshold: float | None = None, views: tuple[str,
     """A per-request time in seconds, shown in ms, lower is better, one figure per trial."""
     return MetricSpec(name, label, "s", False, ".0f", 1000, " ms", True, threshold, views=views)
 
+
+def _phase(name: str, label: str, views: tuple[str, ...] = (SUMMARY,), informational: bool = False) -> MetricSpec:
+    """A server-side phase figure in seconds (or a client-minus-server difference), per trial, shown in ms."""
+    return MetricSpec(name, label, "s", False, ".1f", 1000, " ms", True, None, views=views, only_when_measured=True,
+                      from_server=True, informational=informational)  # fmt: skip
+
+
+# The server's request phases, vLLM's histograms (bench/run/prometheus.py PHASE_HISTOGRAMS): queue + prefill +
+# decode = inference; ttft and e2e are the server's own, measured from the request's arrival at the engine.
+PHASES: dict[str, str] = {
+    "queue": "queue", "prefill": "prefill", "decode": "decode", "inference": "inference",
+    "ttft": "TTFT", "e2e": "e2e latency", "tpot": "TPOT",
+}  # fmt: skip
+PHASE_STATS = ("mean", "p50", "p90", "p99")
+# The decomposition's parts, the ones compare reports: where a request's time went, and a change in one
+# ("queue +40 %") says why a variant moved. Percentiles and the sums of parts stay in run.json and summary.csv.
+_PHASE_PARTS = ("queue", "prefill", "decode")
 
 _ALL = (SUMMARY, CONSOLE, MARKDOWN)
 _MD = (SUMMARY, MARKDOWN)
@@ -81,6 +104,14 @@ REGISTRY: tuple[MetricSpec, ...] = (
     MetricSpec("spec_mean_acceptance_length", "mean acceptance length", "tokens", True, ".2f"),
     # From /metrics (vllm:prefix_cache_hits / queries): the built-in questions share passages, so later ones hit.
     MetricSpec("prefix_cache_hit_rate", "prefix-cache hits", "", None, ".0%", views=_MD, only_when_measured=True),
+    *(_phase(f"server_{p}_s_{st}", f"server {lbl} {st}", _MD if st == "mean" and p in _PHASE_PARTS else (SUMMARY,),
+             st == "mean" and p in _PHASE_PARTS)
+      for p, lbl in PHASES.items() for st in PHASE_STATS),
+    # Outside the engine (issue 24's name; outside the vLLM server as a whole): the client's mean minus the server's
+    # (HTTP, streaming, the client). It grows with load and prompt length (issue 24: TTFT +2 ms at 1 in flight,
+    # +25 ms at 64 on an H100).
+    _phase("outside_engine_ttft_s", "TTFT outside the server", informational=True),
+    _phase("outside_engine_e2e_s", "latency outside the server", _MD, informational=True),
     MetricSpec("util_mean_pct", "util mean", "%", None, ".0f", suffix=" %", views=_MD),
     # Peak GPU memory, or the server's RSS on the CPU engine.
     MetricSpec("mem_peak_mib", "mem peak", "MiB", False, ".0f", suffix=" MiB", threshold=0.10, views=_MD),
@@ -91,7 +122,9 @@ REGISTRY: tuple[MetricSpec, ...] = (
 
 METRICS: dict[str, MetricSpec] = {m.name: m for m in REGISTRY}
 TRIAL_METRICS: tuple[str, ...] = tuple(m.name for m in REGISTRY if m.per_trial)
-COMPARED: dict[str, MetricSpec] = {m.name: m for m in REGISTRY if m.threshold is not None}
+COMPARED: dict[str, MetricSpec] = {m.name: m for m in REGISTRY if m.threshold is not None or m.informational}
+# The per-trial figures computed from request records (bench.core.describe.trial_stats); the rest come from /metrics.
+CLIENT_TRIAL_METRICS: tuple[str, ...] = tuple(m.name for m in REGISTRY if m.per_trial and not m.from_server)
 
 
 def in_view(view: str) -> list[MetricSpec]:

@@ -19,6 +19,12 @@ from bench.regress.sides import ONE_START, Side, load_pair
 from bench.regress.stats import NoiseSplit, hierarchical_ratio_interval, noise_split, paired_question_diff
 
 REGRESSION, MISSING, IMPROVEMENT, NOISE = "regression", "missing", "improvement", "within noise"
+# An informational metric's row (MetricSpec.informational: the server's phases) without a threshold: the change is
+# shown, never judged. Phases are report-only by default because they explain a verdict rather than make one: a
+# slower decode already moves TPOT and tok/s, which have thresholds; a queue going from 0.1 to 0.2 ms is +100 % and
+# means nothing; and a baseline from before phases existed must not fail --fail-on-missing. A thresholds file that
+# sets one (server_queue_s_mean: 0.4) makes it a verdict like any other.
+REPORTED = "reported"
 ALL_METRICS = "all"  # the metric of a verdict about a whole variant (absent, or not ok, on one side)
 # A median of fewer values has almost nothing to resample: below this the threshold decides alone.
 MIN_TRIALS = 3
@@ -33,7 +39,10 @@ FIXED_THRESHOLDS: dict[str, float] = {m.name: float(m.threshold or 0.0) for m in
 # Thresholds that default to None, i.e. derived from the baseline (derived_threshold): the metrics with
 # one figure per pass, whose noise between and within starts can be measured, and the identical share,
 # whose movement between the baseline's own starts is measured.
-DERIVED = tuple(m.name for m in METRICS.values() if m.per_trial or m.name in ("wall_clock_s", "identical_to_baseline"))
+DERIVED = tuple(
+    m.name for m in METRICS.values()
+    if not m.informational and (m.per_trial or m.name in ("wall_clock_s", "identical_to_baseline"))
+)  # fmt: skip
 
 
 @dataclass
@@ -99,7 +108,7 @@ def load_thresholds(path: Path | None = None) -> ThresholdsBase:
     return th
 
 
-def derived_threshold(name: str, base: Side, passes: int, th: ThresholdsBase) -> tuple[float, str]:
+def derived_threshold(name: str, base: Side, passes: int, th: ThresholdsBase) -> tuple[float | None, str]:
     """A metric's threshold and where it came from: given by the user, or by the rule of docs/regression.md.
 
     Timings, with two or more baseline starts: `noise_multiple` x the noise of one start's figure over
@@ -110,6 +119,8 @@ def derived_threshold(name: str, base: Side, passes: int, th: ThresholdsBase) ->
     given = getattr(th, name)
     if given is not None:
         return float(given), "given"
+    if METRICS[name].informational:
+        return None, "report only"
     if name == "f1":
         n = len(base.scores)
         if n:
@@ -166,16 +177,33 @@ def compare_metric(variant: str, name: str, base: Side, cur: Side, th: Threshold
     bv, cv = base.value(name), cur.value(name)
     if bv is None and cv is None:
         return None
-    bt, ct = base.trials.get(name, []), cur.trials.get(name, [])
+    ct = cur.trials.get(name, [])
     threshold, source = derived_threshold(name, base, min((len(g) for g in ct), default=1), th)
+    unjudged = MISSING if threshold is not None else REPORTED  # a report-only row never fails --fail-on-missing
     if bv is None or cv is None:
         side = "baseline" if bv is None else "current"
-        return Verdict(variant, name, MISSING, bv, cv, threshold=threshold, note=f"not measured in the {side} run")
+        return Verdict(variant, name, unjudged, bv, cv, threshold=threshold, note=f"not measured in the {side} run")
     if bv == 0 and not metric.absolute:
-        return Verdict(variant, name, MISSING, bv, cv, threshold=threshold, note="baseline is 0: no relative change")
+        return Verdict(variant, name, unjudged, bv, cv, threshold=threshold, note="baseline is 0: no relative change")
     change_pct = (cv - bv) / abs(bv) * 100 if bv else None
+    change, ci, noise, basis, notes = _evidence(name, bv, cv, base, cur, th, threshold is not None)
+    if threshold is None:
+        return Verdict(variant, name, REPORTED, bv, cv, change_pct, None, ci, basis, "; ".join(notes), noise)
+    notes = notes if source == "given" else [f"threshold {source}", *notes]
+    verdict = classify(change, threshold, bool(metric.higher_is_better), ci)
+    if verdict == NOISE and classify(change, threshold, bool(metric.higher_is_better)) != NOISE:
+        notes.insert(0, "beyond the threshold, but the interval includes no change")
+    return Verdict(variant, name, verdict, bv, cv, change_pct, threshold, ci, basis, "; ".join(notes), noise)
+
+
+def _evidence(
+    name: str, bv: float, cv: float, base: Side, cur: Side, th: ThresholdsBase, judged: bool = True
+) -> tuple[float, tuple[float, float] | None, NoiseSplit | None, str, list[str]]:
+    """The change (absolute, or a fraction of the baseline), its interval where one can be had, both sides' noise,
+    what the interval rests on, and notes."""
+    metric, bt, ct = METRICS[name], base.trials.get(name, []), cur.trials.get(name, [])
     change = cv - bv if metric.absolute else (cv - bv) / abs(bv)
-    ci, noise, notes = None, None, [] if source == "given" else [f"threshold {source}"]
+    ci, noise, notes = None, None, []
     paired = paired_question_diff(base.scores, cur.scores, th.resamples, th.confidence, th.seed)
     if name == "f1" and paired is not None:
         # Question by question: one flipped answer weighs one question, and hard questions do not hide easy ones.
@@ -190,11 +218,8 @@ def compare_metric(variant: str, name: str, base: Side, cur: Side, th: Threshold
             basis = f"{th.confidence:.0%} CI over passes, n={sum(map(len, bt))}/{sum(map(len, ct))}"
             notes.append(ONE_START)
     else:
-        basis = f"threshold only (n<{MIN_TRIALS})"
-    verdict = classify(change, threshold, bool(metric.higher_is_better), ci)
-    if verdict == NOISE and classify(change, threshold, bool(metric.higher_is_better)) != NOISE:
-        notes.insert(0, "beyond the threshold, but the interval includes no change")
-    return Verdict(variant, name, verdict, bv, cv, change_pct, threshold, ci, basis, "; ".join(notes), noise)
+        basis = f"{'threshold' if judged else 'change'} only (n<{MIN_TRIALS})"
+    return change, ci, noise, basis, notes
 
 
 def _not_ok(side: Side | None, label: str) -> str | None:
@@ -223,7 +248,7 @@ def compare_results(
             out.append(Verdict(variant, ALL_METRICS, MISSING, note="; ".join(problems)))
             continue
         out += [v for m in names if (v := compare_metric(variant, m, b, c, th))]
-    order = [REGRESSION, MISSING, IMPROVEMENT, NOISE]
+    order = [REGRESSION, MISSING, IMPROVEMENT, NOISE, REPORTED]
     return sorted(out, key=lambda v: order.index(v.verdict))  # stable: variant, then metric order within
 
 

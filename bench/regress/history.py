@@ -161,7 +161,7 @@ def run_points(results_dir: Path, machine: str | None = None, interval: Interval
         base |= {"variant": run.variant, "status": run.status, "n_requests": run.n_requests, "n_failed": run.n_failed}
         base |= _provenance_row(run, machine)
         by_level = _trials_by_level(run) if run.status == OK else {}
-        for metric in TRIAL_METRICS:
+        for metric in (m for m in TRIAL_METRICS if not METRICS[m].from_server):  # see MetricSpec.from_server
             for level, trials in by_level.items() or [(1.0, pd.DataFrame())]:
                 col = pd.to_numeric(trials[metric], errors="coerce") if metric in trials else pd.Series(dtype=float)
                 starts = [g.dropna().tolist() for _, g in col.groupby(trials["start"])] if len(col) else []

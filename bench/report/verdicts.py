@@ -15,6 +15,7 @@ from bench.regress.compare import (
     MISSING,
     NOISE,
     REGRESSION,
+    REPORTED,
     ThresholdsBase,
     Verdict,
     compare_results,
@@ -27,7 +28,8 @@ from bench.regress.stats import NoiseSplit
 def summary_line(verdicts: Sequence[Verdict]) -> str:
     n = Counter(v.verdict for v in verdicts)
     labels = {REGRESSION: "regressions", MISSING: "missing", IMPROVEMENT: "improvements", NOISE: "within noise"}
-    return ", ".join(f"{n[k]} {label}" for k, label in labels.items())
+    line = ", ".join(f"{n[k]} {label}" for k, label in labels.items())
+    return line + (f", {n[REPORTED]} reported without a threshold" if n[REPORTED] else "")
 
 
 HEADERS = ("variant", "metric", "baseline", "current", "change", "threshold", "verdict", "noise b/w", "basis")

@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from bench.core.describe import replay_wall_clock, run_stats, trial_stats
+from bench.core.describe import outside_engine, replay_wall_clock, run_stats, trial_stats
 from bench.core.files import read_records, write_run
 from bench.core.records import FAILED, OK, PARTIAL, SERVER_LOG, RequestRecord, RunResult, Start
 from bench.run import prometheus as metrics
@@ -98,9 +98,12 @@ def _figures(result: RunResult, records: list[RequestRecord]) -> None:
         result.wall_clock_s = replay_wall_clock(result.trials)  # the whole request set (records.SCHEMA_VERSION 4)
         for t in result.trials:
             if t.wall_clock_s is not None:
-                figures = trial_stats([r for r in records if r.trial == t.key], t.wall_clock_s)
-                t.figures = {k: v for k, v in figures.items() if k != "wall_clock_s"}
+                # The server's phases were scraped around the pass (measure.run_pass) and stay; the rest is redone.
+                server = {k: v for k, v in t.figures.items() if k.startswith("server_")}
+                figures = trial_stats([r for r in records if r.trial == t.key], t.wall_clock_s, server)
+                t.figures = server | {k: v for k, v in figures.items() if k != "wall_clock_s"}
     result.stats = run_stats(records, result.replay_s)
+    result.server_metrics |= outside_engine(result.stats, result.server_metrics)
 
 
 def _energy_per_token(result: RunResult, records: list[RequestRecord]) -> None:

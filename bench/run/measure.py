@@ -93,7 +93,7 @@ class Replay:
 @dataclass(frozen=True)
 class PassHooks:
     """Around each pass: `reset_cache` empties the prefix cache first (so every pass meets the same cache);
-    `counters` (a /metrics scrape) before and after give the pass's prefix-cache hit rate."""
+    `counters` (a /metrics scrape) before and after give the pass's prefix-cache hit rate and server phases."""
 
     reset_cache: Callable[[], bool] | None = None
     counters: Callable[[], dict[str, float] | None] | None = None
@@ -114,13 +114,15 @@ def run_pass(
     finally:
         t1 = time.perf_counter()
         after = hooks.counters() if hooks.counters is not None else None
-        hits = None
+        hits, phases = None, {}
         if before is not None and after is not None:
-            hits = metrics.prefix_cache_hit_rate(metrics.delta(before, after))
+            d = metrics.delta(before, after)
+            hits, phases = metrics.prefix_cache_hit_rate(d), metrics.phase_figures(d)
         kind = "rate" if level.rate is not None else "concurrency"
-        # The trial's window on the telemetry clock: per-level utilization and energy.
+        # The trial's window on the telemetry clock: per-level utilization and energy. The server's phases over
+        # this pass only: per load level, as the client's figures are.
         trials.append(Trial(run.start, repeat, level.value, kind, phase, t1 - t0, clock.wall(t0), clock.wall(t1),
-                            reset_ok, hits))  # fmt: skip
+                            reset_ok, hits, {k: v for k, v in phases.items() if v is not None}))  # fmt: skip
 
 
 def replay_levels(

