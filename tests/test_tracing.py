@@ -76,7 +76,7 @@ def test_traceparent_is_w3c_version_00_sampled_with_a_fresh_128_bit_trace_id():
 def test_a_vllm_span_becomes_the_record_fields_with_units_in_their_names():
     trace_id = new_trace()[0]
     spans, other = parse_export(export(trace_id))
-    assert other == 0 and spans == [
+    assert other == [] and spans == [
         ServerSpan(trace_id, "chatcmpl-abc", {
             "server_queue_s": 0.002, "server_prefill_s": 0.1, "server_decode_s": 0.79, "server_inference_s": 0.89,
             "server_ttft_s": 0.12, "server_e2e_s": 0.9,
@@ -111,7 +111,7 @@ def test_spans_that_are_not_requests_are_counted_apart_and_waiting_is_bounded():
     with Receiver() as rx:
         post(rx, export(new_trace()[0], name="load_model", attrs={"code.function": "load"}))
         assert not rx.wait_for([new_trace()[0]], 0.3)
-    assert rx.collected.other_spans == 1 and not rx.collected.spans
+    assert rx.collected.other_spans == {"load_model": 1} and not rx.collected.spans
 
 
 def _line(start: int, trace_id: str | None, error: str | None = None, level: float = 1.0) -> dict:
@@ -123,12 +123,13 @@ def test_join_is_by_trace_id_and_counts_what_it_cannot_join():
     collected = Collected()
     # ids[0..1] requests with spans; ids[2] a request whose span never came; ids[3] a span of no request;
     # ids[4] the warm-up's; ids[5] a request of another start, whose span is not this start's to claim.
-    collected.add([ServerSpan(t, f"r{t[:4]}", {"server_e2e_s": 0.5}) for t in (ids[0], ids[1], ids[3], ids[4])], 2)
+    spans = [ServerSpan(t, f"r{t[:4]}", {"server_e2e_s": 0.5}) for t in (ids[0], ids[1], ids[3], ids[4])]
+    collected.add(spans, ["a", "a"])
     lines = [_line(0, ids[0]), _line(0, ids[1]), _line(0, ids[2]), _line(1, ids[5]), _line(0, None, "HTTP 400")]
     counts = join(lines, 0, collected, warmup={ids[4]})
     assert counts == {
         "requests": 3, "joined": 2, "unmatched_requests": 1, "spans": 4, "warmup_spans": 1, "unmatched_spans": 1,
-        "duplicate_spans": 0, "other_spans": 2, "bad_bodies": 0,
+        "duplicate_spans": 0, "other_spans": {"a": 2}, "bad_bodies": 0,
     }  # fmt: skip
     assert lines[0]["server_e2e_s"] == 0.5 and lines[0]["server_request_id"] == f"r{ids[0][:4]}"
     assert "server_e2e_s" not in lines[2] and "server_e2e_s" not in lines[3]
@@ -137,7 +138,7 @@ def test_join_is_by_trace_id_and_counts_what_it_cannot_join():
 def test_a_second_span_for_one_trace_id_is_counted_not_joined_twice():
     trace_id = new_trace()[0]
     collected = Collected()
-    collected.add([ServerSpan(trace_id, "a", {"server_e2e_s": 1.0}), ServerSpan(trace_id, "b", {})], 0)
+    collected.add([ServerSpan(trace_id, "a", {"server_e2e_s": 1.0}), ServerSpan(trace_id, "b", {})])
     assert collected.duplicates == 1 and collected.spans[trace_id].request_id == "a"
 
 
@@ -184,3 +185,42 @@ def test_vllms_own_exporter_reaches_the_receiver():
         assert rx.wait_for([trace_id], 5.0)
         provider.shutdown()
     assert rx.collected.spans[trace_id].phases["server_e2e_s"] == 0.9
+
+
+def test_endpoint_mode_joins_the_spans_a_remote_server_sends_to_the_receiver(tmp_path):
+    """A stand-in for a remote vLLM started with --otlp-traces-endpoint pointing at bench's receiver: one span lost
+    and one of another client are counted, the rest joined, and the run stays ok."""
+    import json
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from bench.run.server import free_port, port_in_use
+
+    port, rx_port = free_port("127.0.0.1"), free_port("127.0.0.1")
+    script = str(Path(__file__).with_name("traced_endpoint.py"))
+    proc = subprocess.Popen([sys.executable, script, str(port), f"http://127.0.0.1:{rx_port}/v1/traces"])
+    try:
+        deadline = time.monotonic() + 20
+        while not port_in_use("127.0.0.1", port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        out = tmp_path / "out"
+        done = subprocess.run(
+            [sys.executable, "-m", "bench", "run", f"endpoint=http://127.0.0.1:{port}", f"out_dir={out}",
+             "tracing.enabled=true", f"tracing.listen=127.0.0.1:{rx_port}", "tracing.wait_s=2",
+             "dataset.sample_size=4", "telemetry_interval_s=0"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        proc.kill()
+        proc.wait()
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "3 of 4 requests joined to the server's spans (75%); 1 spans matched no request" in done.stderr
+    run = json.loads((out / "single" / "run.json").read_text())
+    assert run["tracing"]["levels"] == [{"level": 1.0, "requests": 4, "joined": 3, "join_rate": 0.75}]
+    counts = run["starts"][0]["tracing"]
+    assert (counts["warmup_spans"], counts["unmatched_spans"], counts["unmatched_requests"]) == (1, 1, 1)
+    lines = [json.loads(line) for line in (out / "single" / "requests.jsonl").read_text().splitlines()]
+    assert [d.get("server_e2e_s") for d in lines] == [None, 0.007, 0.007, 0.007]  # the lost span is not guessed
+    assert len({d["trace_id"] for d in lines}) == 4

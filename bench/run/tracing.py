@@ -65,16 +65,18 @@ def _value(v: AnyValue) -> Any:
     return getattr(v, kind) if kind in ("double_value", "int_value", "string_value", "bool_value") else None
 
 
-def parse_export(body: bytes) -> tuple[list[ServerSpan], int]:
-    """The request spans of one OTLP export body, and how many other spans it held. DecodeError if it is not one."""
+def parse_export(body: bytes) -> tuple[list[ServerSpan], list[str]]:
+    """The request spans of one OTLP export body, and the names of the other spans in it. DecodeError if it is not
+    one."""
     msg = ExportTraceServiceRequest.FromString(body)
-    spans, other = [], 0
+    spans: list[ServerSpan] = []
+    other: list[str] = []
     for rs in msg.resource_spans:
         for ss in rs.scope_spans:
             for span in ss.spans:
                 attrs = {a.key: _value(a.value) for a in span.attributes}
                 if span.name != REQUEST_SPAN or len(span.trace_id) != 16:
-                    other += 1
+                    other.append(span.name)
                     continue
                 phases = {f: float(attrs[k]) for k, f in PHASES.items() if isinstance(attrs.get(k), (int, float))}
                 rid = attrs.get(REQUEST_ID)
@@ -100,18 +102,19 @@ class Collected:
 
     spans: dict[str, ServerSpan] = field(default_factory=dict)
     duplicates: int = 0  # a second span for one trace id: kept out of the join, counted
-    other_spans: int = 0
+    other_spans: dict[str, int] = field(default_factory=dict)  # by name: vLLM's start-up spans, say
     bad_bodies: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, spans: Iterable[ServerSpan], other: int) -> None:
+    def add(self, spans: Iterable[ServerSpan], other: Iterable[str] = ()) -> None:
         with self.lock:
             for s in spans:
                 if s.trace_id in self.spans:
                     self.duplicates += 1
                 else:
                     self.spans[s.trace_id] = s
-            self.other_spans += other
+            for name in other:
+                self.other_spans[name] = self.other_spans.get(name, 0) + 1
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -209,7 +212,7 @@ def join(lines: list[dict[str, Any]], start: int, collected: Collected, warmup: 
     what cannot be joined is counted, never guessed. Returns the counts that go on the start's entry."""
     with collected.lock:
         spans = dict(collected.spans)
-        counts = {"duplicate_spans": collected.duplicates, "other_spans": collected.other_spans}
+        counts = {"duplicate_spans": collected.duplicates, "other_spans": dict(collected.other_spans)}
         counts["bad_bodies"] = collected.bad_bodies
     ours = [d for d in lines if int(d.get("start", 0)) == start]
     ids = {d.get("trace_id") for d in ours}
