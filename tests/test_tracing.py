@@ -107,6 +107,17 @@ def test_a_malformed_body_gets_400_and_the_receiver_keeps_working():
     assert rx.collected.bad_bodies == 2 and list(rx.collected.spans) == [trace_id]
 
 
+def test_a_grpc_exporter_is_recognised_and_counted():
+    """vLLM's default protocol is gRPC: its HTTP/2 preface is counted, so bench can say which variable to set."""
+    import socket
+
+    with Receiver() as rx:
+        with socket.create_connection(("127.0.0.1", rx.port), timeout=5) as s:
+            s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            s.recv(1024)
+    assert rx.collected.grpc_attempts == 1 and not rx.collected.spans
+
+
 def test_spans_that_are_not_requests_are_counted_apart_and_waiting_is_bounded():
     with Receiver() as rx:
         post(rx, export(new_trace()[0], name="load_model", attrs={"code.function": "load"}))
@@ -129,7 +140,7 @@ def test_join_is_by_trace_id_and_counts_what_it_cannot_join():
     counts = join(lines, 0, collected, warmup={ids[4]})
     assert counts == {
         "requests": 3, "joined": 2, "unmatched_requests": 1, "spans": 4, "warmup_spans": 1, "unmatched_spans": 1,
-        "duplicate_spans": 0, "other_spans": {"a": 2}, "bad_bodies": 0,
+        "duplicate_spans": 0, "other_spans": {"a": 2}, "bad_bodies": 0, "grpc_attempts": 0,
     }  # fmt: skip
     assert lines[0]["server_e2e_s"] == 0.5 and lines[0]["server_request_id"] == f"r{ids[0][:4]}"
     assert "server_e2e_s" not in lines[2] and "server_e2e_s" not in lines[3]

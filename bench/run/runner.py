@@ -246,6 +246,8 @@ def _join_spans(job: Job, rx: tracing.Receiver) -> None:
         f"{counts['unmatched_spans']} spans matched no request",
         file=sys.stderr,
     )
+    if counts["grpc_attempts"] and not counts["spans"]:
+        print(f"bench: tracing: the server exports OTLP over gRPC; set {tracing.PROTOCOL_HINT}", file=sys.stderr)
 
 
 def _note_start(job: Job, srv: Server, model: str | None) -> None:

@@ -37,6 +37,7 @@ PHASES = {
 REQUEST_ID = "gen_ai.request.id"
 # What vLLM's exporter needs to send here: the flag, and HTTP instead of its default gRPC (vllm/tracing/otel.py).
 PROTOCOL_ENV = {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}
+PROTOCOL_HINT = 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf in its environment (README "Tracing")'
 TRACES_PATH = "/v1/traces"
 MAX_BODY = 64 << 20  # an export batch is at most 512 spans of ~1 KiB: anything near this is not vLLM's
 
@@ -104,6 +105,8 @@ class Collected:
     duplicates: int = 0  # a second span for one trace id: kept out of the join, counted
     other_spans: dict[str, int] = field(default_factory=dict)  # by name: vLLM's start-up spans, say
     bad_bodies: int = 0
+    # Connections that opened with HTTP/2's preface: a vLLM exporting gRPC, its default (PROTOCOL_ENV not set).
+    grpc_attempts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, spans: Iterable[ServerSpan], other: Iterable[str] = ()) -> None:
@@ -119,6 +122,12 @@ class Collected:
 
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
+
+    def parse_request(self) -> bool:
+        if getattr(self, "raw_requestline", b"").startswith(b"PRI * HTTP/2"):  # set by handle_one_request
+            with self.server.collected.lock:
+                self.server.collected.grpc_attempts += 1
+        return super().parse_request()
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's spelling)
         # Any path: vLLM's HTTP exporter posts to the endpoint URL verbatim, with or without /v1/traces.
@@ -213,7 +222,7 @@ def join(lines: list[dict[str, Any]], start: int, collected: Collected, warmup: 
     with collected.lock:
         spans = dict(collected.spans)
         counts = {"duplicate_spans": collected.duplicates, "other_spans": dict(collected.other_spans)}
-        counts["bad_bodies"] = collected.bad_bodies
+        counts |= {"bad_bodies": collected.bad_bodies, "grpc_attempts": collected.grpc_attempts}
     ours = [d for d in lines if int(d.get("start", 0)) == start]
     ids = {d.get("trace_id") for d in ours}
     ok = joined = 0
