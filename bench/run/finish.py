@@ -44,7 +44,7 @@ def finish(result: RunResult, run_dir: Path) -> None:
     _energy_per_token(result, records)
     traced = [s.tracing for s in result.starts if s.tracing is not None]
     if traced:  # tracing.enabled: the join rate over what is on disk, per level; spans no request claimed
-        result.tracing = tracing.join_rates(records) | {"unmatched_spans": sum(t["unmatched_spans"] for t in traced)}
+        result.tracing |= tracing.join_rates(records) | {"unmatched_spans": sum(t["unmatched_spans"] for t in traced)}
     status = final_status(result.status, result.n_requests, result.n_failed)
     if status != result.status:
         # Healthy server, requests refused (a kernel this build lacks, a prompt too long): say why.

@@ -171,6 +171,8 @@ def _begin(
     config["max_tokens"] = cfg.request.max_tokens  # where run.json has always kept it
     prefix_cache = to_repeats(cfg.repeats).prefix_cache
     result.server = ServerInfo(config=config, engine=engine, prefix_cache=prefix_cache)
+    if cfg.tracing.enabled:  # recorded as a setting: compare and bisect name it when two runs differ in it
+        result.tracing = {"enabled": True}
     return result
 
 
