@@ -102,3 +102,16 @@ def test_the_request_group_hashes_as_the_old_spellings_did(_hydra):
     hashes = [config_hash(resolve_server(c.server, "cuda", c.engines["cuda"]), c, "cuda") for c in (old, new, hot)]
     assert hashes[:2] == [COMPOSED["old-spellings"][1]] * 2
     assert hashes[2] not in (COMPOSED["default-sequential"][1], hashes[0])
+
+
+def test_tracing_changes_the_hash_only_when_on(_hydra):
+    """The server does more work with tracing on: a traced run does not resume an untraced one, and the digests above
+    (tracing off) stay what they were."""
+
+    def digest(overrides: list[str]) -> str:
+        cfg = to_bench_config(compose(config_name="config", overrides=overrides))
+        return config_hash(resolve_server(cfg.server, "cuda", cfg.engines["cuda"]), cfg, "cuda")
+
+    assert digest(["tracing.enabled=false"]) == COMPOSED["default-sequential"][1]
+    assert digest(["tracing.enabled=true"]) != COMPOSED["default-sequential"][1]
+    assert digest(["tracing.enabled=false", "tracing.listen=0.0.0.0:4318"]) == COMPOSED["default-sequential"][1]

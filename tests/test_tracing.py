@@ -235,3 +235,18 @@ def test_endpoint_mode_joins_the_spans_a_remote_server_sends_to_the_receiver(tmp
     lines = [json.loads(line) for line in (out / "single" / "requests.jsonl").read_text().splitlines()]
     assert [d.get("server_e2e_s") for d in lines] == [None, 0.007, 0.007, 0.007]  # the lost span is not guessed
     assert len({d["trace_id"] for d in lines}) == 4
+
+
+def test_a_traced_server_exports_over_http_to_the_receiver_and_a_second_endpoint_flag_is_refused(tmp_path):
+    from bench.core.config import ServerConfig
+    from bench.core.errors import ConfigError
+    from bench.run.launch import make_server
+
+    srv = make_server(ServerConfig(model="/m"), "/m", None, tmp_path / "log", "http://127.0.0.1:9/v1/traces")
+    i = srv.cmd.index("--otlp-traces-endpoint")
+    assert srv.cmd[i + 1] == "http://127.0.0.1:9/v1/traces"
+    assert srv.env["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] == "http/protobuf"
+    assert "--otlp-traces-endpoint" not in make_server(ServerConfig(model="/m"), "/m", None, tmp_path / "log").cmd
+    mine = ServerConfig(model="/m", extra_args=["--otlp-traces-endpoint=http://collector:4317"])
+    with pytest.raises(ConfigError, match="extra_args sets --otlp-traces-endpoint"):
+        make_server(mine, "/m", None, tmp_path / "log", "http://127.0.0.1:9/v1/traces")
