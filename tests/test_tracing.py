@@ -16,7 +16,6 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from bench.core.records import RequestRecord
-from bench.run import tracing
 from bench.run.tracing import Collected, Receiver, ServerSpan, join, join_rates, new_trace, parse_export
 
 # A span as vLLM 0.32 exports it (v1/engine/output_processor.py do_tracing): doubles, an int, the request id.
@@ -172,10 +171,13 @@ def test_old_request_lines_without_trace_fields_still_read():
 
 
 def test_listen_addresses_parse_and_bad_ones_name_the_value():
-    assert tracing.parse_listen("0.0.0.0:4318") == ("0.0.0.0", 4318)
-    assert tracing.parse_listen("[::1]:0") == ("::1", 0)
-    with pytest.raises(ValueError, match="'4318' is not HOST:PORT"):
-        tracing.parse_listen("4318")
+    from bench.core.errors import ConfigError
+    from bench.core.tracing import check_listen, parse_listen
+
+    assert parse_listen("0.0.0.0:4318") == ("0.0.0.0", 4318)
+    assert parse_listen("[::1]:0") == ("::1", 0)
+    with pytest.raises(ConfigError, match="tracing.listen='4318' is not HOST:PORT"):
+        check_listen("4318")
 
 
 def test_vllms_own_exporter_reaches_the_receiver():

@@ -17,6 +17,7 @@ from bench.core import cpu
 from bench.core.errors import ConfigError
 from bench.core.folder import check_run_dir
 from bench.core.secrets import redact_url
+from bench.core.tracing import TracingConfig, check_listen
 
 ENGINES = ("auto", "cpu", "cuda")
 CLIENTS = ("aiohttp", "openai")  # see bench/run/client.py
@@ -151,19 +152,6 @@ class SloConfig:
     identical_to_baseline: bool = False  # answer quality: the baseline variant's greedy answer, verbatim
     # load=slo_search: a load level passes when at least this share of its requests meets every SLO.
     min_share: float = 0.9
-
-
-@dataclass
-class TracingConfig:
-    """vLLM's per-request spans (`--otlp-traces-endpoint`) received by bench and joined to the requests."""
-
-    # Off by default: README "Tracing" gives its measured cost and why.
-    enabled: bool = False
-    # Where bench's OTLP/HTTP receiver listens, HOST:PORT (port 0: a free one). The servers bench starts export
-    # to it on this machine; endpoint mode needs an address the remote server reaches, e.g. 0.0.0.0:4318.
-    listen: str = "127.0.0.1:0"
-    # After the replay, how long to wait for spans still in vLLM's exporter (it sends every 5 s).
-    wait_s: float = 20.0
 
 
 PREFIX_CACHE = ("reset", "keep")
@@ -337,7 +325,8 @@ def check_settings(cfg: BenchConfig) -> None:
     )
     _need(cfg.telemetry_interval_s >= 0, "telemetry_interval_s", cfg.telemetry_interval_s, "must be >= 0 (0: off)")
     check_slo(cfg.slo)
-    check_tracing(cfg.tracing)
+    check_listen(cfg.tracing.listen)
+    _positive("tracing.wait_s", cfg.tracing.wait_s)
     check_endpoint(cfg.endpoint)
     check_server(cfg.server)
     check_request(cfg.request, cfg.server)
@@ -355,13 +344,6 @@ def check_endpoint(url: str | None) -> None:
         raise ConfigError(f"endpoint={redact_url(url)!r} is not a URL: {e}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or (port is not None and not 0 < port < 65536):
         raise ConfigError(f"endpoint={redact_url(url)!r}: give http(s)://HOST:PORT of an OpenAI-compatible server")
-
-
-def check_tracing(t: TracingConfig) -> None:
-    host, sep, port = t.listen.rpartition(":")
-    ok = bool(sep and host.strip("[]") and port.isdigit() and int(port) <= 65535)
-    _need(ok, "tracing.listen", t.listen, "HOST:PORT, e.g. 0.0.0.0:4318 (port 0: a free one)")
-    _positive("tracing.wait_s", t.wait_s)
 
 
 def check_slo(slo: SloConfig) -> None:

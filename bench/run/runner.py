@@ -38,6 +38,7 @@ from bench.core.records import (
     ServerInfo,
     Start,
 )
+from bench.core.tracing import parse_listen
 from bench.run import launch, preflight, provenance, telemetry, tracing
 from bench.run import load as loadplan
 from bench.run.client import RequestTemplate
@@ -211,7 +212,7 @@ def _receiver(cfg: BenchConfig) -> Iterator[tracing.Receiver | None]:
     if not cfg.tracing.enabled:
         yield None
         return
-    host, port = tracing.parse_listen(cfg.tracing.listen)
+    host, port = parse_listen(cfg.tracing.listen)
     try:
         rx = tracing.Receiver(host, port).__enter__()
     except OSError as e:

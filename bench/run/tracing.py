@@ -201,15 +201,6 @@ class Receiver:
             time.sleep(0.1)
 
 
-def parse_listen(value: str) -> tuple[str, int]:
-    """`HOST:PORT` (`[::1]:4318` for IPv6) as (host, port); ValueError naming the value otherwise."""
-    host, sep, port = value.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"{value!r} is not HOST:PORT (e.g. 0.0.0.0:4318; port 0 picks a free one)")
-    return host, int(port)
-
-
 def span_fields(spans: Mapping[str, ServerSpan], trace_id: Any) -> dict[str, Any] | None:
     """The fields a request line gains from its span, or None where no span has its trace id."""
     span = spans.get(trace_id) if isinstance(trace_id, str) else None
