@@ -113,3 +113,16 @@ def test_the_executor_backend_counts_and_the_ray_address_does_not(_hydra):
         digests.append(config_hash(resolve_server(cfg.server, "cuda", cfg.engines["cuda"]), cfg, "cuda"))
     assert digests[0] == COMPOSED["default-sequential"][1]
     assert digests[1] != digests[0] and digests[2] == digests[1]
+
+
+def test_tracing_changes_the_hash_only_when_on(_hydra):
+    """The server does more work with tracing on: a traced run does not resume an untraced one, and the digests above
+    (tracing off) stay what they were."""
+
+    def digest(overrides: list[str]) -> str:
+        cfg = to_bench_config(compose(config_name="config", overrides=overrides))
+        return config_hash(resolve_server(cfg.server, "cuda", cfg.engines["cuda"]), cfg, "cuda")
+
+    assert digest(["tracing.enabled=false"]) == COMPOSED["default-sequential"][1]
+    assert digest(["tracing.enabled=true"]) != COMPOSED["default-sequential"][1]
+    assert digest(["tracing.enabled=false", "tracing.listen=0.0.0.0:4318"]) == COMPOSED["default-sequential"][1]

@@ -23,7 +23,7 @@ FAKE = str(Path(__file__).with_name("fake_server.py"))
 def test_a_taken_port_is_retried_once_on_another(tmp_path, monkeypatch):
     modes = iter(["port_taken", "ok"])
 
-    def fake_server(server, model, draft, log_path):
+    def fake_server(server, model, draft, log_path, otlp=None):
         port = free_port("127.0.0.1")
         return VllmServer([sys.executable, FAKE, next(modes), str(port)], "127.0.0.1", port, log_path, {}, 20, 2)
 
@@ -35,7 +35,7 @@ def test_a_taken_port_is_retried_once_on_another(tmp_path, monkeypatch):
 
 
 def test_a_taken_configured_port_is_not_retried(tmp_path, monkeypatch):
-    def fake_server(server, model, draft, log_path):
+    def fake_server(server, model, draft, log_path, otlp=None):
         return VllmServer(
             [sys.executable, FAKE, "port_taken", "1"], "127.0.0.1", free_port("127.0.0.1"), log_path, {}, 20, 2
         )

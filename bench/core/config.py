@@ -20,6 +20,7 @@ from bench.core.repeats import PREFIX_CACHE as PREFIX_CACHE  # re-exported: impo
 from bench.core.repeats import Repeats as Repeats
 from bench.core.repeats import to_repeats
 from bench.core.secrets import redact_url
+from bench.core.tracing import TracingConfig, check_listen
 
 ENGINES = ("auto", "cpu", "cuda")
 CLIENTS = ("aiohttp", "openai")  # see bench/run/client.py
@@ -169,6 +170,7 @@ class BenchConfig:
     request: RequestConfig = field(default_factory=RequestConfig)
     load: LoadConfig = field(default_factory=LoadConfig)
     slo: SloConfig = field(default_factory=SloConfig)
+    tracing: TracingConfig = field(default_factory=TracingConfig)
     engine: str = "auto"
     # Endpoint mode: benchmark this already-running OpenAI-compatible server instead of starting one.
     endpoint: str | None = None
@@ -298,6 +300,8 @@ def check_settings(cfg: BenchConfig) -> None:
     )
     _need(cfg.telemetry_interval_s >= 0, "telemetry_interval_s", cfg.telemetry_interval_s, "must be >= 0 (0: off)")
     check_slo(cfg.slo)
+    check_listen(cfg.tracing.listen)
+    _positive("tracing.wait_s", cfg.tracing.wait_s)
     check_endpoint(cfg.endpoint)
     check_server(cfg.server)
     check_request(cfg.request, cfg.server)

@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 # 4: a multi-level run's wall_clock_s is the whole request set's: per (start, pass) the sum over its load levels,
 #    the median over those (a load sweep's median over every level's passes meant nothing); files.read_run
 #    reads older multi-level runs the same way, so old and new folders compare like with like.
-SCHEMA_VERSION = 4
+# 5: requests carry trace_id, and with `tracing.enabled` the server's phases (server_*_s, server_request_id); starts
+#    and the run gain `tracing` (spans received, joined, unmatched; the join rate per load level).
+SCHEMA_VERSION = 5
 TRIAL_RENAMED: dict[str, str] = {}
 
 # run.json status values. Only OK is complete: resume skips it and nothing else.
@@ -67,6 +69,18 @@ class RequestRecord:
     # To the first chunk with visible text: guidellm's and aiperf's TTFT. Later than ttft_s when a token's
     # text is held back (a multi-byte character split over tokens, as in Chinese answers).
     ttft_visible_s: float | None = None
+    # The W3C trace id sent with the request (`traceparent`): vLLM's span of it joins here (bench/run/tracing.py).
+    trace_id: str | None = None
+    # The server's own account, from that span when tracing is on (vLLM's gen_ai.* attributes): None otherwise.
+    # queue, prefill and decode are engine-core phases (inference = prefill + decode); ttft and e2e run from the
+    # API front end's arrival, so e2e minus the three is time spent before the engine queued the request.
+    server_request_id: str | None = None
+    server_queue_s: float | None = None
+    server_prefill_s: float | None = None
+    server_decode_s: float | None = None
+    server_inference_s: float | None = None
+    server_ttft_s: float | None = None
+    server_e2e_s: float | None = None
 
     @property
     def trial(self) -> tuple[int, int, float]:
@@ -204,7 +218,13 @@ class Start(_Part):
     counters: dict[str, float] | None = None  # /metrics counters, after minus before the replay
     kv_cache_usage_peak: float | None = None
     telemetry: list[dict[str, Any]] = field(default_factory=list)  # per device, over this start's replay
+    tracing: dict[str, Any] | None = None  # tracing.enabled: spans received and joined (bench/run/tracing.py join)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """An untraced start's entry as before tracing existed."""
+        out = super().to_dict()
+        return {k: v for k, v in out.items() if k != "tracing" or v is not None}
 
 
 @dataclass
@@ -288,6 +308,8 @@ class RunResult:
     params: dict[str, Any] = field(default_factory=dict)
     slo: dict[str, Any] = field(default_factory=dict)  # the objectives goodput counts (config `slo`)
     search: dict[str, Any] = field(default_factory=dict)  # load=sweep / slo_search: rates tried, the answer
+    # tracing.enabled: requests joined to the server's spans over the run and per level, spans that matched none.
+    tracing: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Parts given as dicts (run.json, a test's fixture) become their records; RecordError if they cannot."""

@@ -17,7 +17,7 @@ HASH = "config_hash"
 NOT_SETTINGS = ("port", "lossless", "api_key")
 # Recorded fields that enter the config hash: one of them differing explains a different hash. slo enters it
 # only under load=slo_search; counted always, since a run.json does not say which mode its hash was made under.
-HASHED = ("server.", "dataset.", "load.", "slo.", "engine", "cpu_isa")
+HASHED = ("server.", "dataset.", "load.", "slo.", "engine", "cpu_isa", "tracing.")
 UNRECORDED = "no recorded field explains it: a dataset or load setting, which run.json does not record"
 Change = tuple[str, Any, Any]  # dotted key, one side's value, the other's
 
@@ -68,6 +68,7 @@ def _settings(run: RunResult | Mapping[str, Any]) -> dict[str, Any]:
     if "prefix_cache" in server:
         out["repeats.prefix_cache"] = server["prefix_cache"]
     out |= {f"slo.{k}": v for k, v in _get(run, "slo").items()}
+    out["tracing.enabled"] = bool(_get(run, "tracing").get("enabled"))  # runs before tracing existed: off
     # A multirun's swept keys (load.concurrency=4): the only dataset and load settings run.json records.
     # Swept server keys are in the server's fields already.
     out |= {k: v for k, v in redact_env(_get(run, "params")).items() if not k.startswith("server.")}

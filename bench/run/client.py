@@ -20,6 +20,7 @@ from bench.core.records import RequestRecord
 from bench.core.scoring import score
 from bench.run.dataset import QAItem
 from bench.run.load import Level, Pacing
+from bench.run.tracing import new_trace
 
 # aiohttp: a plain HTTP client parsing the SSE stream itself, as `vllm bench serve` does; the openai SDK
 # builds a pydantic object per streamed chunk and on 2 cores sustained a fifth of vllm bench serve's
@@ -95,6 +96,9 @@ class _Stream:
         self.usage: dict[str, Any] | None = None
         self.finish_reason: str | None = None
         self.error: str | None = None
+        # Every request carries its own W3C trace: a vLLM with tracing on continues it, and its span joins the
+        # record by this id (bench/run/tracing.py); one with tracing off ignores the header.
+        self.trace_id, self.traceparent = new_trace()
 
     def add(self, chunk: dict[str, Any]) -> None:
         now = self.clock()
@@ -185,11 +189,12 @@ class _Stream:
             repeat=repeat,
             level=level,
             scheduled_time=scheduled,
+            trace_id=self.trace_id,
         )
 
 
 async def _post_aiohttp(session: aiohttp.ClientSession, url: str, args: dict[str, Any], s: _Stream) -> None:
-    async with session.post(url, json=args) as resp:
+    async with session.post(url, json=args, headers={"traceparent": s.traceparent}) as resp:
         if resp.status != 200:
             s.error = f"HTTP {resp.status}: {(await resp.text())[:300]}"
             return
@@ -200,7 +205,7 @@ async def _post_aiohttp(session: aiohttp.ClientSession, url: str, args: dict[str
 
 
 async def _post_openai(client: openai.AsyncOpenAI, args: dict[str, Any], s: _Stream) -> None:
-    stream = await client.chat.completions.create(**args)
+    stream = await client.chat.completions.create(**args, extra_headers={"traceparent": s.traceparent})
     async for chunk in stream:
         s.add(chunk.to_dict())
 

@@ -10,7 +10,7 @@ from bench.core.describe import outside_engine, replay_wall_clock, run_stats, tr
 from bench.core.files import read_records, write_run
 from bench.core.records import FAILED, OK, PARTIAL, SERVER_LOG, RequestRecord, RunResult, Start
 from bench.run import prometheus as metrics
-from bench.run import telemetry
+from bench.run import telemetry, tracing
 from bench.run.diagnose import diagnose
 from bench.run.server import log_tail
 
@@ -42,6 +42,9 @@ def finish(result: RunResult, run_dir: Path) -> None:
     result.n_requests, result.n_failed, result.n_ok = len(records), len(failed), len(records) - len(failed)
     _figures(result, records)
     _energy_per_token(result, records)
+    traced = [s.tracing for s in result.starts if s.tracing is not None]
+    if traced:  # tracing.enabled: the join rate over what is on disk, per level; spans no request claimed
+        result.tracing |= tracing.join_rates(records) | {"unmatched_spans": sum(t["unmatched_spans"] for t in traced)}
     status = final_status(result.status, result.n_requests, result.n_failed)
     if status != result.status:
         # Healthy server, requests refused (a kernel this build lacks, a prompt too long): say why.

@@ -44,6 +44,8 @@ class Job:
     run_dir: Path
     result: RunResult  # the variant's record, every start so far
     entry: Start  # this start's part of it
+    # The warm-up's trace ids: their spans are expected, not requests that failed to join (tracing.enabled).
+    warmup_trace_ids: set[str] = dataclasses.field(default_factory=set)
 
     @property
     def repeats(self) -> Repeats:
@@ -204,7 +206,8 @@ def measure(job: Job, srv: Server, items: list[QAItem]) -> str | None:
     run = Replay(endpoint, RequestTemplate(job.server.served_model_name, cfg.request), items, cfg.dataset.seed,
                  cfg.start)  # fmt: skip
     # First requests pay one-off costs; not measured, and not from the measured set (see warmup_items).
-    replay(endpoint, run.template, warmup_items(cfg, items), Level(1), lambda r: None)
+    warmed = job.warmup_trace_ids
+    replay(endpoint, run.template, warmup_items(cfg, items), Level(1), lambda r: warmed.add(r.trace_id or ""))
     before = metrics.scrape(srv.base_url, api_key)
     answers = baseline_answers(cfg) if cfg.slo.identical_to_baseline else None
     plan = make_plan(cfg.load, len(items), dataclasses.asdict(cfg.slo), answers)

@@ -6,6 +6,8 @@ import dataclasses
 import hashlib
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,8 @@ from bench.core.records import (
     ServerInfo,
     Start,
 )
-from bench.run import launch, preflight, provenance, raycluster, telemetry
+from bench.core.tracing import parse_listen
+from bench.run import launch, preflight, provenance, raycluster, telemetry, tracing
 from bench.run import load as loadplan
 from bench.run.client import RequestTemplate
 from bench.run.dataset import QAItem, load_dataset
@@ -68,6 +71,8 @@ def config_hash(server: ServerConfig, cfg: BenchConfig, engine: str) -> str:
         "engine": engine,
     }
     _hash_request(key, cfg.request)
+    if cfg.tracing.enabled:  # the server exports a span per request: a cost of its own (README "Tracing")
+        key["tracing"] = True
     if engine == "cpu" and not cfg.endpoint:  # the same settings run other kernels on another CPU
         key["cpu"] = cpu.detect().as_dict()
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -173,6 +178,8 @@ def _begin(
     config["max_tokens"] = cfg.request.max_tokens  # where run.json has always kept it
     prefix_cache = to_repeats(cfg.repeats).prefix_cache
     result.server = ServerInfo(config=config, engine=engine, prefix_cache=prefix_cache)
+    if cfg.tracing.enabled:  # recorded as a setting: compare and bisect name it when two runs differ in it
+        result.tracing = {"enabled": True}
     return result
 
 
@@ -191,14 +198,65 @@ def _run(job: Job) -> None:
     started = job.server
     if job.repeats.prefix_cache == "reset":
         started = dataclasses.replace(started, env={**started.env, **DEV_MODE_ENV})
-    with launch.serve(cfg, started, model, job.run_dir, job.result) as srv:
+    with _receiver(cfg) as rx, launch.serve(cfg, started, model, job.run_dir, job.result, _otlp(rx, model)) as srv:
         _note_start(job, srv, model)
         stopped = measure(job, srv, items)
+        if rx is not None:  # while the server lives: its exporter sends the last spans some seconds later
+            rx.wait_for(_traced(job), cfg.tracing.wait_s)
     entry.shutdown_s = srv.shutdown_s
+    if rx is not None:
+        _join_spans(job, rx)
     if stopped:
         entry.status, entry.reason = PARTIAL, stopped
     else:
         entry.status = OK
+
+
+@contextmanager
+def _receiver(cfg: BenchConfig) -> Iterator[tracing.Receiver | None]:
+    """bench's OTLP receiver for this start when tracing.enabled, else None."""
+    if not cfg.tracing.enabled:
+        yield None
+        return
+    host, port = parse_listen(cfg.tracing.listen)
+    try:
+        rx = tracing.Receiver(host, port).__enter__()
+    except OSError as e:
+        raise ConfigError(f"tracing.listen={cfg.tracing.listen}: cannot listen there: {e}") from None
+    try:
+        if cfg.endpoint:  # the remote server is told by its own command line (README "Tracing")
+            print(f"bench: tracing: receiving OTLP/HTTP spans on {host}:{rx.port}", file=sys.stderr)
+        yield rx
+    finally:
+        rx.__exit__()
+
+
+def _otlp(rx: tracing.Receiver | None, model: str | None) -> str | None:
+    return rx.endpoint if rx is not None and model is not None else None
+
+
+def _traced(job: Job) -> list[str]:
+    """This start's successful requests: the spans to wait for."""
+    ours = [d for d in read_requests(job.run_dir) if int(d.get("start", 0)) == job.cfg.start]
+    return [d["trace_id"] for d in ours if not d.get("error") and d.get("trace_id")]
+
+
+def _join_spans(job: Job, rx: tracing.Receiver) -> None:
+    """This start's request lines gain their spans' phases (requests.jsonl rewritten); the counts go on its entry."""
+    lines = list(read_requests(job.run_dir))
+    counts = tracing.join(lines, job.cfg.start, rx.collected, job.warmup_trace_ids)
+    text = "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in lines)
+    atomic_write_text(job.run_dir / REQUESTS_FILE, text)
+    job.entry.tracing = counts
+    n, joined = counts["requests"], counts["joined"]
+    share = f" ({joined / n:.0%})" if n else ""
+    print(
+        f"bench: {job.cfg.run_name}: tracing: {joined} of {n} requests joined to the server's spans{share}; "
+        f"{counts['unmatched_spans']} spans matched no request",
+        file=sys.stderr,
+    )
+    if counts["grpc_attempts"] and not counts["spans"]:
+        print(f"bench: tracing: the server exports OTLP over gRPC; set {tracing.PROTOCOL_HINT}", file=sys.stderr)
 
 
 def _note_start(job: Job, srv: Server, model: str | None) -> None:
