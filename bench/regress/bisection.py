@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -112,7 +113,8 @@ def markdown(s: Subject, result: SearchResult, text: str, prober: Prober, cache:
         verdict = ("regressed" if a.probe.regressed else "passes") + (" (cached)" if a.cached else "")
         note = a.probe.note.replace("|", "\\|")
         lines.append(f"| {name} | {changes} | {note} | {verdict} | {a.probe.cost_s:.0f} s | probes/{name}-{i} |")
-    lines += ["", f"Each probe: `{' '.join(prober.command('NAME', prober.root / 'probes' / 'NAME-I'))}`", ""]
+    command = ["python", *prober.command("NAME", prober.root / "probes" / "NAME-I")[1:]]
+    lines += ["", f"Each probe: `{shlex.join(command)}`", ""]
     return "\n".join(lines)
 
 
