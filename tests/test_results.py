@@ -51,7 +51,9 @@ def test_there_are_reference_sweeps_to_read() -> None:
 def test_reference_folder_loads_analyzes_and_compares(sweep: Path, caplog: pytest.LogCaptureFixture) -> None:
     runs = [read_run(d) for d in run_dirs(sweep)]
     assert runs and all(r is not None for r in runs)
-    old = not {"cpu-tuning", "gpu-h200", "cpu-ray", "bisect-cpu", "bisect-env"} & set(sweep.parts)  # issues 17, 18, 26 came after the field
+    old = not {"cpu-tuning", "gpu-h200", "cpu-ray", "bisect-cpu", "bisect-env", "phases"} & set(
+        sweep.parts
+    )  # issues 17, 18, 26 came after the field
     if old:
         assert all(r.schema_version == 0 for r in runs if r)  # written before the field existed
     table = summary_table(sweep)
