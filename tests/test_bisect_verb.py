@@ -178,3 +178,13 @@ def test_history_prints_a_bisect_command_for_each_change_for_the_worse() -> None
     assert bisect_commands([worse, worse, better]) == [
         "python -m bench bisect results/n-1 'results/n 2' --variant single"
     ]
+
+
+@pytest.mark.parametrize("code, status", [(2, 2), (3, 3), (-9, 3), (130, 130)])
+def test_a_probe_s_exit_keeps_the_contract(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, status: int
+) -> None:
+    """A probe's bench run that crashes or is killed is no verdict and no bad input; Ctrl-C stays Ctrl-C."""
+    good, bad = sweep(tmp_path / "good", SERVER, FAST), sweep(tmp_path / "bad", BAD_SERVER, SLOW)
+    monkeypatch.setattr(probes.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, code))
+    assert cli.main(["bisect", str(good), str(bad), "--out", str(tmp_path / "b"), "--metric", "wall_clock_s"]) == status

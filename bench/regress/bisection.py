@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +63,6 @@ def _env_changes(s: Subject, envs: Sequence[str]) -> dict[str, list[Difference]]
 def bisect(good: Path, bad: Path, o: Options, thresholds: ThresholdsBase) -> tuple[SearchResult | None, str]:
     """The search and its report text. None: nothing was searched (no regression between GOOD and BAD)."""
     s = subject(good, bad, o.variant)
-    log = lambda line: print(line, file=sys.stderr)  # noqa: E731
     print(f"GOOD {s.good_dir}\nBAD  {s.bad_dir}\ndiffers in:")
     for d in s.diffs or ["nothing"]:
         print(f"  {d}" + ("" if not isinstance(d, Difference) or d.applicable else f"   (not applied: {d.why_not})"))
@@ -85,7 +83,7 @@ def bisect(good: Path, bad: Path, o: Options, thresholds: ThresholdsBase) -> tup
             changes_of = lambda sub: [c for e in sub for c in envs[e]]  # noqa: E731
         else:
             changes_of = lambda sub: [by_key[k] for k in sorted(sub)]  # noqa: E731
-        prober = Prober(s, out, o.starts, o.passes, thresholds, metrics, changes_of, log)
+        prober = Prober(s, out, o.starts, o.passes, thresholds, metrics, changes_of)
         prober.prepare()
         key = fingerprint(s, o.starts, o.passes, metrics, o.envs)
         cache = load_cache(out / CACHE_FILE, key)

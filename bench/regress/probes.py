@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -28,7 +29,8 @@ WORKLOAD = "bisect_workload"  # the sweep preset that replays GOOD's workload
 # The parts of GOOD's composed config a probe replays as they were: what was asked of the server, and how.
 # Not the server (the probe's variants are), not where results go, not repeats (the bisect budget sets it).
 WORKLOAD_KEYS = ("model", "engine", "engines", "dataset", "load", "request", "slo", "telemetry_interval_s")
-INTERRUPTED = 130
+# The probe's `bench run` speaks bench/cli/exits.py's contract (regress sits below cli, so not imported from it).
+BAD_INPUT, INTERRUPTED = 2, 130
 
 
 @dataclass(frozen=True)
@@ -188,10 +190,13 @@ class Prober:
         t0 = time.monotonic()
         done = subprocess.run(self.command(name, out_dir), stdout=subprocess.DEVNULL, check=False)
         cost = time.monotonic() - t0
-        if done.returncode == INTERRUPTED or done.returncode < 0:
+        code = done.returncode
+        if code in (INTERRUPTED, -signal.SIGINT, -signal.SIGTERM):  # stopped by the user: Ctrl-C reaches it too
             raise KeyboardInterrupt
-        if done.returncode not in (0, 1):
-            raise BenchError(f"probe {out_dir}: bench run exited {done.returncode}: see its output above")
+        if code == BAD_INPUT:
+            raise BenchError(f"probe {out_dir}: bench run refused its input: see its output above")
+        if code not in (0, 1):  # a crash or a kill (the OOM killer): neither a verdict nor the user's bad input
+            raise RuntimeError(f"probe {out_dir}: bench run exited {code}: see its output above")
         probe = self.judge(out_dir, name, cost)
         self.log(f"bench: bisect: probe {out_dir.name}: {'regressed' if probe.regressed else 'passes'}: {probe.note}")
         return probe
