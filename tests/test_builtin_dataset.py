@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-DATA_PATH = Path(__file__).parents[1] / "data" / "qa.json"
+DATA_PATH = Path(__file__).parents[1] / "bench" / "data" / "qa.json"
 CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 

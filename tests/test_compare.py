@@ -32,7 +32,7 @@ from bench.regress.compare import (
 from bench.regress.differences import UNRECORDED
 from bench.regress.sides import context_changes, load_results
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[1] / "bench" / "conf"
 STABLE = [10.0, 10.4, 9.8]
 BUSY = {"util_mean_pct": 90.0}  # load_runs reads it from every device
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from bench.cli.main import CONF_DIR
+from bench.core.paths import CONF_DIR
 from bench.regress.compare import REGRESSION, compare_dirs, exit_code, load_thresholds
 from tests.conftest import BENCH_RUN, require_engine
 

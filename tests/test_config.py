@@ -12,7 +12,7 @@ from hydra.errors import ConfigCompositionException
 from bench.core.config import EngineConfig, ServerConfig, register_schemas, resolve_server, to_bench_config
 from bench.core.errors import ConfigError
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "bench" / "conf"
 VARIANTS = sorted(p.stem for p in (CONF / "server").glob("*.yaml"))
 SWEEPS = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
 DATASETS = sorted(p.stem for p in (CONF / "dataset").glob("*.yaml"))

@@ -66,7 +66,7 @@ def _fixed_cpu(monkeypatch):
 @pytest.fixture(scope="module")
 def _hydra():
     register_schemas()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(ROOT / "bench" / "conf"), version_base="1.3"):
         yield
 
 

@@ -65,7 +65,7 @@ def test_a_replay_with_failed_requests_is_never_ok(status, n, failed, expected):
 
 
 def _long_zh() -> list:
-    return load_dataset(DatasetConfig(name="long_zh", path=str(ROOT / "data" / "long_zh.json")))
+    return load_dataset(DatasetConfig(name="long_zh", path=str(ROOT / "bench" / "data" / "long_zh.json")))
 
 
 def test_the_long_passage_set_has_prompts_longer_than_the_default_context():

@@ -7,7 +7,7 @@ import sys
 import traceback
 
 from bench.cli.exits import BAD_INPUT, INTERRUPTED, OK, internal_error
-from bench.cli.overrides import CONF_DIR
+from bench.core.paths import CONF_DIR
 
 __all__ = ["CONF_DIR", "HELP", "main"]
 

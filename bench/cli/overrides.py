@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+from bench.core.paths import CONF_DIR
+
 # Keys whose sweep does not name runs apart: the variant already names them; hydra's own; where runs go.
 _UNNAMED_KEYS = ("server", "run_name", "out_dir", "sweep_name", "sweep_params")
 

@@ -12,7 +12,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench.cli.overrides import CONF_DIR
+from bench.core.paths import CONF_SEARCH_PATH
 
 # Hydra's own flags that take a value; `--cfg job` must travel as a pair wherever the user put it.
 _VALUED_FLAGS = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir",
@@ -140,7 +140,7 @@ def _hydra(argv: list[str], statuses: dict[str, str]) -> int:
 
     failed = [0]
 
-    @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+    @hydra.main(config_path=CONF_SEARCH_PATH, config_name="config", version_base="1.3")
     def task(cfg: DictConfig) -> None:
         try:
             run_dir, status = run_job(cfg)

@@ -12,6 +12,7 @@ import numpy as np
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError
 
+from bench.core.paths import CONF_DIR
 from bench.core.errors import ConfigError
 from bench.core.metric_registry import COMPARED, MetricSpec
 from bench.core.records import OK
@@ -86,11 +87,16 @@ class Verdict:
 
 
 def load_thresholds(path: Path | None = None) -> ThresholdsBase:
-    """Defaults, overridden by a YAML file of `metric: threshold` lines; unknown keys are refused."""
+    """Defaults, overridden by a YAML file of `metric: threshold` lines; unknown keys are refused. A bare name
+    (`nightly`) is one of the presets that ship with bench (conf/compare/NAME.yaml), wherever it is installed."""
     if path is None:
         return Thresholds()
+    preset = CONF_DIR / "compare" / f"{path}.yaml"
+    if not Path(path).is_file() and "/" not in str(path) and preset.is_file():
+        path = preset
     if not Path(path).is_file():
-        raise ConfigError(f"no thresholds file at {path}")
+        presets = ", ".join(sorted(p.stem for p in (CONF_DIR / "compare").glob("*.yaml")))
+        raise ConfigError(f"no thresholds file at {path} (or a preset name: {presets})")
     valid = [f.name for f in dataclasses.fields(Thresholds)]
     try:
         merged = OmegaConf.merge(OmegaConf.structured(Thresholds), OmegaConf.load(path))

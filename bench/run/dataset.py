@@ -11,8 +11,8 @@ from typing import Any
 
 from bench.core.config import DatasetConfig
 from bench.core.errors import DatasetError
+from bench.core.paths import packaged
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
@@ -30,17 +30,9 @@ class QAItem:
         return f"Passage: {self.context}\n\nQuestion: {self.question}"
 
 
-def resolve_path(path: str) -> Path:
-    """Relative paths are tried from the working directory, then from the project root."""
-    p = Path(path).expanduser()
-    if p.is_absolute() or p.exists():
-        return p
-    return PROJECT_ROOT / p
-
-
 def load_dataset(cfg: DatasetConfig) -> list[QAItem]:
     if cfg.source == "squad":
-        items = parse_squad(resolve_path(cfg.path))
+        items = parse_squad(packaged(cfg.path))
     elif cfg.source == "hf":
         items = _load_hf(cfg)
     else:

