@@ -182,7 +182,7 @@ def main() -> None:
         s = sub.add_parser(name)
         s.add_argument("--draws", type=int, default=200)
         s.add_argument("--resamples", type=int, default=500)
-        s.add_argument("--alpha", type=float, default=Plan.alpha)
+        s.add_argument("--alpha", type=float, default=0.005, help="one-sided, per metric (the nightly's 99 %%)")
         s.add_argument("--beta", type=float, default=Plan.beta)
         s.add_argument("--detect", type=float, default=Plan.detect)
     sp = sub.choices["pool"]

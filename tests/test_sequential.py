@@ -24,7 +24,7 @@ from bench.regress.sequential import (
 )
 from bench.regress.sides import Side
 
-TH = Thresholds(resamples=400)
+TH = Thresholds(resamples=400, confidence=0.99)  # the nightly's: alpha 0.005 a metric
 
 
 def test_boundaries_are_gsdesigns_obrien_fleming_type_spending() -> None:

@@ -49,7 +49,9 @@ class Plan:
 
     max_rounds: int = 8  # the cap: starts per side at most (the information fraction's denominator)
     min_rounds: int = 2  # no verdict on one start a side: its interval knows nothing of restarts
-    alpha: float = 0.005  # one-sided false alarms per metric over every look (the nightly's 99 % intervals)
+    # One-sided false alarms per metric over every look; None: compare's, (1 - thresholds.confidence) / 2, so the
+    # nightly's 99 % (conf/compare/nightly.yaml) gives 0.005, the level of the power study.
+    alpha: float | None = None
     beta: float = 0.10  # a +detect slowdown passed as no regression, per metric
     detect: float = 0.10  # the slowdown that must be caught (a fraction of the baseline)
     # None: both sides get a start every round (A/B, bisect probes); N: a stored baseline of N starts.
@@ -182,7 +184,8 @@ def look_metric(
     if len(bt) < 2 or len(ct) < 2:
         return None
     ts = fractions(plan, rounds, final)
-    ce, cf = boundaries(ts, plan.alpha)[-1], boundaries(ts, plan.beta)[-1]
+    alpha = plan.alpha if plan.alpha is not None else (1 - th.confidence) / 2
+    ce, cf = boundaries(ts, alpha)[-1], boundaries(ts, plan.beta)[-1]
     passes = min(len(g) for g in ct)
     threshold, _ = derived_threshold(name, base, passes, th)
     threshold = float(threshold or 0.0)
