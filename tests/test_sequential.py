@@ -12,6 +12,7 @@ from bench.core.records import OK
 from bench.regress.compare import Thresholds
 from bench.regress.sequential import (
     CONTINUE,
+    MISSING,
     NO_REGRESSION,
     REGRESSION,
     Plan,
@@ -118,3 +119,12 @@ def test_decide_judges_every_variant_and_says_which_are_open() -> None:
 def test_rounds_that_fit_the_deadline(minutes: float, elapsed: float, rounds: list[float], fit: int) -> None:
     # The first round may have compiled: once later rounds are measured, they set the pace.
     assert rounds_that_fit(minutes, elapsed, rounds) == fit
+
+
+def test_a_failed_side_stops_as_missing_rather_than_spending_the_cap() -> None:
+    rng = np.random.default_rng(6)
+    base, cur = sides(groups(rng, 3, 1.0), groups(rng, 3, 1.0))
+    failed = Side("failed", "server exited with code 1")
+    d = decide({"v": base, "w": base}, {"v": failed, "w": cur}, TH, max_rounds=8)
+    assert d.variants["v"].stop and d.variants["v"].verdict == MISSING and "current: failed" in d.variants["v"].reason
+    assert d.open == ["w"]

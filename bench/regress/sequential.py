@@ -33,14 +33,17 @@ import numpy as np
 from scipy import stats as st
 
 from bench.core.metric_registry import COMPARED
+from bench.core.records import OK
 from bench.regress.compare import DERIVED, Thresholds, ThresholdsBase, derived_threshold
 from bench.regress.sides import Side, load_pair
 from bench.regress.stats import hierarchical_ratio_interval
 
 REGRESSION, NO_REGRESSION, CONTINUE = "regression", "no regression", "continue"
+MISSING = "missing"  # a side failed or is partial: more starts will not decide it, compare reports it
 # The timings with a noise-derived threshold: the figures one more start makes surer (wall_clock_s where a side
 # has it per pass). F1, acceptance and the identical share are judged by compare on the finished run.
 TIMINGS = tuple(m for m in DERIVED if not COMPARED[m].absolute)
+Folder = str | Path | Mapping[str, Side]  # a results folder, or compare's Sides by variant (bench.regress.sides)
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ class Decision:
     """What to do after a round. `variants` holds each variant's own decision when several were judged."""
 
     stop: bool
-    verdict: str  # REGRESSION | NO_REGRESSION | CONTINUE
+    verdict: str  # REGRESSION | NO_REGRESSION | CONTINUE | MISSING (a side not ok: nothing more to learn)
     reason: str
     rounds: int
     looks: tuple[Look, ...] = ()
@@ -229,6 +232,9 @@ def decide_sides(
     th, plan = th or Thresholds(), plan or Plan()
     rounds = cur.starts if rounds is None else rounds
     last = final or rounds >= plan.max_rounds
+    bad = [f"{label}: {side.status}" for label, side in (("baseline", base), ("current", cur)) if side.status != OK]
+    if bad:
+        return Decision(True, MISSING, "; ".join(bad), rounds)
     if rounds < plan.min_rounds:
         return Decision(False, CONTINUE, f"{rounds} of at least {plan.min_rounds} rounds", rounds)
     looks = tuple(lk for m in metrics or TIMINGS if (lk := look_metric(m, base, cur, th, plan, rounds, final)))
@@ -240,13 +246,12 @@ def decide_sides(
 
 
 def decide(
-    baseline: Path | Mapping[str, Side], current: Path | Mapping[str, Side], thresholds: ThresholdsBase | None = None,
-    rounds: int | None = None, max_rounds: int = 8, metrics: Sequence[str] | None = None, *,
-    plan: Plan | None = None, final: bool = False,
+    baseline: Folder, current: Folder, thresholds: ThresholdsBase | None = None, rounds: int | None = None,
+    max_rounds: int = 8, metrics: Sequence[str] | None = None, *, plan: Plan | None = None, final: bool = False,
 ) -> Decision:  # fmt: skip
     """The dispatcher's call after each round: two results folders (or compare's Sides by variant), every variant
     of the current side judged. Stops when no variant is open; the verdict is a regression if any variant's is."""
-    if isinstance(baseline, Path) or isinstance(current, Path):
+    if not isinstance(baseline, Mapping) or not isinstance(current, Mapping):
         baseline, current = load_pair(Path(str(baseline)), Path(str(current)))
     plan = plan or Plan(max_rounds=max_rounds)
     per: dict[str, Decision] = {}
@@ -257,11 +262,11 @@ def decide(
     if not per:
         return Decision(True, NO_REGRESSION, "no variant on both sides", rounds or 0)
     done = max(d.rounds for d in per.values())
-    bad = [v for v, d in per.items() if d.verdict == REGRESSION]
+    verdicts = {d.verdict for d in per.values()}
     still = [v for v, d in per.items() if not d.stop]
     if still:
         return Decision(False, CONTINUE, f"open: {', '.join(still)}", done, variants=per)
-    verdict = REGRESSION if bad else NO_REGRESSION
+    verdict = next(v for v in (REGRESSION, MISSING, NO_REGRESSION) if v in verdicts)
     reason = "; ".join(f"{v}: {d.reason}" for v, d in per.items() if d.verdict == verdict)
     return Decision(True, verdict, reason, done, variants=per)
 
