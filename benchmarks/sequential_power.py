@@ -76,7 +76,7 @@ def pool_study(a: argparse.Namespace) -> None:
         ("spec2 (+10.8 %)", "spec2", 1.0),
         ("spec1 (+27 %)", "spec1", 1.0),
     ]
-    for label, other, scale in cases:
+    for label, other, scale in (c for c in cases if not a.cases or c[0].split(" (")[0] in a.cases.split(",")):
         alarms, rounds, spent, fix4, fixk = 0, [], [], 0, 0
         for _ in range(a.draws):
             if other is None:
@@ -190,6 +190,7 @@ def main() -> None:
     sp.add_argument("--since", default=None)
     sp.add_argument("--max-rounds", type=int, default=8)
     sp.add_argument("--stored", type=int, default=0, help="a stored baseline of N starts (a nightly); 0: A/B")
+    sp.add_argument("--cases", default="", help="only these rows: 'same config,same x 1.10,spec2,spec1'")
     sm = sub.choices["model"]
     sm.add_argument("--between", default="0.02,0.05,0.10")
     sm.add_argument("--within", default="0.03,0.06,0.12")
