@@ -17,7 +17,7 @@ baseline adds information only on the current side. The futility boundary is non
 whether or not a run stops for futility. Each bound is the existing hierarchical bootstrap's interval
 (bench.regress.stats) at the confidence that the boundary implies, so restarts, passes and the t/z widening of
 few starts carry over unchanged. O'Brien-Fleming's early boundaries are very strict (alpha 0.005, looks at rounds
-2-8: z 5.50 at round 2, 3.81 at round 4): an early stop needs an obvious answer; the last look (2.65) is close to
+2-8: z 5.49 at round 2, 3.81 at round 4): an early stop needs an obvious answer; the last look (2.64) is close to
 a fixed design's (2.58).
 """
 
