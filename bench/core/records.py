@@ -315,6 +315,8 @@ class RunResult:
     search: dict[str, Any] = field(default_factory=dict)  # load=sweep / slo_search: rates tried, the answer
     # tracing.enabled: requests joined to the server's spans over the run and per level, spans that matched none.
     tracing: dict[str, Any] = field(default_factory=dict)
+    # repeats.until=clear or max_minutes: why the sweep's rounds stopped, after how many (bench/regress/rounds.py).
+    rounds: dict[str, Any] = field(default_factory=dict)
     # What the run measured (None only for a stored run too old to have recorded its server's settings).
     spec: RunSpec | None = None
 
