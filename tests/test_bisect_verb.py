@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,8 @@ def test_folders_that_cannot_be_bisected_say_why(tmp_path: Path) -> None:
 
 
 def fake_bench_run(calls: list[list[str]]) -> Any:
-    """`bench run` as far as bisect sees it: a folder per variant, the probe slow when it has the culprit."""
+    """`bench run` as far as bisect sees it: a folder per variant with `repeats.starts` starts, the probe slow when
+    it has the culprit, and its server bigger (peak memory +30 %) with a KV cache of more than 2 GiB."""
 
     def run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
         calls.append(cmd)
@@ -84,12 +86,21 @@ def fake_bench_run(calls: list[list[str]]) -> Any:
         conf, out = Path(cmd[cmd.index("--config-dir") + 1]), Path(args["out_dir"])
         good, name = args["server"].split(",")
         variant = yaml.safe_load((conf / "server" / f"{name}.yaml").read_text())
-        slow = CULPRIT in variant.get("extra_args", [])
-        write_variant(out, good, FAST)
-        write_variant(out, name, SLOW if slow else [[w + 0.05 for w in s] for s in FAST])
+        rounds = int(args.get("repeats.starts", 1))
+        walls = (SLOW if CULPRIT in variant.get("extra_args", []) else [[w + 0.05 for w in s] for s in FAST]) * 3
+        big = float(variant.get("env", {}).get("VLLM_CPU_KVCACHE_SPACE", "2")) > 2
+        for v in (good, name):
+            shutil.rmtree(out / v, ignore_errors=True)  # the starts so far, written again with one more
+        write_variant(out, good, (FAST * 3)[:rounds])
+        write_variant(out, name, walls[:rounds], mem_mib=1300.0 if big else 1000.0)
         return subprocess.CompletedProcess(cmd, 0)
 
     return run
+
+
+def probe_runs(calls: list[list[str]]) -> int:
+    """Probes run: distinct probe folders (a probe runs one `bench run` a round)."""
+    return len({c[-1] for c in calls})
 
 
 def test_the_verb_names_the_culprit_and_resumes_from_its_cache(
@@ -102,12 +113,13 @@ def test_the_verb_names_the_culprit_and_resumes_from_its_cache(
     args = ["bisect", str(good), str(bad), "--out", str(out), "--metric", "wall_clock_s"]
     assert cli.main(args) == 1
     text = capsys.readouterr().out
-    assert f"culprit: server.extra_args: [] -> [{CULPRIT}]" in text
-    assert "effect: wall_clock_s +3" in text and f"probes: {len(calls)} run" in text
+    assert f"culprit 1 of 1: server.extra_args: [] -> [{CULPRIT}]" in text
+    assert "effect: wall_clock_s +3" in text and f"probes: {probe_runs(calls)} run" in text
+    assert all(sum(c[-1] == d for c in calls) == 3 for d in {c[-1] for c in calls})  # 3 rounds each: --starts 3
     assert "server.name" not in text  # the same variant on both sides
     assert calls and all("+sweep=bisect_workload" in c for c in calls)
     report = (out / "report.md").read_text()
-    assert report.count("| probe_") >= len(calls) and "regressed" in report
+    assert report.count("| probe_") >= probe_runs(calls) and "regressed: wall_clock_s" in report
     cache = json.loads((out / "cache.json").read_text())
     assert cache["subject"]["metrics"] == ["wall_clock_s"]
     n = len(calls)
@@ -188,3 +200,66 @@ def test_a_probe_s_exit_keeps_the_contract(
     good, bad = sweep(tmp_path / "good", SERVER, FAST), sweep(tmp_path / "bad", BAD_SERVER, SLOW)
     monkeypatch.setattr(probes.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, code))
     assert cli.main(["bisect", str(good), str(bad), "--out", str(tmp_path / "b"), "--metric", "wall_clock_s"]) == status
+
+
+def test_two_changes_that_cause_two_regressions_are_both_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One change slows the replay, another (a bigger KV cache) raises peak memory: a search for one would name
+    one; BAD without the first still regresses on memory, so the search goes on and names the second."""
+    good = sweep(tmp_path / "good", SERVER, FAST)
+    bad = tmp_path / "bad"
+    write_variant(bad, "single", SLOW, mem_mib=1300.0, server={"config": BAD_SERVER, "engine": "cpu"})
+    (bad / "multirun.yaml").write_text((good / "multirun.yaml").read_text())
+    calls: list[list[str]] = []
+    monkeypatch.setattr(probes.subprocess, "run", fake_bench_run(calls))
+    out = tmp_path / "bisect"
+    assert cli.main(["bisect", str(good), str(bad), "--out", str(out), "--starts", "1"]) == 1
+    text = capsys.readouterr().out
+    assert "BAD regressed: " in text and "mem_peak_mib +30.0%" in text and "wall_clock_s +30" in text
+    lines = text.splitlines()
+    named = {line.split(": ", 1)[1]: lines[i + 1] for i, line in enumerate(lines) if line.startswith("culprit ")}
+    assert named.keys() == {f"server.extra_args: [] -> [{CULPRIT}]", "server.env.VLLM_CPU_KVCACHE_SPACE: 2 -> 3"}
+    assert "wall_clock_s +30.2%" in named[f"server.extra_args: [] -> [{CULPRIT}]"]
+    assert "mem_peak_mib" not in named[f"server.extra_args: [] -> [{CULPRIT}]"]
+    assert named["server.env.VLLM_CPU_KVCACHE_SPACE: 2 -> 3"] == "  explains: mem_peak_mib +30.0%"
+    assert "unexplained: nothing" in text
+    report = (out / "report.md").read_text()
+    assert "culprit 2 of 2" in report and "regressed: mem_peak_mib" in report
+
+
+def test_what_no_probe_reproduces_is_said_to_be_unexplained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """BAD's folder shows more memory, but no change does it beside GOOD (the machine between the two runs):
+    the speed culprit is named, and the memory is said plainly to be unexplained."""
+    good = sweep(tmp_path / "good", SERVER, FAST)
+    bad = tmp_path / "bad"
+    server = BAD_SERVER | {"env": {"VLLM_CPU_KVCACHE_SPACE": "2"}}
+    write_variant(bad, "single", SLOW, mem_mib=1300.0, server={"config": server, "engine": "cpu"})
+    (bad / "multirun.yaml").write_text((good / "multirun.yaml").read_text())
+    monkeypatch.setattr(probes.subprocess, "run", fake_bench_run([]))
+    assert cli.main(["bisect", str(good), str(bad), "--out", str(tmp_path / "b"), "--starts", "1"]) == 1
+    text = capsys.readouterr().out
+    assert f"culprit 1 of 1: server.extra_args: [] -> [{CULPRIT}]" in text
+    assert "unexplained: mem_peak_mib: no probe beside GOOD reproduced it" in text
+
+
+@pytest.mark.parametrize("inside", ["good", "bad"])
+def test_out_inside_good_or_bad_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], inside: str) -> None:
+    good, bad = sweep(tmp_path / "good", SERVER, FAST), sweep(tmp_path / "bad", BAD_SERVER, SLOW)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    out = tmp_path / inside / "single" / "bisect"
+    assert cli.main(["bisect", str(good), str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err == f"bench: error: --out {out} lies inside {inside.upper()} ({tmp_path / inside}): give a folder of its own"
+    )
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_probes_speak_the_one_exit_contract() -> None:
+    from bench.cli import exits
+
+    assert (probes.BAD_INPUT, probes.INTERRUPTED) == (exits.BAD_INPUT, exits.INTERRUPTED)
+    assert "BAD_INPUT, INTERRUPTED = " not in Path(probes.__file__).read_text()  # no copy of its own

@@ -16,21 +16,20 @@ from typing import Any
 
 import yaml
 
+from bench.cli.exits import BAD_INPUT, INTERRUPTED  # the one contract; bench.core.exits once it moves there
 from bench.core.errors import BenchError
 from bench.core.files import atomic_write_text, read_run
 from bench.core.records import OK, RUN_FILE, RunResult
 from bench.regress.bisect import Cache, Difference, Probe, cache_from_json, cache_to_json, differences
 from bench.regress.compare import REGRESSION, ThresholdsBase, Verdict, compare_results
 from bench.regress.differences import ABSENT
-from bench.regress.sides import load_pair, load_results
+from bench.regress.sides import Side, load_pair, load_results
 
 GOOD = "bisect_good"  # GOOD's configuration as a variant of every probe
 WORKLOAD = "bisect_workload"  # the sweep preset that replays GOOD's workload
 # The parts of GOOD's composed config a probe replays as they were: what was asked of the server, and how.
 # Not the server (the probe's variants are), not where results go, not repeats (the bisect budget sets it).
 WORKLOAD_KEYS = ("model", "engine", "engines", "dataset", "load", "request", "slo", "telemetry_interval_s")
-# The probe's `bench run` speaks bench/cli/exits.py's contract (regress sits below cli, so not imported from it).
-BAD_INPUT, INTERRUPTED = 2, 130
 
 
 @dataclass(frozen=True)
@@ -103,8 +102,9 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
         tree[leaf] = value
 
 
-def workload(good_dir: Path, good: RunResult) -> dict[str, Any]:
-    """What GOOD replayed, and how: its composed config's workload parts, with a multirun's swept values."""
+def workload_of(good: RunResult, good_dir: Path) -> dict[str, Any]:
+    """What GOOD replayed, and how: the one place bisect learns a run's workload. Until run.json records its
+    RunSpec, its composed config's workload parts, with a multirun's swept values."""
     config = composed_config(good_dir)
     out = {k: config[k] for k in WORKLOAD_KEYS if k in config}
     for key, value in (good.params or {}).items():
@@ -117,7 +117,7 @@ def subject(good: Path, bad: Path, variant: str | None) -> Subject:
     good_dir = variant_dir(good, variant)
     bad_dir = variant_dir(bad, variant or good_dir.name)
     g, b = _read(good_dir), _read(bad_dir)
-    return Subject(good_dir, bad_dir, g, b, tuple(differences(g, b)), workload(good_dir, g))
+    return Subject(good_dir, bad_dir, g, b, tuple(differences(g, b)), workload_of(g, good_dir))
 
 
 def targets(s: Subject, thresholds: ThresholdsBase, metrics: Sequence[str] | None) -> list[Verdict]:
@@ -143,9 +143,20 @@ def probe_name(keys: Iterable[str]) -> str:
     return "probe_" + hashlib.sha1("\n".join(sorted(keys)).encode()).hexdigest()[:8]
 
 
+# After each interleaved round (one start a side) of a probe: whether its answer is clear, given both sides so
+# far, the rounds run and the cap (--starts). bench/regress/sequential.py's rule goes here; until then a fixed number.
+Stop = Callable[[Side, Side, int, int], bool]
+
+
+def fixed_rounds(good: Side, probe: Side, rounds: int, cap: int) -> bool:
+    """The fixed design: every probe runs its cap of rounds, whatever they show."""
+    return rounds >= cap
+
+
 @dataclass
 class Prober:
-    """Runs probes in `root`: one `bench run` each of GOOD and GOOD-with-changes, interleaved start by start."""
+    """Runs probes in `root`: GOOD and GOOD-with-changes, one interleaved round at a time until `stop` says the
+    answer is clear (at most `starts` rounds), then judged on every metric BAD regressed on."""
 
     s: Subject
     root: Path
@@ -155,6 +166,7 @@ class Prober:
     metrics: list[str]  # compare's metrics a probe judges: BAD's regressed ones
     changes_of: Callable[[frozenset[str]], list[Difference]]
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr)
+    stop: Stop = fixed_rounds
 
     @property
     def conf(self) -> Path:
@@ -176,9 +188,11 @@ class Prober:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, head + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
-    def command(self, name: str, out_dir: Path) -> list[str]:
+    def command(self, name: str, out_dir: Path, rounds: int | None = None) -> list[str]:
+        """The probe's `bench run`; with `rounds`, up to that many starts (those done are resumed, not re-run)."""
+        more = [] if rounds is None else [f"repeats.starts={rounds}"]
         return [sys.executable, "-m", "bench", "run", "--config-dir", str(self.conf), f"+sweep={WORKLOAD}",
-                f"server={GOOD},{name}", f"out_dir={out_dir}"]  # fmt: skip
+                f"server={GOOD},{name}", *more, f"out_dir={out_dir}"]  # fmt: skip
 
     def __call__(self, subset: frozenset[str], index: int) -> Probe:
         name = probe_name(subset)
@@ -188,32 +202,47 @@ class Prober:
         what = "; ".join(str(d) for d in changes) or "(none)"
         self.log(f"bench: bisect: probe {out_dir.name}: {what}")
         t0 = time.monotonic()
-        done = subprocess.run(self.command(name, out_dir), stdout=subprocess.DEVNULL, check=False)
-        cost = time.monotonic() - t0
-        code = done.returncode
+        for rounds in range(1, self.starts + 1):
+            self._round(self.command(name, out_dir, rounds), out_dir)
+            good, probe = self._sides(out_dir, name)
+            if probe is None or self.stop(good, probe, rounds, self.starts):
+                break
+        result = self.judge(out_dir, name, time.monotonic() - t0)
+        if rounds < self.starts:
+            result = dataclasses.replace(result, note=f"{result.note} (clear after {rounds} of {self.starts} rounds)")
+        self.log(f"bench: bisect: probe {out_dir.name}: {'regressed' if result.regressed else 'passes'}: {result.note}")
+        return result
+
+    def _round(self, command: list[str], out_dir: Path) -> None:
+        """One round's `bench run`; its exit status kept to the contract (bench/cli/exits.py)."""
+        code = subprocess.run(command, stdout=subprocess.DEVNULL, check=False).returncode
         if code in (INTERRUPTED, -signal.SIGINT, -signal.SIGTERM):  # stopped by the user: Ctrl-C reaches it too
             raise KeyboardInterrupt
         if code == BAD_INPUT:
             raise BenchError(f"probe {out_dir}: bench run refused its input: see its output above")
         if code not in (0, 1):  # a crash or a kill (the OOM killer): neither a verdict nor the user's bad input
             raise RuntimeError(f"probe {out_dir}: bench run exited {code}: see its output above")
-        probe = self.judge(out_dir, name, cost)
-        self.log(f"bench: bisect: probe {out_dir.name}: {'regressed' if probe.regressed else 'passes'}: {probe.note}")
-        return probe
 
-    def judge(self, out_dir: Path, name: str, cost_s: float) -> Probe:
+    def _sides(self, out_dir: Path, name: str) -> tuple[Side, Side | None]:
+        """GOOD's side, which must have run, and the probe's (None where it did not run ok: nothing to wait for)."""
         sides = load_results(out_dir)
         good, probe = sides.get(GOOD), sides.get(name)
         if good is None or good.status != OK:
             why = good.reason if good else "no run"
             raise BenchError(f"probe {out_dir}: GOOD's own configuration did not run ok ({why}): it says nothing")
-        if probe is None or probe.status != OK:
+        return good, probe if probe is not None and probe.status == OK else None
+
+    def judge(self, out_dir: Path, name: str, cost_s: float) -> Probe:
+        good, probe = self._sides(out_dir, name)
+        if probe is None:
             # The changes stop the variant (a server that will not start, every request failing): BAD ran, so
             # this subset alone is worse than BAD, which counts as regressed; the note says how.
-            return Probe(True, {}, cost_s, f"failed: {probe.reason if probe else 'no run'}")
+            side = load_results(out_dir).get(name)
+            return Probe(True, {}, cost_s, f"failed: {side.reason if side else 'no run'}")
         verdicts = compare_results({"v": good}, {"v": probe}, self.thresholds, self.metrics)
-        regressed = any(v.verdict == REGRESSION for v in verdicts)
-        return Probe(regressed, figures(headline(verdicts)), cost_s, note(verdicts))
+        bad = tuple(v.metric for v in verdicts if v.verdict == REGRESSION)
+        pct = {v.metric: v.change_pct for v in verdicts if v.change_pct is not None}
+        return Probe(bool(bad), figures(headline(verdicts)), cost_s, note(verdicts), bad, pct)
 
 
 def headline(verdicts: Sequence[Verdict]) -> Verdict | None:
