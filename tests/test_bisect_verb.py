@@ -263,3 +263,38 @@ def test_probes_speak_the_one_exit_contract() -> None:
 
     assert (probes.BAD_INPUT, probes.INTERRUPTED) == (exits.BAD_INPUT, exits.INTERRUPTED)
     assert "BAD_INPUT, INTERRUPTED = " not in Path(probes.__file__).read_text()  # no copy of its own
+
+
+def test_a_probe_runs_one_round_at_a_time_and_stops_once_its_answer_is_clear(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each round is one `bench run` of one more start a side; the stop rule is asked after each. A rule that
+    finds a +30 % probe clear after 2 rounds and an unchanged one after 3 (of --starts 4) spends just that."""
+    from bench.regress import bisection
+
+    good, bad = sweep(tmp_path / "good", SERVER, FAST), sweep(tmp_path / "bad", BAD_SERVER, SLOW)
+    calls: list[list[str]] = []
+    monkeypatch.setattr(probes.subprocess, "run", fake_bench_run(calls))
+    asked: list[tuple[int, int, int]] = []
+
+    def stop(good: Any, probe: Any, rounds: int, cap: int) -> bool:
+        asked.append((good.starts, probe.starts, rounds))
+        slow = probe.value("wall_clock_s") > 1.2 * good.value("wall_clock_s")
+        return rounds >= (2 if slow else 3)
+
+    monkeypatch.setattr(bisection, "stop_rule", lambda th, metrics: stop)
+    out = tmp_path / "b"
+    args = ["bisect", str(good), str(bad), "--out", str(out), "--metric", "wall_clock_s", "--starts", "4"]
+    assert cli.main(args) == 1
+    assert f"culprit 1 of 1: server.extra_args: [] -> [{CULPRIT}]" in capsys.readouterr().out
+    assert all(g == p == r for g, p, r in asked)  # the sides so far: one start each per round
+    per_probe = {d: [int(c[-2].split("=")[1]) for c in calls if c[-1] == d] for d in {c[-1] for c in calls}}
+    assert all(rounds in ([1, 2], [1, 2, 3]) for rounds in per_probe.values()), per_probe
+    assert "clear after 2 of 4 rounds" in (out / "report.md").read_text()
+
+
+def test_without_the_sequential_rule_a_probe_runs_its_fixed_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(probes.importlib.util, "find_spec", lambda name: None)
+    from bench.regress.compare import Thresholds
+
+    assert probes.stop_rule(Thresholds(), ["wall_clock_s"]) is probes.fixed_rounds

@@ -31,6 +31,7 @@ from bench.regress.probes import (
     load_cache,
     probe_name,
     save_cache,
+    stop_rule,
     subject,
     targets,
 )
@@ -88,7 +89,9 @@ def bisect(good: Path, bad: Path, o: Options, thresholds: ThresholdsBase) -> tup
             changes_of = lambda sub: [c for e in sub for c in envs[e]]  # noqa: E731
         else:
             changes_of = lambda sub: [by_key[k] for k in sorted(sub)]  # noqa: E731
-        prober = Prober(s, out, o.starts, o.passes, thresholds, metrics, changes_of)
+        prober = Prober(
+            s, out, o.starts, o.passes, thresholds, metrics, changes_of, stop=stop_rule(thresholds, metrics)
+        )
         prober.prepare()
         key = fingerprint(s, o.starts, o.passes, metrics, o.envs)
         cache = load_cache(out / CACHE_FILE, key)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
+import importlib.util
 import json
 import signal
 import subprocess
@@ -151,6 +153,25 @@ Stop = Callable[[Side, Side, int, int], bool]
 def fixed_rounds(good: Side, probe: Side, rounds: int, cap: int) -> bool:
     """The fixed design: every probe runs its cap of rounds, whatever they show."""
     return rounds >= cap
+
+
+def stop_rule(thresholds: ThresholdsBase, metrics: Sequence[str]) -> Stop:
+    """The sequential rule's stop (bench/regress/sequential.py: regression or no regression once clear, on the
+    timings among `metrics`), where this bench has it; else the fixed design. The branch that brings it and this
+    one are merged together, after which only the first path is taken."""
+    if importlib.util.find_spec("bench.regress.sequential") is None:
+        return fixed_rounds
+    sequential = importlib.import_module("bench.regress.sequential")
+
+    timings = [m for m in metrics if m in sequential.TIMINGS]
+    if not timings:  # memory or answers only: judged on the finished probe, one more start adds nothing clearer
+        return fixed_rounds
+
+    def stop(good: Side, probe: Side, rounds: int, cap: int) -> bool:
+        plan = sequential.Plan(max_rounds=cap)
+        return rounds >= cap or sequential.decide_sides(good, probe, thresholds, plan, rounds, timings).stop
+
+    return stop
 
 
 @dataclass
