@@ -128,17 +128,18 @@ def bisect(args: list[str]) -> int:
 
     p = argparse.ArgumentParser(
         prog="python -m bench bisect",
-        description="Which of BAD's changes makes GOOD regress: each probe runs GOOD's variant with some changes "
-        "applied beside GOOD itself (interleaved server starts) and judges it as compare does. Exit 1 when a "
-        "regression is reproduced and located, 0 when there is none to bisect (docs/regression.md).",
+        description="Which of BAD's changes make GOOD regress, each named with the metrics it explains: each probe "
+        "runs GOOD's variant with some changes applied beside GOOD itself (interleaved server starts, a round at a "
+        "time until the answer is clear) and judges it as compare does. Exit 1 when a regression is reproduced "
+        "and located, 0 when there is none to bisect (docs/regression.md).",
     )
     p.add_argument("good", type=Path, help="results folder (or variant folder) of the good run, e.g. the baseline")
     p.add_argument("bad", type=Path, help="results folder (or variant folder) of the bad run, e.g. tonight's")
     p.add_argument("--variant", help="the variant to bisect (default: the only one, or the folder given)")
-    p.add_argument("--out", type=Path, help="where probes go (default: results/bisect/GOOD-BAD-VARIANT); "
-                   "re-run the same command to resume an interrupted search")  # fmt: skip
-    p.add_argument("--starts", type=int, default=3, help="server starts a side in each probe (default 3: compare's "
-                   "interval over starts needs three or more)")  # fmt: skip
+    p.add_argument("--out", type=Path, help="where probes go (default: results/bisect/GOOD-BAD-VARIANT), not inside "
+                   "GOOD or BAD; re-run the same command to resume an interrupted search")  # fmt: skip
+    p.add_argument("--starts", type=int, default=3, help="server starts a side in each probe at most, one round at a "
+                   "time (default 3: compare's interval over starts needs three or more)")  # fmt: skip
     p.add_argument("--passes", type=int, default=2, help="passes over the dataset per start (default 2)")
     p.add_argument("--max-probes", type=int, help="stop after this many new probes")
     p.add_argument("--max-minutes", type=float, help="stop starting probes after this many minutes of probes")
