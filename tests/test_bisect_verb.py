@@ -152,6 +152,8 @@ def test_another_search_s_cache_is_refused(
     "extra, message",
     [
         (["--starts", "0"], "out of range"),
+        (["--max-minutes", "nan"], "--max-minutes must be finite and > 0"),
+        (["--max-minutes", "inf"], "--max-minutes must be finite and > 0"),
         (["--envs", "/nope/python,/nope/python3"], "not found: /nope/python"),
         (["--variant", "tp2"], "no variant 'tp2'"),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -151,8 +152,11 @@ def bisect(args: list[str]) -> int:
     a = p.parse_args(args)
     if a.starts < 1 or a.passes < 1:
         raise BenchError(f"--starts {a.starts} --passes {a.passes} is out of range: each must be >= 1")
-    if (a.max_probes is not None and a.max_probes < 1) or (a.max_minutes is not None and a.max_minutes <= 0):
-        raise BenchError("--max-probes and --max-minutes must be > 0")
+    # Not `<= 0` alone: NaN compares false with everything, and a search bounded by NaN or inf minutes never stops.
+    if (a.max_probes is not None and a.max_probes < 1) or (
+        a.max_minutes is not None and not (math.isfinite(a.max_minutes) and a.max_minutes > 0)
+    ):
+        raise BenchError("--max-probes and --max-minutes must be finite and > 0")
     envs = [e.strip() for e in (a.envs or "").split(",") if e.strip()]
     missing = [e for e in envs if not Path(e).is_file()]
     if missing or (a.envs is not None and len(envs) < 2):
