@@ -300,3 +300,32 @@ def test_without_the_sequential_rule_a_probe_runs_its_fixed_rounds(monkeypatch: 
     from bench.regress.compare import Thresholds
 
     assert probes.stop_rule(Thresholds(), ["wall_clock_s"]) is probes.fixed_rounds
+
+
+@pytest.mark.parametrize(
+    "observation",
+    [
+        {"regressed": "yes"},
+        {"regressed": True, "cost_s": "60"},
+        {"regressed": True, "cost_s": float("nan")},
+        {"regressed": False, "metrics": [1]},
+        {"regressed": False, "figures": {"change_pct": None}},
+        "not a probe",
+    ],
+)
+def test_a_cache_with_a_probe_of_the_wrong_shape_is_bad_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], observation: Any
+) -> None:
+    """A torn or edited cache.json is one line and exit 2, never a probe that misleads the search or crashes it."""
+    good, bad = sweep(tmp_path / "good", SERVER, FAST), sweep(tmp_path / "bad", BAD_SERVER, SLOW)
+    monkeypatch.setattr(probes.subprocess, "run", fake_bench_run([]))
+    out = tmp_path / "b"
+    args = ["bisect", str(good), str(bad), "--out", str(out), "--metric", "wall_clock_s", "--max-probes", "1"]
+    cli.main(args)
+    cache = json.loads((out / "cache.json").read_text())
+    cache["probes"][0]["observations"][0] = observation
+    (out / "cache.json").write_text(json.dumps(cache))
+    capsys.readouterr()
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "corrupt probe cache" in err and len(err.splitlines()) == 1

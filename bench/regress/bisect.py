@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,14 +94,25 @@ def cache_to_json(cache: Cache) -> dict[str, Any]:
 
 
 def cache_from_json(data: Mapping[str, Any]) -> Cache:
-    """cache_to_json's output read back; keys a newer bench added to a probe are ignored."""
+    """cache_to_json's output read back; keys a newer bench added to a probe are ignored. A value of the wrong
+    type is a TypeError (the caller's bad input), never a probe that would mislead or crash the search later."""
     names = {f.name for f in dataclasses.fields(Probe)}
 
     def probe(o: Mapping[str, Any]) -> Probe:
         kept = {k: v for k, v in o.items() if k in names}
-        return Probe(**kept | {"metrics": tuple(kept.get("metrics", ()))})
+        p = Probe(**kept | {"metrics": tuple(kept.get("metrics", ()))})
+        numbers = [p.cost_s, *p.figures.values(), *p.changes_pct.values()]
+        if not (
+            isinstance(p.regressed, bool) and isinstance(p.note, str) and all(isinstance(m, str) for m in p.metrics)
+            and all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in numbers)
+        ):  # fmt: skip
+            raise TypeError(f"a probe of the wrong shape: {str(dict(o))[:200]}")
+        return p
 
-    return {frozenset(e["subset"]): [probe(o) for o in e["observations"]] for e in data.get("probes", [])}
+    probes = data.get("probes", [])
+    if not isinstance(probes, list):
+        raise TypeError("probes is not a list")
+    return {frozenset(e["subset"]): [probe(o) for o in e["observations"]] for e in probes}
 
 
 @dataclass(frozen=True)
