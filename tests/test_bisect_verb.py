@@ -98,6 +98,11 @@ def fake_bench_run(calls: list[list[str]]) -> Any:
     return run
 
 
+def as_child(run: Any) -> Any:
+    """subprocess.run's stand-in as probes.run_child: the exit status."""
+    return lambda cmd: run(cmd).returncode
+
+
 def probe_runs(calls: list[list[str]]) -> int:
     """Probes run: distinct probe folders (a probe runs one `bench run` a round)."""
     return len({c[-1] for c in calls})
@@ -108,7 +113,7 @@ def test_the_verb_names_the_culprit_and_resumes_from_its_cache(
 ) -> None:
     good, bad = sweep(tmp_path / "good", SERVER, FAST), sweep(tmp_path / "bad", BAD_SERVER, SLOW)
     calls: list[list[str]] = []
-    monkeypatch.setattr(probes.subprocess, "run", fake_bench_run(calls))
+    monkeypatch.setattr(probes, "run_child", as_child(fake_bench_run(calls)))
     out = tmp_path / "bisect"
     args = ["bisect", str(good), str(bad), "--out", str(out), "--metric", "wall_clock_s"]
     assert cli.main(args) == 1
@@ -132,7 +137,7 @@ def test_no_regression_between_good_and_bad_runs_no_probe(
 ) -> None:
     good, bad = sweep(tmp_path / "good", SERVER, FAST), sweep(tmp_path / "bad", BAD_SERVER, FAST)
     calls: list[list[str]] = []
-    monkeypatch.setattr(probes.subprocess, "run", fake_bench_run(calls))
+    monkeypatch.setattr(probes, "run_child", as_child(fake_bench_run(calls)))
     assert cli.main(["bisect", str(good), str(bad), "--out", str(tmp_path / "b")]) == 0
     assert not calls and "no regression from GOOD to BAD" in capsys.readouterr().out
 
@@ -200,7 +205,7 @@ def test_a_probe_s_exit_keeps_the_contract(
 ) -> None:
     """A probe's bench run that crashes or is killed is no verdict and no bad input; Ctrl-C stays Ctrl-C."""
     good, bad = sweep(tmp_path / "good", SERVER, FAST), sweep(tmp_path / "bad", BAD_SERVER, SLOW)
-    monkeypatch.setattr(probes.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, code))
+    monkeypatch.setattr(probes, "run_child", as_child(lambda cmd, **kw: subprocess.CompletedProcess(cmd, code)))
     assert cli.main(["bisect", str(good), str(bad), "--out", str(tmp_path / "b"), "--metric", "wall_clock_s"]) == status
 
 
@@ -214,7 +219,7 @@ def test_two_changes_that_cause_two_regressions_are_both_named(
     write_variant(bad, "single", SLOW, mem_mib=1300.0, server={"config": BAD_SERVER, "engine": "cpu"})
     (bad / "multirun.yaml").write_text((good / "multirun.yaml").read_text())
     calls: list[list[str]] = []
-    monkeypatch.setattr(probes.subprocess, "run", fake_bench_run(calls))
+    monkeypatch.setattr(probes, "run_child", as_child(fake_bench_run(calls)))
     out = tmp_path / "bisect"
     assert cli.main(["bisect", str(good), str(bad), "--out", str(out), "--starts", "1"]) == 1
     text = capsys.readouterr().out
@@ -240,7 +245,7 @@ def test_what_no_probe_reproduces_is_said_to_be_unexplained(
     server = BAD_SERVER | {"env": {"VLLM_CPU_KVCACHE_SPACE": "2"}}
     write_variant(bad, "single", SLOW, mem_mib=1300.0, server={"config": server, "engine": "cpu"})
     (bad / "multirun.yaml").write_text((good / "multirun.yaml").read_text())
-    monkeypatch.setattr(probes.subprocess, "run", fake_bench_run([]))
+    monkeypatch.setattr(probes, "run_child", as_child(fake_bench_run([])))
     assert cli.main(["bisect", str(good), str(bad), "--out", str(tmp_path / "b"), "--starts", "1"]) == 1
     text = capsys.readouterr().out
     assert f"culprit 1 of 1: server.extra_args: [] -> [{CULPRIT}]" in text
@@ -276,7 +281,7 @@ def test_a_probe_runs_one_round_at_a_time_and_stops_once_its_answer_is_clear(
 
     good, bad = sweep(tmp_path / "good", SERVER, FAST), sweep(tmp_path / "bad", BAD_SERVER, SLOW)
     calls: list[list[str]] = []
-    monkeypatch.setattr(probes.subprocess, "run", fake_bench_run(calls))
+    monkeypatch.setattr(probes, "run_child", as_child(fake_bench_run(calls)))
     asked: list[tuple[int, int, int]] = []
 
     def stop(good: Any, probe: Any, rounds: int, cap: int) -> bool:
@@ -318,7 +323,7 @@ def test_a_cache_with_a_probe_of_the_wrong_shape_is_bad_input(
 ) -> None:
     """A torn or edited cache.json is one line and exit 2, never a probe that misleads the search or crashes it."""
     good, bad = sweep(tmp_path / "good", SERVER, FAST), sweep(tmp_path / "bad", BAD_SERVER, SLOW)
-    monkeypatch.setattr(probes.subprocess, "run", fake_bench_run([]))
+    monkeypatch.setattr(probes, "run_child", as_child(fake_bench_run([])))
     out = tmp_path / "b"
     args = ["bisect", str(good), str(bad), "--out", str(out), "--metric", "wall_clock_s", "--max-probes", "1"]
     cli.main(args)
@@ -329,3 +334,29 @@ def test_a_cache_with_a_probe_of_the_wrong_shape_is_bad_input(
     assert cli.main(args) == 2
     err = capsys.readouterr().err.strip()
     assert "corrupt probe cache" in err and len(err.splitlines()) == 1
+
+
+def test_an_interrupted_bisect_lets_its_probe_stop_its_server(tmp_path: Path) -> None:
+    """Ctrl-C or SIGTERM to bisect: the probe's bench run gets one SIGTERM and waits to finish, not a SIGKILL
+    (subprocess.run's), which left its vLLM server running."""
+    import os
+    import signal
+    import sys
+    import threading
+
+    seen = tmp_path / "signals"
+    child = (
+        "import signal, sys, time\n"
+        "def stop(n, f):\n"
+        f"    time.sleep(0.5); open({str(seen)!r}, 'a').write(signal.Signals(n).name + '\\n'); sys.exit(130)\n"
+        "signal.signal(signal.SIGTERM, stop); signal.signal(signal.SIGINT, stop)\n"
+        f"open({str(seen)!r}, 'a').write('ready\\n'); time.sleep(60)\n"
+    )
+    timer = threading.Timer(3.0, lambda: os.kill(os.getpid(), signal.SIGINT))  # Ctrl-C, to bisect only
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            probes.run_child([sys.executable, "-c", child])
+    finally:
+        timer.cancel()
+    assert seen.read_text().splitlines() == ["ready", "SIGTERM"]  # once, and it finished its cleanup

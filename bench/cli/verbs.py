@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -121,6 +122,10 @@ def baseline(args: list[str]) -> int:
     return 0
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def bisect(args: list[str]) -> int:
     from bench.regress.bisect import Budget
     from bench.regress.bisection import Options, exit_status
@@ -162,6 +167,7 @@ def bisect(args: list[str]) -> int:
     if missing or (a.envs is not None and len(envs) < 2):
         raise BenchError(f"--envs {a.envs!r}: two or more interpreters that exist (not found: {', '.join(missing)})")
     seconds = a.max_minutes * 60 if a.max_minutes is not None else None
+    signal.signal(signal.SIGTERM, _interrupted)  # as Ctrl-C: the probe under way stops its server, exit 130
     o = Options(a.variant, a.out, a.starts, a.passes, Budget(a.max_probes, seconds), a.metric, envs)
     result, text = search(a.good, a.bad, o, load_thresholds(a.thresholds))
     print(text)

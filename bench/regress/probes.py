@@ -236,7 +236,7 @@ class Prober:
 
     def _round(self, command: list[str], out_dir: Path) -> None:
         """One round's `bench run`; its exit status kept to the contract (bench/cli/exits.py)."""
-        code = subprocess.run(command, stdout=subprocess.DEVNULL, check=False).returncode
+        code = run_child(command)
         if code in (INTERRUPTED, -signal.SIGINT, -signal.SIGTERM):  # stopped by the user: Ctrl-C reaches it too
             raise KeyboardInterrupt
         if code == BAD_INPUT:
@@ -264,6 +264,26 @@ class Prober:
         bad = tuple(v.metric for v in verdicts if v.verdict == REGRESSION)
         pct = {v.metric: v.change_pct for v in verdicts if v.change_pct is not None}
         return Probe(bool(bad), figures(headline(verdicts)), cost_s, note(verdicts), bad, pct)
+
+
+STOP_WAIT_S = 120.0  # for a probe's bench run to stop its server after an interrupt (a start-up ends first)
+
+
+def run_child(command: list[str]) -> int:
+    """A probe's `bench run`, its exit status. In a session of its own, so that one interrupt reaches it once: on
+    Ctrl-C or SIGTERM to bisect it gets one SIGTERM (bench run's Ctrl-C) and the time to stop its server, rather
+    than the SIGKILL subprocess.run sends, which left that server running."""
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        raise
 
 
 def headline(verdicts: Sequence[Verdict]) -> Verdict | None:
