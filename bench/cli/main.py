@@ -6,7 +6,7 @@ import os
 import sys
 import traceback
 
-from bench.cli.exits import BAD_INPUT, INTERRUPTED, OK, internal_error
+from bench.core.exits import BAD_INPUT, INTERRUPTED, OK, internal_error
 from bench.core.paths import CONF_DIR
 
 __all__ = ["CONF_DIR", "HELP", "main"]

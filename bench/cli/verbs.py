@@ -61,7 +61,12 @@ def compare(args: list[str]) -> int:
     p.add_argument("baseline", type=Path, help="the promoted baseline, e.g. results/baselines/MACHINE/nightly "
                    "(or one variant's folder, to compare two variants of one sweep: an A/B)")  # fmt: skip
     p.add_argument("current", type=Path, help="the run to judge, e.g. results/nightly (or the other variant's folder)")
-    p.add_argument("--thresholds", type=Path, metavar="FILE", help="YAML over the defaults, or a preset name: default, nightly, shared_cpu")
+    p.add_argument(
+        "--thresholds",
+        type=Path,
+        metavar="FILE",
+        help="YAML over the defaults, or a preset name: default, nightly, shared_cpu",
+    )
     p.add_argument("--markdown", type=Path, metavar="OUT.md", help="also write the table as Markdown")
     p.add_argument("--metric", action="extend", nargs="+", choices=list(METRICS), metavar="NAME",
                    help=f"compare only these metrics (default: all of {', '.join(METRICS)})")  # fmt: skip
