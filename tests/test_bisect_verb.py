@@ -15,6 +15,7 @@ import yaml
 from bench.cli import main as cli
 from bench.cli.run import config_dirs
 from bench.core.errors import BenchError, ConfigError
+from bench.core.files import read_run, write_run
 from bench.regress import probes
 from bench.regress.bisect import Difference
 from bench.regress.differences import ABSENT
@@ -37,7 +38,8 @@ CULPRIT = "--no-enable-prefix-caching"
 def sweep(path: Path, server: dict[str, Any], walls: list[list[float]]) -> Path:
     write_variant(path, "single", walls, server={"config": server, "engine": "cpu", "prefix_cache": "reset"})
     config = {"model": "bundled:smollm2-135m", "dataset": {"sample_size": 10}, "load": {"concurrency": 1},
-              "request": {"max_tokens": 16}, "out_dir": str(path), "hydra": {"mode": "MULTIRUN"}}  # fmt: skip
+              "request": {"max_tokens": 16}, "repeats": {"starts": 2, "passes": 3}, "out_dir": str(path),
+              "hydra": {"mode": "MULTIRUN"}}  # fmt: skip
     (path / "multirun.yaml").write_text(yaml.safe_dump(config))
     return path
 
@@ -61,7 +63,8 @@ def test_a_probe_variant_is_good_s_server_with_the_changes(tmp_path: Path) -> No
     assert variant["max_model_len"] == 2048 and variant["name"] == "p" and variant["port"] == 0
     assert "api_key" not in variant and "python" not in variant  # None: the schema's default
     assert variant["defaults"] == ["server_schema", "_self_"]
-    assert s.workload["dataset"] == {"sample_size": 10} and "out_dir" not in s.workload
+    assert s.workload["dataset"]["sample_size"] == 10 and s.workload["request"]["max_tokens"] == 16
+    assert s.workload["load"]["concurrency"] == 1 and "out_dir" not in s.workload and "repeats" not in s.workload
 
 
 def test_folders_that_cannot_be_bisected_say_why(tmp_path: Path) -> None:
@@ -71,8 +74,8 @@ def test_folders_that_cannot_be_bisected_say_why(tmp_path: Path) -> None:
         probes.variant_dir(good, None)
     with pytest.raises(BenchError, match="no variant 'tp2'"):
         probes.variant_dir(good, "tp2")
-    (good / "multirun.yaml").unlink()
-    with pytest.raises(BenchError, match="the workload it replayed is unknown"):
+    (good / "multirun.yaml").unlink()  # a stored run of schema 5: its workload was only there
+    with pytest.raises(BenchError, match="does not record the request, dataset, load it replayed"):
         probes.subject(good, good, "single")
 
 
@@ -266,7 +269,7 @@ def test_out_inside_good_or_bad_is_refused(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_probes_speak_the_one_exit_contract() -> None:
-    from bench.cli import exits
+    from bench.core import exits
 
     assert (probes.BAD_INPUT, probes.INTERRUPTED) == (exits.BAD_INPUT, exits.INTERRUPTED)
     assert "BAD_INPUT, INTERRUPTED = " not in Path(probes.__file__).read_text()  # no copy of its own
@@ -360,3 +363,74 @@ def test_an_interrupted_bisect_lets_its_probe_stop_its_server(tmp_path: Path) ->
     finally:
         timer.cancel()
     assert seen.read_text().splitlines() == ["ready", "SIGTERM"]  # once, and it finished its cleanup
+
+
+def today(sweep_dir: Path) -> Path:
+    """The sweep's runs as this bench writes them (schema 6: the RunSpec in run.json), its Hydra files gone."""
+    for run_dir in [d for d in sweep_dir.iterdir() if (d / "run.json").is_file()]:
+        run = read_run(run_dir)
+        assert run is not None and run.spec is not None and not run.spec.unrecorded
+        write_run(run_dir, run)
+        shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
+    (sweep_dir / "multirun.yaml").unlink(missing_ok=True)
+    return sweep_dir
+
+
+def test_bisect_opens_no_hydra_file_and_a_promoted_baseline_is_good(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's own example: GOOD a promoted baseline (run.json and requests.jsonl only). The workload comes
+    from GOOD's RunSpec; nothing named .hydra or multirun.yaml is opened, by any reader."""
+    import builtins
+
+    from bench.regress.baseline import promote
+
+    good = today(sweep(tmp_path / "nightly-1", SERVER, FAST))
+    bad = today(sweep(tmp_path / "nightly-2", BAD_SERVER, SLOW))
+    baseline = tmp_path / "baselines" / "lab" / "nightly"
+    promote(good, baseline, "first night")
+    opened: list[str] = []
+    real_open, real_read, real_path_open = builtins.open, Path.read_text, Path.open
+
+    def watch(name: object) -> None:
+        if ".hydra" in str(name) or "multirun.yaml" in str(name):
+            opened.append(str(name))
+            raise AssertionError(f"opened {name}")
+
+    def open_(file: Any, *args: Any, **kwargs: Any) -> Any:
+        watch(file)
+        return real_open(file, *args, **kwargs)
+
+    def read_text(self: Path, *args: Any, **kwargs: Any) -> str:
+        watch(self)
+        return real_read(self, *args, **kwargs)
+
+    def path_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+        watch(self)
+        return real_path_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", open_)
+    monkeypatch.setattr(Path, "read_text", read_text)
+    monkeypatch.setattr(Path, "open", path_open)
+    calls: list[list[str]] = []
+    monkeypatch.setattr(probes, "run_child", as_child(fake_bench_run(calls)))
+    args = ["bisect", str(baseline), str(bad), "--out", str(tmp_path / "b"), "--metric", "wall_clock_s"]
+    assert cli.main(args) == 1
+    assert f"culprit 1 of 1: server.extra_args: [] -> [{CULPRIT}]" in capsys.readouterr().out
+    assert not opened and calls
+    preset = yaml.safe_load(real_read(tmp_path / "b" / "conf" / "sweep" / f"{probes.WORKLOAD}.yaml"))
+    assert preset["dataset"]["sample_size"] == 10 and preset["request"]["max_tokens"] == 16
+    assert preset["engine"] == "cpu" and preset["load"]["concurrency"] == 1
+
+
+def test_a_run_that_records_no_workload_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stored run of schema 5 promoted as a baseline kept no Hydra file: what it replayed is unknown."""
+    from bench.regress.baseline import promote
+
+    good, bad = sweep(tmp_path / "good", SERVER, FAST), sweep(tmp_path / "bad", BAD_SERVER, SLOW)
+    promote(good, tmp_path / "baseline", "old")
+    assert cli.main(["bisect", str(tmp_path / "baseline"), str(bad), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "does not record the request, dataset, load it replayed" in err

@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from bench.cli.exits import BAD_INPUT, INTERRUPTED  # the one contract; bench.core.exits once it moves there
 from bench.core.errors import BenchError
+from bench.core.exits import BAD_INPUT, INTERRUPTED
 from bench.core.files import atomic_write_text, read_run
 from bench.core.records import OK, RUN_FILE, RunResult
 from bench.regress.bisect import Cache, Difference, Probe, cache_from_json, cache_to_json, differences
@@ -29,9 +29,9 @@ from bench.regress.sides import Side, load_pair, load_results
 
 GOOD = "bisect_good"  # GOOD's configuration as a variant of every probe
 WORKLOAD = "bisect_workload"  # the sweep preset that replays GOOD's workload
-# The parts of GOOD's composed config a probe replays as they were: what was asked of the server, and how.
-# Not the server (the probe's variants are), not where results go, not repeats (the bisect budget sets it).
-WORKLOAD_KEYS = ("model", "engine", "engines", "dataset", "load", "request", "slo", "telemetry_interval_s")
+# The parts of GOOD's RunSpec a probe replays as they were: what was asked of the server, and how. Not the server
+# (the probe's variants are), not repeats (bisect's --starts and --passes set them).
+WORKLOAD_PARTS = ("request", "dataset", "load", "slo")
 
 
 @dataclass(frozen=True)
@@ -72,23 +72,12 @@ def _read(run_dir: Path) -> RunResult:
     if run.status != OK:
         raise BenchError(f"{run_dir}: the variant is {run.status}, not ok: nothing to bisect against")
     if run.spec is None:
-        raise BenchError(f"{run_dir}: run.json records no server config (a run of bench before 2026-11): re-run it")
+        raise BenchError(
+            f"{run_dir}: run.json records no RunSpec (a run too old for its settings to be rebuilt): re-run it"
+        )
     if run.server.endpoint:
         raise BenchError(f"{run_dir}: measured an endpoint bench did not start; bisect changes servers it starts")
     return run
-
-
-def composed_config(run_dir: Path) -> dict[str, Any]:
-    """GOOD's composed config as Hydra saved it: the run's .hydra/config.yaml, else its sweep's multirun.yaml."""
-    for path in (run_dir / ".hydra" / "config.yaml", run_dir.parent / "multirun.yaml"):
-        if path.is_file():
-            try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except (yaml.YAMLError, UnicodeDecodeError) as e:
-                raise BenchError(f"{path}: not a readable config ({str(e).splitlines()[0]})") from None
-            if isinstance(data, dict):
-                return data
-    raise BenchError(f"{run_dir}: neither .hydra/config.yaml nor ../multirun.yaml: the workload it replayed is unknown")
 
 
 def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
@@ -104,15 +93,20 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
         tree[leaf] = value
 
 
-def workload_of(good: RunResult, good_dir: Path) -> dict[str, Any]:
-    """What GOOD replayed, and how: the one place bisect learns a run's workload. Until run.json records its
-    RunSpec, its composed config's workload parts, with a multirun's swept values."""
-    config = composed_config(good_dir)
-    out = {k: config[k] for k in WORKLOAD_KEYS if k in config}
-    for key, value in (good.params or {}).items():
-        if not key.startswith("server."):
-            set_dotted(out, key, value)
-    return out
+def workload_of(good: RunResult, where: Path) -> dict[str, Any]:
+    """What GOOD replayed, and how, as a sweep preset's content: its RunSpec's workload (the one place bisect learns
+    it; no Hydra file is read). Refused where run.json does not record it: a probe would replay something else."""
+    spec = good.spec
+    if spec is None:
+        raise BenchError(f"{where}: run.json records no RunSpec, so what it replayed is unknown: re-run GOOD")
+    missing = [p for p in WORKLOAD_PARTS if p in spec.unrecorded]
+    if missing:
+        raise BenchError(
+            f"{where}: its run.json does not record the {', '.join(missing)} it replayed (a run stored before bench "
+            "recorded them, without its Hydra files): re-run GOOD with this bench"
+        )
+    tree = spec.to_dict()
+    return {"engine": spec.engine, **{p: tree[p] for p in WORKLOAD_PARTS}, "tracing": tree["tracing"]}
 
 
 def subject(good: Path, bad: Path, variant: str | None) -> Subject:
