@@ -139,7 +139,7 @@ def probe_name(keys: Iterable[str]) -> str:
 
 
 # After each interleaved round (one start a side) of a probe: whether its answer is clear, given both sides so
-# far, the rounds run and the cap (--starts). bench/regress/sequential.py's rule goes here; until then a fixed number.
+# far, the rounds run and the cap (--starts). stop_rule picks bench/regress/sequential.py's rule, or a fixed number.
 Stop = Callable[[Side, Side, int, int], bool]
 
 
@@ -228,9 +228,9 @@ class Prober:
         return result
 
     def _round(self, command: list[str], out_dir: Path) -> None:
-        """One round's `bench run`; its exit status kept to the contract (bench/cli/exits.py)."""
+        """One round's `bench run`; its exit status kept to the contract (bench/core/exits.py)."""
         code = run_child(command)
-        if code in (INTERRUPTED, -signal.SIGINT, -signal.SIGTERM):  # stopped by the user: Ctrl-C reaches it too
+        if code in (INTERRUPTED, -signal.SIGINT, -signal.SIGTERM):  # stopped by the user, or a signal sent to it
             raise KeyboardInterrupt
         if code == BAD_INPUT:
             raise BenchError(f"probe {out_dir}: bench run refused its input: see its output above")
