@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
-import importlib.util
 import json
 import signal
 import subprocess
@@ -22,6 +20,7 @@ from bench.core.errors import BenchError
 from bench.core.exits import BAD_INPUT, INTERRUPTED
 from bench.core.files import atomic_write_text, read_run
 from bench.core.records import OK, RUN_FILE, RunResult
+from bench.regress import sequential
 from bench.regress.bisect import Cache, Difference, Probe, cache_from_json, cache_to_json, differences
 from bench.regress.compare import REGRESSION, ThresholdsBase, Verdict, compare_results
 from bench.regress.differences import ABSENT
@@ -150,12 +149,7 @@ def fixed_rounds(good: Side, probe: Side, rounds: int, cap: int) -> bool:
 
 def stop_rule(thresholds: ThresholdsBase, metrics: Sequence[str]) -> Stop:
     """The sequential rule's stop (bench/regress/sequential.py: regression or no regression once clear, on the
-    timings among `metrics`), where this bench has it; else the fixed design. The branch that brings it and this
-    one are merged together, after which only the first path is taken."""
-    if importlib.util.find_spec("bench.regress.sequential") is None:
-        return fixed_rounds
-    sequential = importlib.import_module("bench.regress.sequential")
-
+    timings among `metrics`); the fixed design where no timing is judged."""
     timings = [m for m in metrics if m in sequential.TIMINGS]
     if not timings:  # memory or answers only: judged on the finished probe, one more start adds nothing clearer
         return fixed_rounds
