@@ -1,4 +1,4 @@
-"""The Python API for results: `bench.load(path)`, `bench.compare(a, b)`, `bench.history(store)` (docs: notebooks guide)."""
+"""The Python API for results: `bench.load(path)`, `bench.compare(a, b)`, `bench.history(store)`."""
 
 from __future__ import annotations
 
@@ -87,7 +87,10 @@ def load(path: Path | str, baseline: str = "single") -> Results:
 
 
 def compare(
-    baseline: Path | str, current: Path | str, thresholds: Path | str | None = None, metrics: Sequence[str] | None = None
+    baseline: Path | str,
+    current: Path | str,
+    thresholds: Path | str | None = None,
+    metrics: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """`bench compare`'s verdict table as records (one dict per variant x metric), regressions first."""
     from bench.regress.compare import compare_dirs, load_thresholds

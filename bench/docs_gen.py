@@ -52,7 +52,8 @@ def field_comments(cls: type) -> dict[str, str]:
     for node in body:
         if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
             continue
-        parts, i = [], node.lineno - 2
+        parts: list[str] = []
+        i = node.lineno - 2
         while i >= 0 and text[i].strip().startswith("#"):
             parts.insert(0, text[i].strip().lstrip("#").strip())
             i -= 1
@@ -141,7 +142,8 @@ def metrics_page() -> str:
            "and chart labels derive from it. *threshold* is `compare`'s default smallest change that counts (a "
            "fraction of the baseline, or a difference where *absolute*); *reported* metrics are shown with no "
            "verdict unless a thresholds file sets one.", "",
-           "| name | label | unit | better | per trial | compare threshold | from |", "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+           "| name | label | unit | better | per trial | compare threshold | from |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for m in REGISTRY:
         if m.threshold is not None:
             thr = f"{m.threshold:g}" + (" (absolute)" if m.absolute else f" ({m.threshold:.0%})")

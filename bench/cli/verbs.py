@@ -25,6 +25,7 @@ def _results_dir(path: Path | None, what: str = "results folder") -> None:
 def analyze(args: list[str]) -> int:
     from bench.report.build import write_report
     from bench.report.console import format_summary, quality_note
+    from bench.report.notes import starved
 
     p = argparse.ArgumentParser(
         prog="python -m bench analyze",
@@ -38,8 +39,10 @@ def analyze(args: list[str]) -> int:
     _results_dir(a.compare)
     report, sweep = write_report(a.results_dir, a.baseline, a.compare)
     print(format_summary(sweep.summary))
-    if sweep.folder is not None and (note := quality_note(sweep.folder)):
-        print(note)
+    if sweep.folder is not None:
+        for note in [quality_note(sweep.folder), *starved(sweep.folder, a.baseline)]:
+            if note:
+                print(note)
     print(f"\nreport: {report}\ncharts: {report.parent / 'charts'}")
     if sweep.folder is not None and sweep.folder.unreadable:  # the report says so too; a script must notice
         names = ", ".join(str(d / RUN_FILE) for d in sweep.folder.unreadable)
@@ -59,7 +62,12 @@ def compare(args: list[str]) -> int:
     p.add_argument("baseline", type=Path, help="the promoted baseline, e.g. results/baselines/MACHINE/nightly "
                    "(or one variant's folder, to compare two variants of one sweep: an A/B)")  # fmt: skip
     p.add_argument("current", type=Path, help="the run to judge, e.g. results/nightly (or the other variant's folder)")
-    p.add_argument("--thresholds", type=Path, metavar="FILE", help="YAML over the defaults, or a preset name: default, nightly, shared_cpu")
+    p.add_argument(
+        "--thresholds",
+        type=Path,
+        metavar="FILE",
+        help="YAML over the defaults, or a preset name: default, nightly, shared_cpu",
+    )
     p.add_argument("--markdown", type=Path, metavar="OUT.md", help="also write the table as Markdown")
     p.add_argument("--metric", action="extend", nargs="+", choices=list(METRICS), metavar="NAME",
                    help=f"compare only these metrics (default: all of {', '.join(METRICS)})")  # fmt: skip

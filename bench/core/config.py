@@ -269,7 +269,8 @@ RANGES: dict[str, str] = {
     "load.concurrency": "must be an integer >= 1",
     "load.request_rate": "must be > 0, or null",
     "load.burstiness": "must be > 0",
-    "load.levels": "every level must be > 0; concurrency levels must be whole numbers (rate levels need load.request_rate)",
+    "load.levels": "every level must be > 0; concurrency levels must be whole numbers"
+    " (rate levels need load.request_rate)",
     "load.max_requests": "must be >= 1, or null for the whole dataset",
     "load.max_duration_s": "must be > 0, or null",
     "load.request_timeout_s": "must be > 0",

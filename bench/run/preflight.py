@@ -53,9 +53,10 @@ def missing_awq(model_spec: str) -> str | None:
     out, src = Path(model_spec).expanduser(), Path(model_spec[: -len("-awq")]).expanduser()
     if out.exists() or not src.is_dir():
         return None
+    maker = Path(__file__).with_name("make_awq.py")
     return (
         f"not runnable here: server=awq serves a 4-bit AWQ (W4A16) checkpoint of {src} at {out}, which does not exist;"
-        f" make it with `bash scripts/setup.sh awq && .venv-awq/bin/python {Path(__file__).with_name('make_awq.py')} {src} {out}`"
+        f" make it with `bash scripts/setup.sh awq && .venv-awq/bin/python {maker} {src} {out}`"
         " (llm-compressor, minutes on a CPU for a small model), or point server.model at an AWQ checkpoint you have"
     )
 
