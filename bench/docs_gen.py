@@ -126,7 +126,9 @@ def config_page() -> str:
         auto = doc.startswith(cls.__name__ + "(")  # dataclass's generated signature, not a docstring
         out += [f"### `{title}`", "", f"`{cls.__module__}.{cls.__name__}`" + ("" if auto else f": {doc}"), ""]
         out += fields_table(cls, prefix, ranges) + [""]
-    moved = ", ".join(f"`{old}` (now `{new}`)" for old, new in config.MOVED.items())
+    from bench.core.migrate import CONFIG_MOVED
+
+    moved = ", ".join(f"`{old}` (now `{new}`)" for old, new in CONFIG_MOVED.items())
     out += [f"Old spellings still read, with one line on stderr: {moved}.", ""]
     return "\n".join(out)
 
@@ -156,11 +158,11 @@ def metrics_page() -> str:
 
 
 def exits_page() -> str:
-    from bench.cli import exits
+    from bench.core import exits
 
     meanings: dict[int, str] = getattr(exits, "MEANINGS", {})
     out = [HEADER + "# Exit codes", "",
-           "One contract for every verb (`bench/cli/exits.py`). A crash never exits 1, so a nightly job never reads "
+           "One contract for every verb (`bench/core/exits.py`). A crash never exits 1, so a nightly job never reads "
            "a crash as a regression; bad input is one line `bench: error: ...`, no traceback.", "",
            "| code | name | meaning |", "| --- | --- | --- |"]  # fmt: skip
     for name in ("OK", "VERDICT", "BAD_INPUT", "INTERNAL", "INTERRUPTED"):
@@ -179,7 +181,10 @@ def files_page() -> str:
            f"`{records.SERVER_LOG}`. `{records.RUN_FILE}` schema version: {records.SCHEMA_VERSION}; any version is "
            "read (unknown keys ignored with one warning, renamed ones mapped, missing ones defaulted). Load them "
            "in Python with `bench.load(path)` (see the notebooks guide).", ""]  # fmt: skip
-    parts = [("run.json: RunResult", records.RunResult), ("run.json trials[]: Trial", records.Trial),
+    from bench.core.runspec import RunSpec
+
+    parts = [("run.json: RunResult", records.RunResult), ("run.json spec: RunSpec", RunSpec),
+             ("run.json trials[]: Trial", records.Trial),
              ("run.json starts[]: Start", records.Start), ("run.json server: ServerInfo", records.ServerInfo),
              ("run.json provenance: Provenance", records.Provenance),
              ("requests.jsonl, one line: RequestRecord", records.RequestRecord)]  # fmt: skip
@@ -187,6 +192,9 @@ def files_page() -> str:
         doc = (cls.__doc__ or "").strip()
         out += [f"## {title}", "", doc if not doc.startswith(cls.__name__ + "(") else "", ""]
         out += fields_table(cls, "", {}) + [""]
+        if cls is RunSpec:
+            out += ["Each part of the spec holds the fields of its config section, as resolved for the run: see "
+                    "[Configuration](config.md).", ""]  # fmt: skip
     return "\n".join(out)
 
 

@@ -7,7 +7,7 @@ import sys
 import textwrap
 import traceback
 
-from bench.cli.exits import BAD_INPUT, INTERRUPTED, MEANINGS, OK, internal_error
+from bench.core.exits import BAD_INPUT, INTERRUPTED, MEANINGS, OK, internal_error
 from bench.core.paths import CONF_DIR
 
 __all__ = ["CONF_DIR", "HELP", "main"]

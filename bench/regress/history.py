@@ -122,7 +122,7 @@ def _provenance_row(run: RunResult, machine: str | None) -> dict[str, Any]:
         "torch_version": prov.get("torch_version"),
         "python": prov.get("python"),
         "engine": server.get("engine") or prov.get("engine"),
-        "model": (server.get("config") or {}).get("model") or prov.get("model"),
+        "model": (run.spec.server.model if run.spec is not None else None) or prov.get("model"),
         "gpu_driver": ", ".join(drivers) or None,
         "cpu_flags": json.dumps(prov.get("cpu_caps"), sort_keys=True) if prov.get("cpu_caps") else None,
         "config_hash": run.config_hash,
