@@ -28,6 +28,11 @@ def test_load_gives_typed_runs_and_the_reports_tables() -> None:
     assert set(r.runs) == {"single", "awq", "pp2", "spec_draft", "spec_ngram", "tp2"}
     assert all(isinstance(run, RunResult) for run in r.runs.values())
     assert r.runs["tp2"].status == "failed" and "attention heads" in (r.runs["tp2"].reason or "")
+    # each run with its RunSpec: what it measured, as resolved (migrated from the stored schema)
+    specs = {name: run.spec for name, run in r.runs.items()}
+    assert all(spec is not None for spec in specs.values())
+    assert specs["tp2"].server.tensor_parallel_size == 2 and specs["single"].server.tensor_parallel_size == 1
+    assert specs["spec_ngram"].server.speculative_config and specs["single"].engine == "cpu"
     summary = r.summary()
     assert set(summary["variant"]) == set(r.runs)
     assert summary.set_index("variant").loc["single", "speedup"] == pytest.approx(1.0)
