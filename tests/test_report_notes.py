@@ -6,8 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.analyze.sweep import load_sweep
+from bench.core.config import DatasetConfig, LoadConfig, RequestConfig, ServerConfig, SloConfig
 from bench.core.files import write_run
 from bench.core.records import OK, Provenance, RunResult, ServerInfo
+from bench.core.repeats import Repeats
+from bench.core.runspec import RunSpec
+from bench.core.tracing import TracingConfig
 from bench.report.build import analyze
 from bench.report.charts.registry import drawn
 from bench.report.notes import quality_chart_skipped, starved
@@ -22,7 +26,10 @@ def _run(folder: Path, variant: str, outside_s: float, tp: int = 1) -> None:
         RunResult(
             variant=variant, status=OK, wall_clock_s=10.0, replay_s=10.0,
             server_metrics={"outside_engine_e2e_s": outside_s},
-            server=ServerInfo(config={"tensor_parallel_size": tp, "pipeline_parallel_size": 1}, engine="cpu"),
+            server=ServerInfo(engine="cpu"),
+            spec=RunSpec(variant, "cpu", ServerConfig(name=variant, model="m", tensor_parallel_size=tp),
+                         RequestConfig(), DatasetConfig(path="qa.json"), LoadConfig(), SloConfig(), Repeats(),
+                         TracingConfig()),
             provenance=Provenance(cpu_count=2, engine="cpu"),
         ),
     )  # fmt: skip

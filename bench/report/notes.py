@@ -36,8 +36,8 @@ def _outside_s(run: RunResult) -> float | None:
 
 
 def _workers(run: RunResult) -> int:
-    config = run.server.config or {}
-    return int(config.get("tensor_parallel_size") or 1) * int(config.get("pipeline_parallel_size") or 1)
+    server = run.spec.server if run.spec is not None else None
+    return server.tensor_parallel_size * server.pipeline_parallel_size if server is not None else 1
 
 
 def starved(folder: ResultsFolder | Path, baseline: str = "single") -> list[str]:
