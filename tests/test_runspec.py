@@ -132,3 +132,21 @@ def test_compare_takes_the_baseline_variant_the_sweep_recorded(tmp_path: Path) -
 
     assert baseline_of(ResultsFolder(tmp_path / "s")) == "spec_ngram"
     assert baseline_of(ResultsFolder(REFERENCE / "cpu")) == "single"  # older runs: the default
+
+
+def test_history_names_a_change_in_the_spec(tmp_path: Path) -> None:
+    """Between two nights the history names the spec's fields that changed, not just a new config hash."""
+    import pandas as pd
+
+    from bench.regress.history import _provenance_row, provenance_changes
+
+    write(tmp_path / "a", spec(), [1.0])
+    write(tmp_path / "b", spec("request.temperature=0.5", "load.concurrency=2"), [1.0])
+    a, b = (read_run(tmp_path / side / "single") for side in ("a", "b"))
+    assert a is not None and b is not None
+    lines = provenance_changes(pd.Series(_provenance_row(a, "m")), pd.Series(_provenance_row(b, "m")))
+    assert lines == ["load.concurrency: 1 -> 2", "request.temperature: 0.0 -> 0.5"]
+    older = pd.Series(_provenance_row(a, "m") | {"settings": None})  # a row of an older store: unknown
+    assert provenance_changes(older, pd.Series(_provenance_row(b, "m"))) == [
+        f"config hash {a.config_hash[:8]} -> {b.config_hash[:8]}"
+    ]

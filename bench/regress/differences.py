@@ -55,10 +55,10 @@ def recorded(run: RunResult | Mapping[str, Any]) -> dict[str, Any]:
     if drivers:
         out["driver"] = ", ".join(drivers)
     out |= {k: p[k] for k in ("python", "git_commit", "cpu_count") if p.get(k) is not None}
-    return out | _settings(run)
+    return out | settings(run)
 
 
-def _settings(run: RunResult) -> dict[str, Any]:
+def settings(run: RunResult) -> dict[str, Any]:
     """Every field of the run's RunSpec (secrets already hidden there) as a dotted key, less the parts an older
     run.json did not record (unknown there, never a difference); the swept keys outside the spec."""
     spec = run.spec
