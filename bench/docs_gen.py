@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import html
 import dataclasses
 import inspect
 import io
@@ -73,7 +74,7 @@ def _default(f: dataclasses.Field) -> str:
         return "(required)"
     if dataclasses.is_dataclass(value):
         return "its section below"
-    return "(required)" if value == "???" else f"`{value!r}`"
+    return "(required)" if value == "???" else _code(repr(value))
 
 
 def _type(cls: type, name: str) -> str:
@@ -86,14 +87,20 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _code(text: str) -> str:
+    """Code in a table cell: an HTML code span, since Markdown shows the escape of a pipe inside backticks."""
+    return "<code>" + html.escape(text).replace("|", "&#124;").replace("\n", " ") + "</code>"
+
+
 def fields_table(cls: type, prefix: str, ranges: dict[str, str]) -> list[str]:
     """One row per field: key, type, default, range (the check's own text) and what the source says of it."""
     notes = field_comments(cls)
     rows = ["| key | type | default | range | what |", "| --- | --- | --- | --- | --- |"]
     for f in dataclasses.fields(cls):
         key = f"{prefix}{f.name}"
-        cells = (f"`{key}`", f"`{_type(cls, f.name)}`", _default(f), ranges.get(key, ""), notes.get(f.name, ""))
-        rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        cells = (_code(key), _code(_type(cls, f.name)), _default(f), _cell(ranges.get(key, "")),
+                 _cell(notes.get(f.name, "")))  # fmt: skip
+        rows.append("| " + " | ".join(cells) + " |")
     return rows
 
 
