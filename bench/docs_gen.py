@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
-import html
 import dataclasses
+import html
 import inspect
 import io
 import os
