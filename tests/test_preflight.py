@@ -111,3 +111,14 @@ def test_the_prompt_limit_leaves_room_for_the_requests_max_tokens():
     assert not preflight.fit_prompts(items, counts, SERVER, RequestConfig(max_tokens=500), "skip").too_long
     fit = preflight.fit_prompts(items, counts, SERVER, RequestConfig(max_tokens=600), "skip")
     assert fit.limit == 2048 - 600 and len(fit.too_long) == len(items)
+
+
+def test_awq_of_a_local_model_without_its_checkpoint_says_how_to_make_it(tmp_path):
+    src = tmp_path / "my-model"
+    src.mkdir()
+    reason = preflight.missing_awq(f"{src}-awq")
+    assert reason and f"{src}-awq" in reason and "make_awq.py" in reason and "setup.sh awq" in reason
+    (tmp_path / "my-model-awq").mkdir()
+    assert preflight.missing_awq(f"{src}-awq") is None  # made: vLLM serves it
+    assert preflight.missing_awq("bundled:smollm2-135m-awq") is None  # made on first use
+    assert preflight.missing_awq("org/model-awq") is None  # a hub id: vLLM's to find

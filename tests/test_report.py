@@ -92,13 +92,16 @@ def test_cli_analyze_missing_folder(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "no results folder" in proc.stderr
 
 
-def test_review_notebook_executes(results_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_review_notebook_executes(results_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("BENCH_RESULTS", str(results_dir))
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("BENCH_HISTORY", raising=False)  # the default: the repository's reference store, found
     nb = nbformat.read(ROOT / "notebooks" / "review.ipynb", as_version=4)
-    NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}
-    ).execute()
+    code = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
+    # the public API only: bench's internals may move without breaking users' notebooks
+    assert "import bench" in code and "from bench" not in code and "bench.analyze" not in code
+    # from a temporary folder, not notebooks/: the notebook finds its defaults itself
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     # every chart the report draws for this folder (from the same chart table), and the history section's two
     # trends (tok/s, TPOT) of the reference store

@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
 import traceback
 
-from bench.core.exits import BAD_INPUT, INTERRUPTED, OK, internal_error
+from bench.core.exits import BAD_INPUT, INTERRUPTED, MEANINGS, OK, internal_error
 from bench.core.paths import CONF_DIR
 
 __all__ = ["CONF_DIR", "HELP", "main"]
 
-HELP = """\
-usage: python -m bench VERB [ARGS]
-
-exit status, every verb:
-  0    success: every variant ok (run), no regression (compare, history report)
-  1    a verdict: some variant not ok (run), a regression (compare, history report), a culprit (bisect)
-  2    bad input: an unknown name, a value out of range, a malformed or corrupt file, a bad path,
-       an endpoint that does not answer as an OpenAI server, a port in use
-  3    internal error: a bug in bench; one line here, the traceback in the log file it names
-  130  interrupted (Ctrl-C, SIGTERM): servers stopped, finished results kept; re-run to resume
-
+_VERBS_HELP = """\
 verbs:
   run [OVERRIDES]            start a vLLM server per variant, replay the QA set, record everything
   analyze RESULTS_DIR        summary table (and charts) of a results folder
@@ -38,19 +29,48 @@ run examples:
   python -m bench run +sweep=parallel              single, tp2, pp2 -> results/parallel/
   python -m bench run +sweep=decoding dataset.sample_size=20
   python -m bench run server=spec_ngram engine=cpu model=/models/my-hf-folder
-
-config groups (conf/):
-  server=   single tp2 pp2 pp2_ray spec_draft spec_ngram awq single_next   (add a YAML file to add a variant)
-  dataset=  builtin long_zh squad_file hf              (dataset.sample_size=N dataset.seed=S)
-  load=     sequential concurrency rate concurrency_sweep rate_sweep sweep slo_search
-  request.  max_tokens temperature system_prompt   (every request; old server.max_tokens still read)
-  +sweep=   parallel decoding quantization all nightly nightly_gpu spec_k upgrade
-  slo.      ttft_ms tpot_ms latency_ms min_f1 identical_to_baseline   (goodput: req/s meeting all)
-  engine=   auto cpu cuda
-
-`python -m bench run --help` shows the composed config; `--cfg job` prints it without running.
-Set BENCH_DEBUG=1 for tracebacks.
 """
+# How each group is selected and what to say beside its options; the options themselves are bench/conf's files.
+_GROUPS = {
+    "server": ("server=", "(add a YAML file to add a variant)"),
+    "dataset": ("dataset=", "(dataset.sample_size=N dataset.seed=S)"),
+    "load": ("load=", ""),
+    "sweep": ("+sweep=", ""),
+    "compare": ("--thresholds", "(compare, bisect)"),
+}
+
+
+def _config_help() -> str:
+    """The config groups as bench/conf holds them, and the small groups of fields set key by key."""
+    lines = ["config groups (bench/conf/):"]
+    for group, (syntax, note) in _GROUPS.items():
+        names = " ".join(sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml")))
+        lines.append(f"  {syntax:<9} {names}" + (f"   {note}" if note else ""))
+    lines += [
+        "  request.  max_tokens temperature system_prompt   (every request; old server.max_tokens still read)",
+        "  slo.      ttft_ms tpot_ms latency_ms min_f1 identical_to_baseline   (goodput: req/s meeting all)",
+        "  engine=   auto cpu cuda",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _help() -> str:
+    codes = "".join(
+        f"  {code:<4} " + "\n       ".join(textwrap.wrap(text, 98)) + "\n" for code, text in MEANINGS.items()
+    )
+    return (
+        "usage: python -m bench VERB [ARGS]\n\nexit status, every verb:\n"
+        + codes
+        + "\n"
+        + _VERBS_HELP
+        + "\n"
+        + _config_help()
+        + "\n`python -m bench run --help` shows the composed config; `--cfg job` prints it without running.\n"
+        "Set BENCH_DEBUG=1 for tracebacks.\n"
+    )
+
+
+HELP = _help()
 
 
 def main(argv: list[str]) -> int:

@@ -27,6 +27,7 @@ def _results_dir(path: Path | None, what: str = "results folder") -> None:
 def analyze(args: list[str]) -> int:
     from bench.report.build import write_report
     from bench.report.console import format_summary, quality_note
+    from bench.report.notes import starved
 
     p = argparse.ArgumentParser(
         prog="python -m bench analyze",
@@ -40,8 +41,10 @@ def analyze(args: list[str]) -> int:
     _results_dir(a.compare)
     report, sweep = write_report(a.results_dir, a.baseline, a.compare)
     print(format_summary(sweep.summary))
-    if sweep.folder is not None and (note := quality_note(sweep.folder)):
-        print(note)
+    if sweep.folder is not None:
+        for note in [quality_note(sweep.folder), *starved(sweep.folder, a.baseline)]:
+            if note:
+                print(note)
     print(f"\nreport: {report}\ncharts: {report.parent / 'charts'}")
     if sweep.folder is not None and sweep.folder.unreadable:  # the report says so too; a script must notice
         names = ", ".join(str(d / RUN_FILE) for d in sweep.folder.unreadable)

@@ -241,41 +241,78 @@ def value_at(cfg: BenchConfig, key: str) -> Any:
     return node
 
 
-def _need(ok: bool, key: str, value: object, valid: str) -> None:
+# Every checked key's valid range, as the refusal says it and docs/reference/config.md lists it (one text for both).
+RANGES: dict[str, str] = {
+    "load.concurrency": "must be an integer >= 1",
+    "load.request_rate": "must be > 0, or null",
+    "load.burstiness": "must be > 0",
+    "load.levels": "every level must be > 0; concurrency levels must be whole numbers"
+    " (rate levels need load.request_rate)",
+    "load.max_requests": "must be >= 1, or null for the whole dataset",
+    "load.max_duration_s": "must be > 0, or null",
+    "load.request_timeout_s": "must be > 0",
+    "load.warmup_requests": "must be >= 0",
+    "load.sweep_points": "must be >= 1",
+    "load.search_max_levels": "must be >= 1",
+    "load.search_max_s": "must be > 0",
+    "load.client": f"one of {', '.join(CLIENTS)}",
+    "load.mode": f"one of {', '.join(LOAD_MODES)}",
+    "dataset.sample_size": "must be >= 1, or null for every question",
+    "dataset.too_long": f"one of {', '.join(TOO_LONG)}",
+    "lock_wait_s": "must be >= 0 (0: refuse a folder another bench writes)",
+    "telemetry_interval_s": "must be >= 0 (0: off)",
+    "engine": f"one of {', '.join(ENGINES)}",
+    "start": "must be >= 0",
+    "endpoint": "http(s)://HOST:PORT of an OpenAI-compatible server, or null",
+    "slo.ttft_ms": "must be > 0, or null",
+    "slo.tpot_ms": "must be > 0, or null",
+    "slo.latency_ms": "must be > 0, or null",
+    "slo.min_f1": "must be in [0, 1], or null",
+    "slo.min_share": "must be in (0, 1]",
+    "tracing.wait_s": "must be > 0",
+    "server.max_model_len": "must be >= 2",
+    "server.gpu_memory_utilization": "must be in (0, 1]",
+    "server.tensor_parallel_size": "must be >= 1",
+    "server.pipeline_parallel_size": "must be >= 1",
+    "server.port": "must be in 0..65535 (0: a free port is picked)",
+    "server.startup_timeout_s": "must be > 0",
+    "server.distributed_executor_backend": f"one of {', '.join(EXECUTOR_BACKENDS)}, or null",
+    "server.ray_address": "needs the ray backend",
+    "request.max_tokens": "must be >= 1 and below server.max_model_len",
+    "request.temperature": "must be >= 0 (0: greedy)",
+}
+
+
+def _need(ok: bool, key: str, value: object, context: str = "") -> None:
     if not ok:
-        raise ConfigError(f"{key}={value!r} is out of range: {valid}")
+        raise ConfigError(f"{key}={value!r} is out of range: {RANGES[key]}{context}")
 
 
 def _positive(key: str, value: float | None, optional: bool = False) -> None:
-    _need((optional and value is None) or (value is not None and value > 0), key, value, "must be > 0")
+    _need((optional and value is None) or (value is not None and value > 0), key, value)
 
 
 def check_settings(cfg: BenchConfig) -> None:
     """Every value a run depends on, checked before anything starts: one line with the valid range."""
     load, ds = cfg.load, cfg.dataset
-    _need(load.concurrency >= 1, "load.concurrency", load.concurrency, "must be an integer >= 1")
+    _need(load.concurrency >= 1, "load.concurrency", load.concurrency)
     _positive("load.request_rate", load.request_rate, optional=True)
     _positive("load.burstiness", load.burstiness)
     for v in load.levels:
-        _need(v > 0, "load.levels", list(load.levels), "every level must be > 0")
+        _need(v > 0, "load.levels", list(load.levels))
     if load.request_rate is None:
-        _need(all(float(v).is_integer() for v in load.levels), "load.levels", list(load.levels),
-              "concurrency levels must be whole numbers (rate levels need load.request_rate)")  # fmt: skip
-    _need(load.max_requests is None or load.max_requests >= 1, "load.max_requests", load.max_requests,
-          "must be >= 1, or null for the whole dataset")  # fmt: skip
+        _need(all(float(v).is_integer() for v in load.levels), "load.levels", list(load.levels))
+    _need(load.max_requests is None or load.max_requests >= 1, "load.max_requests", load.max_requests)
     _positive("load.max_duration_s", load.max_duration_s, optional=True)
     _positive("load.request_timeout_s", load.request_timeout_s)
-    _need(load.warmup_requests >= 0, "load.warmup_requests", load.warmup_requests, "must be >= 0")
-    _need(load.sweep_points >= 1, "load.sweep_points", load.sweep_points, "must be >= 1")
-    _need(load.search_max_levels >= 1, "load.search_max_levels", load.search_max_levels, "must be >= 1")
+    _need(load.warmup_requests >= 0, "load.warmup_requests", load.warmup_requests)
+    _need(load.sweep_points >= 1, "load.sweep_points", load.sweep_points)
+    _need(load.search_max_levels >= 1, "load.search_max_levels", load.search_max_levels)
     _positive("load.search_max_s", load.search_max_s)
-    _need(ds.sample_size is None or ds.sample_size >= 1, "dataset.sample_size", ds.sample_size,
-          "must be >= 1, or null for every question")  # fmt: skip
-    _need(ds.too_long in TOO_LONG, "dataset.too_long", ds.too_long, f"one of {', '.join(TOO_LONG)}")
-    _need(
-        cfg.lock_wait_s >= 0, "lock_wait_s", cfg.lock_wait_s, "must be >= 0 (0: refuse a folder another bench writes)"
-    )
-    _need(cfg.telemetry_interval_s >= 0, "telemetry_interval_s", cfg.telemetry_interval_s, "must be >= 0 (0: off)")
+    _need(ds.sample_size is None or ds.sample_size >= 1, "dataset.sample_size", ds.sample_size)
+    _need(ds.too_long in TOO_LONG, "dataset.too_long", ds.too_long)
+    _need(cfg.lock_wait_s >= 0, "lock_wait_s", cfg.lock_wait_s)
+    _need(cfg.telemetry_interval_s >= 0, "telemetry_interval_s", cfg.telemetry_interval_s)
     check_slo(cfg.slo)
     check_listen(cfg.tracing.listen)
     _positive("tracing.wait_s", cfg.tracing.wait_s)
@@ -303,33 +340,31 @@ def check_endpoint(url: str | None) -> None:
 def check_slo(slo: SloConfig) -> None:
     for key in ("ttft_ms", "tpot_ms", "latency_ms"):
         _positive(f"slo.{key}", getattr(slo, key), optional=True)
-    _need(slo.min_f1 is None or 0 <= slo.min_f1 <= 1, "slo.min_f1", slo.min_f1, "must be in [0, 1], or null")
-    _need(0 < slo.min_share <= 1, "slo.min_share", slo.min_share, "must be in (0, 1]")
+    _need(slo.min_f1 is None or 0 <= slo.min_f1 <= 1, "slo.min_f1", slo.min_f1)
+    _need(0 < slo.min_share <= 1, "slo.min_share", slo.min_share)
 
 
 def check_server(s: ServerConfig) -> None:
     """A variant's values; run again once engine profiles and `on_engine` are merged in."""
-    _need(s.max_model_len >= 2, "server.max_model_len", s.max_model_len, "must be >= 2")
-    _need(0 < s.gpu_memory_utilization <= 1, "server.gpu_memory_utilization", s.gpu_memory_utilization,
-          "must be in (0, 1]")  # fmt: skip
-    _need(s.tensor_parallel_size >= 1, "server.tensor_parallel_size", s.tensor_parallel_size, "must be >= 1")
-    _need(s.pipeline_parallel_size >= 1, "server.pipeline_parallel_size", s.pipeline_parallel_size, "must be >= 1")
-    _need(0 <= s.port <= 65535, "server.port", s.port, "must be in 0..65535 (0: a free port is picked)")
+    _need(s.max_model_len >= 2, "server.max_model_len", s.max_model_len)
+    _need(0 < s.gpu_memory_utilization <= 1, "server.gpu_memory_utilization", s.gpu_memory_utilization)
+    _need(s.tensor_parallel_size >= 1, "server.tensor_parallel_size", s.tensor_parallel_size)
+    _need(s.pipeline_parallel_size >= 1, "server.pipeline_parallel_size", s.pipeline_parallel_size)
+    _need(0 <= s.port <= 65535, "server.port", s.port)
     _positive("server.startup_timeout_s", s.startup_timeout_s)
     check_backend(s)
 
 
 def check_backend(s: ServerConfig) -> None:
-    backend, valid = s.distributed_executor_backend, ", ".join(EXECUTOR_BACKENDS)
-    _need(backend in (None, *EXECUTOR_BACKENDS), "server.distributed_executor_backend", backend, f"one of {valid}")
-    _need(s.ray_address is None or backend == "ray", "server.ray_address", s.ray_address, "needs the ray backend")
+    backend = s.distributed_executor_backend
+    _need(backend in (None, *EXECUTOR_BACKENDS), "server.distributed_executor_backend", backend)
+    _need(s.ray_address is None or backend == "ray", "server.ray_address", s.ray_address)
 
 
 def check_request(r: RequestConfig, s: ServerConfig) -> None:
     """The request's values against the variant's context; run again once the variant is resolved."""
-    _need(1 <= r.max_tokens < s.max_model_len, "request.max_tokens", r.max_tokens,
-          f"must be >= 1 and below server.max_model_len ({s.max_model_len})")  # fmt: skip
-    _need(r.temperature >= 0, "request.temperature", r.temperature, "must be >= 0 (0: greedy)")
+    _need(1 <= r.max_tokens < s.max_model_len, "request.max_tokens", r.max_tokens, f" ({s.max_model_len})")
+    _need(r.temperature >= 0, "request.temperature", r.temperature)
 
 
 def resolve_server(server: ServerConfig, engine: str, profile: EngineConfig) -> ServerConfig:

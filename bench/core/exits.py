@@ -14,6 +14,15 @@ from bench.core.secrets import redact_url
 
 # The exit-code contract (README, --help): a crash never exits 1, which scripts read as a verdict.
 OK, VERDICT, BAD_INPUT, INTERNAL, INTERRUPTED = 0, 1, 2, 3, 130
+# What each code means, for --help and docs/reference/exit-codes.md (both made from this table).
+MEANINGS: dict[int, str] = {
+    OK: "success: every variant ok (run), no regression (compare, history report), nothing to bisect (bisect)",
+    VERDICT: "a verdict: some variant not ok (run), a regression (compare, history report), a culprit (bisect)",
+    BAD_INPUT: "bad input: an unknown name, a value out of range, a malformed or corrupt file, a bad path, "
+    "an endpoint that does not answer as an OpenAI server, a port in use, a run folder another bench is writing",
+    INTERNAL: "internal error: a bug in bench; one line here, the traceback in the log file it names",
+    INTERRUPTED: "interrupted (Ctrl-C, SIGTERM): servers stopped, finished results kept; re-run to resume",
+}
 
 
 def internal_error(e: BaseException) -> int:

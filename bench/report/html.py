@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.analyze.tables import summary_view
+from bench.analyze.tables import formatted, metrics_shown, summary_view
+from bench.core.metric_registry import CONSOLE
 from bench.report.contents import Chart, Report
-from bench.report.page import error_box, figure, page
+from bench.report.notes import notes
+from bench.report.page import error_box, figure, note_box, page
 
 REPORT_FILE = "report.html"
 
@@ -39,16 +41,18 @@ def render(report: Report) -> str:
     problems = _problems(report)
     if problems:
         parts.append("<h2>Problems while building this report</h2>" + error_box("\n".join(problems)))
+    if sweep.folder is not None and (said := notes(sweep.folder, report.baseline)):
+        parts.append("<h2>Read this first</h2>" + "".join(note_box(n) for n in said))
     parts += [
         "<h2>Summary</h2>",
-        _table_html(summary_view(sweep.summary), wrap=("reason",)),
+        _summary_html(sweep.summary),
         "<h2>Charts</h2>",
         _charts_html(report.charts),
     ]
     for other, other_charts in compared:
         parts += [
             f"<h2>Compared: {html.escape(other.name)}</h2>",
-            _table_html(summary_view(other.summary), wrap=("reason",)),
+            _summary_html(other.summary),
             _charts_html(other_charts),
         ]
     parts.append("<h2>Provenance</h2>")
@@ -74,6 +78,21 @@ def _problems(report: Report) -> list[str]:
     return problems
 
 
+def _summary_html(summary: pd.DataFrame) -> str:
+    """The few columns that fit a laptop's screen (the console's), every column folded beneath them."""
+    if summary.empty or "variant" not in summary:
+        return _table_html(pd.DataFrame())
+    view = {k: summary[k] for k in ("sweep", "variant", "status") if k in summary}
+    view |= {m.label: formatted(summary, m.name, m.format) for m in metrics_shown(summary, CONSOLE)}
+    reasons = summary["reason"].fillna("") if "reason" in summary else pd.Series("", summary.index)
+    view["reason"] = reasons.map(lambda s: s if len(s) <= 60 else s[:57] + "...")
+    full = _table_html(summary_view(summary), wrap=("reason",))
+    return (
+        _table_html(pd.DataFrame(view), wrap=("reason",))
+        + f"<details><summary>Every column ({len(summary_view(summary).columns)})</summary>{full}</details>"
+    )
+
+
 def _table_html(table: pd.DataFrame, wrap: tuple[str, ...] = ()) -> str:
     if table.empty:
         return "<p><em>no runs</em></p>"
@@ -86,7 +105,8 @@ def _table_html(table: pd.DataFrame, wrap: tuple[str, ...] = ()) -> str:
             cls = ' class="wrap"' if col in wrap else ""
             tds.append(f"<td{cls}>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(tds) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    # A wide table (provenance's commands) scrolls in its own box, not the whole page.
+    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
 
 
 def _charts_html(charts: list[Chart]) -> str:

@@ -13,6 +13,8 @@ th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f4f4f4} td{white-space:nowrap} td.wrap{white-space:normal;max-width:40em}
 figure{margin:1.5em 0} figure img{max-width:100%;border:1px solid #eee}
 .err{background:#fff3f3;border-left:4px solid #d33;padding:.5em 1em;white-space:pre-wrap;font-size:13px}
+.note{background:#fffbe6;border-left:4px solid #e0a800;padding:.5em 1em;margin:.5em 0;font-size:14px}
+details{margin:0 0 1.5em} .scroll{overflow-x:auto} summary{cursor:pointer;color:#555}
 code{font-size:12px;word-break:break-all}
 """
 
@@ -28,6 +30,10 @@ def page(title: str, body: list[str]) -> str:
 
 def error_box(text: str) -> str:
     return "<div class='err'>" + html.escape(text) + "</div>"
+
+
+def note_box(text: str) -> str:
+    return "<div class='note'>" + html.escape(text) + "</div>"
 
 
 def figure(png: bytes, alt: str, caption: str | None = None) -> str:

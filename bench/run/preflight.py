@@ -23,7 +23,9 @@ def model_or_refusal(server: ServerConfig, engine: str) -> tuple[str | None, str
     """(the model's local path, None) for a variant that can run here, else (None, why not). Refusals that
     need no model come first: making one (an AWQ quantization) takes minutes."""
     caps = cpu.detect()
-    refusal = gpu_shortage(server, engine) or missing_kernel(server.model, None, engine, caps)
+    refusal = (
+        gpu_shortage(server, engine) or missing_awq(server.model) or missing_kernel(server.model, None, engine, caps)
+    )
     if refusal:
         return None, refusal
     model = resolve_model(server.model)
@@ -42,6 +44,22 @@ def gpu_shortage(server: ServerConfig, engine: str) -> str | None:
             f" x pipeline_parallel_size={server.pipeline_parallel_size}), {visible} visible"
         )
     return None
+
+
+def missing_awq(model_spec: str) -> str | None:
+    """`server=awq` serves `${model}-awq`: for a local model with no such folder, say what it needs and how to make it
+    (a bundled model's AWQ copy is made on first use; a hub id is vLLM's to find)."""
+    if model_spec.startswith(PREFIX) or not model_spec.endswith("-awq"):
+        return None
+    out, src = Path(model_spec).expanduser(), Path(model_spec[: -len("-awq")]).expanduser()
+    if out.exists() or not src.is_dir():
+        return None
+    maker = Path(__file__).with_name("make_awq.py")
+    return (
+        f"not runnable here: server=awq serves a 4-bit AWQ (W4A16) checkpoint of {src} at {out}, which does not exist;"
+        f" make it with `bash scripts/setup.sh awq && .venv-awq/bin/python {maker} {src} {out}`"
+        " (llm-compressor, minutes on a CPU for a small model), or point server.model at an AWQ checkpoint you have"
+    )
 
 
 def weight_only_4bit(model_spec: str, model_path: str | None) -> bool:

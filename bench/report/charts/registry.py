@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from bench.analyze.sweep import Sweep
 from bench.analyze.tables import crossover, level_means
 from bench.report.charts import devices, latency, load, overview, phases, speculative
+from bench.report.notes import quality_chart_skipped
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,11 @@ def _crosses(sweep: Sweep, baseline: str) -> bool:
     return bool(not shared.empty and shared.groupby("variant")["level"].nunique().max() >= 2)
 
 
+def _real_answers(sweep: Sweep, baseline: str) -> bool:
+    """Some variant served real weights: with random ones only, the quality axis is noise (the report says why)."""
+    return sweep.folder is None or quality_chart_skipped(sweep.folder) is None
+
+
 def _has_phases(sweep: Sweep, baseline: str) -> bool:
     return not phases.decomposition(sweep.trials).empty
 
@@ -71,7 +77,7 @@ CHARTS: tuple[ChartSpec, ...] = (
               lambda s, b: latency.latency_chart(s.requests, s.summary)),
     ChartSpec("phases", "Where the time goes: server phases and outside the server", _has_phases,
               lambda s, b: phases.phases_chart(s.trials)),
-    ChartSpec("quality_speed", "Quality vs speed", _always,
+    ChartSpec("quality_speed", "Quality vs speed", _real_answers,
               lambda s, b: overview.quality_speed_chart(s.summary, b)),
     ChartSpec("speculative", "Speculative decoding", _speculates,
               lambda s, b: speculative.speculative_chart(s.summary)),
