@@ -8,6 +8,7 @@ import traceback
 
 from bench.cli.exits import BAD_INPUT, INTERRUPTED, OK, internal_error
 from bench.core.paths import CONF_DIR
+from bench.core.secrets import redact_url
 
 __all__ = ["CONF_DIR", "HELP", "main"]
 
@@ -71,11 +72,11 @@ def main(argv: list[str]) -> int:
     except BenchError as e:
         if os.environ.get("BENCH_DEBUG") == "1":
             traceback.print_exc()
-        print(f"bench: error: {e}", file=sys.stderr)
+        print(redact_url(f"bench: error: {e}"), file=sys.stderr)
         return BAD_INPUT
     except OSError as e:  # a path bench was given that cannot be read or written: the user's to fix
         where = f": {e.filename}" if e.filename else ""
-        print(f"bench: error: {e.strerror or e}{where}", file=sys.stderr)
+        print(redact_url(f"bench: error: {e.strerror or e}{where}"), file=sys.stderr)
         return BAD_INPUT
     except KeyboardInterrupt:
         print(

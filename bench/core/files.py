@@ -13,7 +13,7 @@ from typing import Any
 
 from bench.core.describe import replay_wall_clock
 from bench.core.records import FAILED, REQUESTS_FILE, RUN_FILE, SCHEMA_VERSION, RecordError, RequestRecord, RunResult
-from bench.core.secrets import redact_url
+from bench.core.secrets import redact_tree, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,9 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_run(run_dir: Path, result: RunResult) -> None:
-    # Credentials inside an endpoint URL (or an error message quoting one) never reach the file.
-    text = redact_url(json.dumps(result.to_dict(), indent=1, ensure_ascii=False, default=str))
+    # Credentials inside an endpoint URL (or an error message quoting one), a secret flag's value in the server's
+    # extra_args (`--api-key KEY`, two list items) or under a secret-named key never reach the file.
+    text = redact_url(json.dumps(redact_tree(result.to_dict()), indent=1, ensure_ascii=False, default=str))
     atomic_write_text(run_dir / RUN_FILE, text + "\n")
 
 

@@ -23,6 +23,7 @@ import psutil
 
 from bench.core.config import ServerConfig
 from bench.core.errors import ServerError
+from bench.core.secrets import auth_headers, split_userinfo
 from bench.run.diagnose import diagnose
 from bench.run.models import shape_of
 from bench.run.provenance import redact_args
@@ -130,9 +131,9 @@ def reset_prefix_cache(base_url: str, api_key: str | None = None, attempts: int 
     """Empty the server's prefix cache, so every pass meets the same cache state. False where the server
     does not offer it (not in dev mode, an endpoint elsewhere); vLLM refuses (success false) while blocks
     are held by running requests, so it is retried briefly."""
-    req = urllib.request.Request(f"{base_url}/reset_prefix_cache", method="POST", data=b"")
-    if api_key:
-        req.add_header("Authorization", f"Bearer {api_key}")
+    req = urllib.request.Request(f"{split_userinfo(base_url)[0]}/reset_prefix_cache", method="POST", data=b"")
+    for k, v in auth_headers(base_url, api_key).items():
+        req.add_header(k, v)
     for _ in range(attempts):
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
