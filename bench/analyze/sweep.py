@@ -20,6 +20,7 @@ from bench.analyze.tables import (
     telemetry_timeline,
     write_summary,
 )
+from bench.core.errors import LinkError
 from bench.core.folder import ResultsFolder, as_folder
 
 
@@ -44,6 +45,8 @@ def _try(errors: list[str], what: str, fn: Callable[[], pd.DataFrame]) -> pd.Dat
     """A table that cannot be read becomes empty, and the report says why, instead of the sweep's end crashing."""
     try:
         return fn()
+    except LinkError:  # not a table that failed: bad input, refused before anything is written through it
+        raise
     except Exception as e:
         errors.append(f"{what}: {type(e).__name__}: {e}")
         return pd.DataFrame()

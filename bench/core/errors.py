@@ -23,3 +23,7 @@ class EndpointError(BenchError):
 
 class CompareError(BenchError):
     """A results folder that cannot be compared."""
+
+
+class LinkError(BenchError):
+    """A symbolic link where bench would write: bench writes through no link it did not make (bad input)."""

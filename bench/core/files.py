@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from bench.core.describe import replay_wall_clock
+from bench.core.errors import LinkError
 from bench.core.records import FAILED, REQUESTS_FILE, RUN_FILE, SCHEMA_VERSION, RecordError, RequestRecord, RunResult
 from bench.core.secrets import redact_tree, redact_url
 
@@ -22,8 +24,49 @@ log = logging.getLogger(__name__)
 RENAMED: dict[str, str] = {}
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # POSIX; elsewhere the is_symlink checks below are all there is
+
+
+def no_link(path: Path) -> Path:
+    """`path` is no symbolic link: a lock, chart, report or baseline written through one would land in a user's file
+    or folder (a linked .bench.lock truncated it). A link there is bad input, in one line naming it."""
+    if Path(path).is_symlink():
+        raise LinkError(
+            f"{path} is a symbolic link: bench writes only into files and folders it made (remove the link)"
+        )
+    return Path(path)
+
+
+def make_dir(path: Path) -> Path:
+    """A folder bench writes into (charts/, a run's folder, a store's runs/): made if missing, never a link."""
+    no_link(path).mkdir(parents=True, exist_ok=True)
+    return no_link(path)
+
+
+def open_nofollow(path: Path, mode: str = "w", **kwargs: Any) -> IO[Any]:
+    """open() for writing ("w", "a", "wb", "ab") that refuses to follow a symbolic link at `path`."""
+    flags = os.O_WRONLY | os.O_CREAT | _NOFOLLOW | (os.O_APPEND if mode.startswith("a") else os.O_TRUNC)
+    try:
+        fd = os.open(no_link(path), flags, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:  # made a link between the check and the open
+            raise LinkError(f"{path} is a symbolic link: bench writes only into files and folders it made") from None
+        raise
+    if "b" not in mode:
+        kwargs.setdefault("encoding", "utf-8")
+    return os.fdopen(fd, mode, **kwargs)
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """A whole file written in place (a chart): never through a link."""
+    with open_nofollow(path, "wb") as f:
+        f.write(data)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file and rename, so a crash never leaves a half-written file behind."""
+    """Write via a temp file and rename, so a crash never leaves a half-written file behind. A link at `path`
+    is refused: the rename would replace the user's link with bench's file."""
+    no_link(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide results from the other users of a shared box
@@ -113,7 +156,7 @@ class RequestWriter:
     """Appends one JSON line per request and flushes it, so a crash keeps every finished request."""
 
     def __init__(self, path: Path, append: bool = False) -> None:
-        self._f = path.open("a" if append else "w", encoding="utf-8")
+        self._f = open_nofollow(path, "a" if append else "w")
 
     def write(self, record: RequestRecord) -> None:
         self._f.write(redact_url(json.dumps(dataclasses.asdict(record), ensure_ascii=False)) + "\n")

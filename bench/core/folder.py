@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl
 import os
 import socket
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.errors import BenchError, ConfigError
-from bench.core.files import read_requests, read_run, run_dirs
+from bench.core.files import make_dir, no_link, read_requests, read_run, run_dirs
 from bench.core.records import RUN_FILE, RunResult
 
 
@@ -104,9 +105,14 @@ def locked(run_dir: Path, wait_s: float = 0.0) -> Iterator[None]:
     """The run folder for this process alone while the block runs. A second writer refuses in one line naming
     the holder, or waits up to `wait_s`. An flock dies with its process, so a crashed run's lock is taken over
     by the next run without anyone removing a file."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    make_dir(run_dir)
+    path = no_link(run_dir / LOCK_FILE)  # a linked lock file was truncated and overwritten: the user's file
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            no_link(path)
+        raise
     try:
         deadline = time.monotonic() + wait_s
         while True:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.errors import BenchError
-from bench.core.files import atomic_write_text
+from bench.core.files import atomic_write_text, no_link
 from bench.core.folder import ResultsFolder
 from bench.core.records import OK, REQUESTS_FILE, RUN_FILE, SUMMARY_FILE, RunResult
 from bench.run import provenance
@@ -33,6 +33,8 @@ def promote(results: Path, to: Path, reason: str, allow_failed: bool = False) ->
     folder = ResultsFolder(results)
     runs = _promotable(folder, allow_failed)
     _check_target(results, to)
+    no_link(to)
+    no_link(to / PREVIOUS_DIR)  # a linked previous/ would have its user's files moved in
     record = _record(results, to, reason, runs)
     to.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=to.parent, prefix=f".{to.name}."))

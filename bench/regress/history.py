@@ -20,6 +20,7 @@ import ruptures
 from scipy import stats
 
 from bench.core.errors import BenchError
+from bench.core.files import make_dir, no_link
 from bench.core.folder import ResultsFolder
 from bench.core.metric_registry import METRICS, TRIAL_METRICS
 from bench.core.records import OK, RunResult
@@ -186,9 +187,8 @@ def _file_name(points: pd.DataFrame) -> str:
 def add(results_dir: Path, store: Path, machine: str | None = None, interval: Interval = night_interval) -> Path | None:
     """Adds a results folder to the store; returns its file, or None when that run is already there."""
     points = run_points(results_dir, machine, interval)
-    folder = Path(store) / RUNS
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / _file_name(points)
+    folder = make_dir(no_link(Path(store)) / RUNS)
+    path = no_link(folder / _file_name(points))
     if path.exists():
         return None
     # Written aside (a dot-name the readers skip), then linked into place: link fails if a concurrent add of

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from bench.core.errors import BenchError
-from bench.core.files import atomic_write_text, read_run
+from bench.core.files import atomic_write_text, make_dir, read_run
 from bench.core.records import OK, RUN_FILE, RunResult
 from bench.regress.bisect import Cache, Difference, Probe, cache_from_json, cache_to_json, differences
 from bench.regress.compare import REGRESSION, ThresholdsBase, Verdict, compare_results
@@ -173,7 +173,7 @@ class Prober:
         self._write(self.conf / "server" / f"{GOOD}.yaml", server_config(self.s, [], GOOD))
 
     def _write(self, path: Path, data: dict[str, Any], head: str = "") -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(path.parent)
         atomic_write_text(path, head + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
     def command(self, name: str, out_dir: Path) -> list[str]:

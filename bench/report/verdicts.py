@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.core.errors import CompareError
+from bench.core.files import atomic_write_text
 from bench.regress.compare import (
     IMPROVEMENT,
     METRICS,
@@ -112,7 +113,7 @@ def report(
     if markdown_path:
         try:
             markdown_path.parent.mkdir(parents=True, exist_ok=True)
-            markdown_path.write_text(markdown, encoding="utf-8")
+            atomic_write_text(markdown_path, markdown)
         except OSError as e:
             raise CompareError(f"--markdown {markdown_path}: cannot write it ({e.strerror or e})") from None
     if os.environ.get("GITHUB_STEP_SUMMARY"):  # set by GitHub Actions: the job's summary page

@@ -23,6 +23,7 @@ import psutil
 
 from bench.core.config import ServerConfig
 from bench.core.errors import ServerError
+from bench.core.files import open_nofollow
 from bench.core.secrets import auth_headers, split_userinfo
 from bench.run.diagnose import diagnose
 from bench.run.models import shape_of
@@ -226,7 +227,7 @@ class VllmServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         # Starts of one variant share its log: phases and diagnoses read only what this start wrote.
         self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with self.log_path.open("ab") as log:
+        with open_nofollow(self.log_path, "ab") as log:
             log.write(f"$ {' '.join(redact_args(self.cmd))}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
