@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -20,6 +21,30 @@ def _results_dir(path: Path | None, what: str = "results folder") -> None:
         raise BenchError(f"no {what} at {path}")
     if not list(run_dirs(path)):
         raise BenchError(f"no runs in {path} (a run is a folder with run.json): nothing to analyze")
+
+
+def _count(text: str) -> int:
+    """An argparse type: a whole number in 1..MAX_COUNT (probes, starts, passes)."""
+    from bench.core.repeats import MAX_COUNT
+
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= n <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{text} is out of range: 1..{MAX_COUNT:,}")
+    return n
+
+
+def _minutes(text: str) -> float:
+    """An argparse type: a finite number of minutes > 0 (NaN never ended a bisection)."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(x) and 0 < x <= 60 * 24 * 366):
+        raise argparse.ArgumentTypeError(f"{text} is out of range: a finite number of minutes > 0, at most a year")
+    return x
 
 
 def analyze(args: list[str]) -> int:
@@ -59,7 +84,12 @@ def compare(args: list[str]) -> int:
     p.add_argument("baseline", type=Path, help="the promoted baseline, e.g. results/baselines/MACHINE/nightly "
                    "(or one variant's folder, to compare two variants of one sweep: an A/B)")  # fmt: skip
     p.add_argument("current", type=Path, help="the run to judge, e.g. results/nightly (or the other variant's folder)")
-    p.add_argument("--thresholds", type=Path, metavar="FILE", help="YAML over the defaults, or a preset name: default, nightly, shared_cpu")
+    p.add_argument(
+        "--thresholds",
+        type=Path,
+        metavar="FILE",
+        help="YAML over the defaults, or a preset name: default, nightly, shared_cpu",
+    )
     p.add_argument("--markdown", type=Path, metavar="OUT.md", help="also write the table as Markdown")
     p.add_argument("--metric", action="extend", nargs="+", choices=list(METRICS), metavar="NAME",
                    help=f"compare only these metrics (default: all of {', '.join(METRICS)})")  # fmt: skip
@@ -137,21 +167,17 @@ def bisect(args: list[str]) -> int:
     p.add_argument("--variant", help="the variant to bisect (default: the only one, or the folder given)")
     p.add_argument("--out", type=Path, help="where probes go (default: results/bisect/GOOD-BAD-VARIANT); "
                    "re-run the same command to resume an interrupted search")  # fmt: skip
-    p.add_argument("--starts", type=int, default=3, help="server starts a side in each probe (default 3: compare's "
+    p.add_argument("--starts", type=_count, default=3, help="server starts a side in each probe (default 3: compare's "
                    "interval over starts needs three or more)")  # fmt: skip
-    p.add_argument("--passes", type=int, default=2, help="passes over the dataset per start (default 2)")
-    p.add_argument("--max-probes", type=int, help="stop after this many new probes")
-    p.add_argument("--max-minutes", type=float, help="stop starting probes after this many minutes of probes")
+    p.add_argument("--passes", type=_count, default=2, help="passes over the dataset per start (default 2)")
+    p.add_argument("--max-probes", type=_count, help="stop after this many new probes")
+    p.add_argument("--max-minutes", type=_minutes, help="stop starting probes after this many minutes of probes")
     p.add_argument("--metric", action="extend", nargs="+", choices=list(METRICS), metavar="NAME",
                    help="judge probes on these metrics (default: those that regressed from GOOD to BAD)")  # fmt: skip
     p.add_argument("--thresholds", type=Path, metavar="FILE", help="as for compare")
     p.add_argument("--envs", metavar="PY1,PY2,...", help="bisect an ordered list of server interpreters instead "
                    "(server.python; GOOD's first, BAD's last), e.g. venvs of successive vLLM versions")  # fmt: skip
     a = p.parse_args(args)
-    if a.starts < 1 or a.passes < 1:
-        raise BenchError(f"--starts {a.starts} --passes {a.passes} is out of range: each must be >= 1")
-    if (a.max_probes is not None and a.max_probes < 1) or (a.max_minutes is not None and a.max_minutes <= 0):
-        raise BenchError("--max-probes and --max-minutes must be > 0")
     envs = [e.strip() for e in (a.envs or "").split(",") if e.strip()]
     missing = [e for e in envs if not Path(e).is_file()]
     if missing or (a.envs is not None and len(envs) < 2):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import sys
 import urllib.parse
@@ -16,6 +17,7 @@ from omegaconf.errors import InterpolationResolutionError
 from bench.core import cpu
 from bench.core.errors import ConfigError
 from bench.core.folder import check_run_dir
+from bench.core.repeats import MAX_COUNT
 from bench.core.repeats import PREFIX_CACHE as PREFIX_CACHE  # re-exported: importers predate the move
 from bench.core.repeats import Repeats as Repeats
 from bench.core.repeats import to_repeats
@@ -264,7 +266,18 @@ def value_at(cfg: BenchConfig, key: str) -> Any:
     return node
 
 
+def _finite(value: object) -> bool:
+    """No NaN or infinity anywhere in a value: `inf` seconds never time out, NaN compares false both ways."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return all(_finite(v) for v in value)
+    return True
+
+
 def _need(ok: bool, key: str, value: object, valid: str) -> None:
+    if not _finite(value):
+        raise ConfigError(f"{key}={value!r} is out of range: must be a finite number")
     if not ok:
         raise ConfigError(f"{key}={value!r} is out of range: {valid}")
 
@@ -273,10 +286,34 @@ def _positive(key: str, value: float | None, optional: bool = False) -> None:
     _need((optional and value is None) or (value is not None and value > 0), key, value, "must be > 0")
 
 
+def _count(key: str, value: int | None, low: int = 1, optional: bool = False) -> None:
+    """A number of things that sizes work: a whole number in low..MAX_COUNT."""
+    ok = (optional and value is None) or (value is not None and low <= value <= MAX_COUNT)
+    what = f"must be a whole number in {low}..{MAX_COUNT:,}" + (", or null" if optional else "")
+    _need(ok, key, value, what)
+
+
+def check_finite(node: object, key: str = "") -> None:
+    """Every float of the config, wherever it is (a field no other check reads included), finite."""
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        children: dict[str, object] = {f.name: getattr(node, f.name) for f in dataclasses.fields(node)}
+    elif isinstance(node, dict):
+        children = {str(k): v for k, v in node.items()}
+    elif isinstance(node, (list, tuple)):
+        children = {f"{i}": v for i, v in enumerate(node)}
+    else:
+        if not _finite(node):
+            raise ConfigError(f"{key}={node!r} is out of range: must be a finite number")
+        return
+    for name, child in children.items():
+        check_finite(child, f"{key}.{name}" if key else name)
+
+
 def check_settings(cfg: BenchConfig) -> None:
     """Every value a run depends on, checked before anything starts: one line with the valid range."""
     load, ds = cfg.load, cfg.dataset
-    _need(load.concurrency >= 1, "load.concurrency", load.concurrency, "must be an integer >= 1")
+    check_finite(cfg)
+    _count("load.concurrency", load.concurrency)
     _positive("load.request_rate", load.request_rate, optional=True)
     _positive("load.burstiness", load.burstiness)
     for v in load.levels:
@@ -284,16 +321,16 @@ def check_settings(cfg: BenchConfig) -> None:
     if load.request_rate is None:
         _need(all(float(v).is_integer() for v in load.levels), "load.levels", list(load.levels),
               "concurrency levels must be whole numbers (rate levels need load.request_rate)")  # fmt: skip
-    _need(load.max_requests is None or load.max_requests >= 1, "load.max_requests", load.max_requests,
-          "must be >= 1, or null for the whole dataset")  # fmt: skip
+    _need(len(load.levels) <= MAX_COUNT, "load.levels", f"[{len(load.levels)} levels]", f"at most {MAX_COUNT:,}")
+    _count("load.max_requests", load.max_requests, optional=True)
     _positive("load.max_duration_s", load.max_duration_s, optional=True)
     _positive("load.request_timeout_s", load.request_timeout_s)
-    _need(load.warmup_requests >= 0, "load.warmup_requests", load.warmup_requests, "must be >= 0")
-    _need(load.sweep_points >= 1, "load.sweep_points", load.sweep_points, "must be >= 1")
-    _need(load.search_max_levels >= 1, "load.search_max_levels", load.search_max_levels, "must be >= 1")
+    _count("load.warmup_requests", load.warmup_requests, low=0)
+    _count("load.sweep_points", load.sweep_points)
+    _count("load.search_max_levels", load.search_max_levels)
+    _need(0 < load.search_tolerance < 1, "load.search_tolerance", load.search_tolerance, "must be in (0, 1)")
     _positive("load.search_max_s", load.search_max_s)
-    _need(ds.sample_size is None or ds.sample_size >= 1, "dataset.sample_size", ds.sample_size,
-          "must be >= 1, or null for every question")  # fmt: skip
+    _count("dataset.sample_size", ds.sample_size, optional=True)
     _need(ds.too_long in TOO_LONG, "dataset.too_long", ds.too_long, f"one of {', '.join(TOO_LONG)}")
     _need(
         cfg.lock_wait_s >= 0, "lock_wait_s", cfg.lock_wait_s, "must be >= 0 (0: refuse a folder another bench writes)"

@@ -8,9 +8,12 @@ from typing import Any
 
 from bench.core.errors import ConfigError
 
-__all__ = ["PREFIX_CACHE", "Repeats", "to_repeats"]
+__all__ = ["MAX_COUNT", "PREFIX_CACHE", "Repeats", "to_repeats"]
 
 PREFIX_CACHE = ("reset", "keep")
+# The most of anything countable that sizes work (starts, passes, requests, levels, sweep points, probes): far beyond
+# any real benchmark, and small enough that a typo (1e18 requests, 2**64 starts) is refused, not run or crashed on.
+MAX_COUNT = 10**6
 
 
 @dataclass
@@ -37,8 +40,14 @@ def to_repeats(value: Any) -> Repeats:
         raise ConfigError(
             f"repeats={value!r}: give a number of passes or {{starts: S, passes: P, prefix_cache: reset}}"
         )
-    if out.starts < 1 or out.passes < 1 or out.prefix_cache not in PREFIX_CACHE:
+    counts = (out.starts, out.passes)
+    if not all(_count(n) for n in counts) or out.prefix_cache not in PREFIX_CACHE:
         raise ConfigError(
-            f"repeats={value!r} is out of range: starts and passes >= 1, prefix_cache one of {', '.join(PREFIX_CACHE)}"
+            f"repeats={value!r} is out of range: starts and passes whole numbers in 1..{MAX_COUNT:,},"
+            f" prefix_cache one of {', '.join(PREFIX_CACHE)}"
         )
     return out
+
+
+def _count(n: Any) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_COUNT
