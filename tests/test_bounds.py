@@ -21,7 +21,8 @@ REFUSED = [
     "server.gpu_memory_utilization=nan", "server.startup_timeout_s=inf", "tracing.wait_s=inf",
     "load.max_requests=9223372036854775808", "load.sweep_points=9223372036854775808",
     f"load.search_max_levels={MAX_COUNT + 1}", f"load.concurrency={MAX_COUNT + 1}", f"dataset.sample_size={10**20}",
-    f"repeats.starts={MAX_COUNT + 1}", "repeats.passes=99999999999999999999", "+server.on_engine.cpu.gpu_memory_utilization=nan",
+    f"repeats.starts={MAX_COUNT + 1}", "repeats.passes=99999999999999999999",
+    "+server.on_engine.cpu.gpu_memory_utilization=nan",
 ]  # fmt: skip
 
 

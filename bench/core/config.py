@@ -17,10 +17,9 @@ from omegaconf.errors import InterpolationResolutionError
 from bench.core import cpu
 from bench.core.errors import ConfigError
 from bench.core.folder import check_run_dir
-from bench.core.repeats import MAX_COUNT
+from bench.core.repeats import MAX_COUNT, to_repeats
 from bench.core.repeats import PREFIX_CACHE as PREFIX_CACHE  # re-exported: importers predate the move
 from bench.core.repeats import Repeats as Repeats
-from bench.core.repeats import to_repeats
 from bench.core.secrets import redact_url
 from bench.core.tracing import TracingConfig, check_listen
 

@@ -13,9 +13,9 @@ import numpy as np
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError
 
-from bench.core.paths import CONF_DIR
 from bench.core.errors import ConfigError
 from bench.core.metric_registry import COMPARED, MetricSpec
+from bench.core.paths import CONF_DIR
 from bench.core.records import OK
 from bench.core.repeats import MAX_COUNT
 from bench.regress.sides import ONE_START, Side, load_pair
