@@ -66,7 +66,7 @@ def load_sweep(
     timeline = _try(errors, "telemetry timeline", lambda: telemetry_timeline(telemetry, requests))
     provenance = _try(errors, "provenance", lambda: load_provenance(folder))
     # load_runs skips a torn run.json (a killed writer); say so, or the variant would just be missing.
-    errors += folder.problems()
+    errors += folder.problems() + folder.line_problems()
     trials = _try(errors, "trials", lambda: load_trials(folder))
     params = _try(errors, "swept parameters", lambda: load_params(folder))
     searches = _try(errors, "load searches", lambda: load_searches(folder))

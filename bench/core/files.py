@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bench.core.describe import replay_wall_clock
-from bench.core.errors import LinkError
+from bench.core.errors import BenchError, LinkError
 from bench.core.records import FAILED, REQUESTS_FILE, RUN_FILE, SCHEMA_VERSION, RecordError, RequestRecord, RunResult
 from bench.core.secrets import redact_tree, redact_url
 
@@ -80,6 +80,17 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """A small JSON record bench wrote (baseline.json, a cache): a dict, or bad input naming the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as e:  # torn, not UTF-8, nested too deep
+        raise BenchError(f"{path}: unreadable {what} ({str(e)[:80]}); move it aside or restore it") from None
+    if not isinstance(data, dict):
+        raise BenchError(f"{path}: unreadable {what} (a JSON {type(data).__name__}, not an object)")
+    return data
+
+
 def write_run(run_dir: Path, result: RunResult) -> None:
     # Credentials inside an endpoint URL (or an error message quoting one), a secret flag's value in the server's
     # extra_args (`--api-key KEY`, two list items) or under a secret-named key never reach the file.
@@ -90,11 +101,11 @@ def write_run(run_dir: Path, result: RunResult) -> None:
 _FIELDS = {f.name: f for f in dataclasses.fields(RunResult)}
 
 
-_warned: set[tuple[str, int]] = set()  # (file, mtime): readers call read_run several times per file
+_warned: set[tuple[str, int, str]] = set()  # (file, mtime, message): readers call read_run several times per file
 
 
 def _warn_once(path: Path, message: str) -> None:
-    key = (str(path.resolve()), path.stat().st_mtime_ns)
+    key = (str(path.resolve()), path.stat().st_mtime_ns, message)
     if key not in _warned:
         _warned.add(key)
         log.warning("%s: %s", path, message)
@@ -172,26 +183,54 @@ class RequestWriter:
         self.close()
 
 
-def read_requests(run_dir: Path) -> Iterator[dict[str, Any]]:
+def read_requests(run_dir: Path, bad: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """requests.jsonl's lines that are JSON objects. Any other line (torn by a killed writer, not UTF-8, an array,
+    nested too deep) is left out, never silently: named by its number in `bad` and in one warning per file."""
     path = run_dir / REQUESTS_FILE
     if not path.exists():
         return
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            # A killed process can leave a torn last line; everything before it is intact.
+    skipped: list[str] = []
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
             try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                return
+                obj = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                why = "not UTF-8"
+            except json.JSONDecodeError as e:
+                if not raw.strip():
+                    continue  # a blank line holds no request
+                why = f"not JSON ({e.msg})"
+            except RecursionError:
+                why = "nested too deep"
+            else:
+                if isinstance(obj, dict):
+                    yield obj
+                    continue
+                why = f"a JSON {type(obj).__name__}, not an object"
+            skipped.append(f"line {n}: {why}")
+    if skipped:
+        if bad is not None:
+            bad += skipped
+        _warn_once(path, f"{len(skipped)} unreadable line(s) left out: {'; '.join(skipped[:5])}")
 
 
-def read_records(run_dir: Path) -> list[RequestRecord]:
-    """requests.jsonl as records; a line that is not a request is left out with one warning."""
+def unreadable_lines(run_dir: Path) -> list[str]:
+    """`line N: why` for every line of the run's requests.jsonl that is not a request's JSON object."""
+    bad: list[str] = []
+    for _ in read_requests(run_dir, bad):
+        pass
+    return bad
+
+
+def read_records(run_dir: Path, bad: list[str] | None = None) -> list[RequestRecord]:
+    """requests.jsonl as records; a line that is not a request is left out, named in `bad` and one warning."""
     out = []
-    for line in read_requests(run_dir):
+    for line in read_requests(run_dir, bad):
         try:
             out.append(RequestRecord.from_dict(line))
-        except RecordError as e:
+        except (RecordError, TypeError, ValueError) as e:
+            if bad is not None:
+                bad.append(f"a request left out: {e}")
             _warn_once(run_dir / REQUESTS_FILE, f"a line left out: {e}")
     return out
 

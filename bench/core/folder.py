@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.core.errors import BenchError, ConfigError
 from bench.core.files import make_dir, no_link, read_requests, read_run, run_dirs
-from bench.core.records import RUN_FILE, RunResult
+from bench.core.records import REQUESTS_FILE, RUN_FILE, RunResult
 
 
 class ResultsFolder:
@@ -29,6 +29,7 @@ class ResultsFolder:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._requests: dict[str, list[dict[str, Any]]] = {}
+        self._bad_lines: dict[str, list[str]] = {}
 
     def __repr__(self) -> str:
         return f"ResultsFolder({str(self.path)!r})"
@@ -60,8 +61,17 @@ class ResultsFolder:
     def requests(self, name: str) -> list[dict[str, Any]]:
         """The variant's requests.jsonl as its records' dicts, up to a torn last line; [] when there is none."""
         if name not in self._requests:
-            self._requests[name] = list(read_requests(self.path / name))
+            self._bad_lines[name] = []
+            self._requests[name] = list(read_requests(self.path / name, self._bad_lines[name]))
         return self._requests[name]
+
+    def line_problems(self) -> list[str]:
+        """The requests.jsonl lines left out so far (torn, not UTF-8, not an object), by variant and line number."""
+        return [
+            f"{name}/{REQUESTS_FILE}: {len(bad)} unreadable line(s) left out ({'; '.join(bad[:3])})"
+            for name, bad in self._bad_lines.items()
+            if bad
+        ]
 
     def problems(self) -> list[str]:
         return [f"{d.name}: {RUN_FILE} unreadable, variant left out" for d in self.unreadable]

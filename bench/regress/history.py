@@ -218,6 +218,13 @@ def _read_points(path: Path) -> pd.DataFrame:
     missing = {"run_time", "variant", "metric", "level"} - set(df.columns)
     if missing:
         raise BenchError(f"{path}: not a history file bench wrote (no {', '.join(sorted(missing))} column)")
+    try:  # checked here, per file, so a wrong-typed column is named with its file instead of crashing the report
+        pd.to_datetime(df["run_time"], utc=True, format="ISO8601")
+        for col in ("value", "level"):
+            if col in df:
+                pd.to_numeric(df[col]).astype(float)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise BenchError(f"{path}: not a history file bench wrote (a wrong-typed column: {e}); move it out") from None
     return df
 
 

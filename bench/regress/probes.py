@@ -259,7 +259,7 @@ def load_cache(path: Path, fingerprint: Mapping[str, Any]) -> Cache:
         if data.get("subject") != fingerprint:
             raise BenchError(f"{path} holds another search's probes: give another --out, or remove that folder")
         return cache_from_json(data)
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, KeyError, TypeError) as e:
+    except (ValueError, AttributeError, KeyError, TypeError, IndexError, RecursionError) as e:
         raise BenchError(f"{path}: corrupt probe cache ({e}): give another --out, or remove it") from None
 
 
