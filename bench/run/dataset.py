@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import sys
 import random
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
