@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -188,9 +189,8 @@ class Prober:
         what = "; ".join(str(d) for d in changes) or "(none)"
         self.log(f"bench: bisect: probe {out_dir.name}: {what}")
         t0 = time.monotonic()
-        done = subprocess.run(self.command(name, out_dir), stdout=subprocess.DEVNULL, check=False)
+        code = run_child(self.command(name, out_dir))
         cost = time.monotonic() - t0
-        code = done.returncode
         if code in (INTERRUPTED, -signal.SIGINT, -signal.SIGTERM):  # stopped by the user: Ctrl-C reaches it too
             raise KeyboardInterrupt
         if code == BAD_INPUT:
@@ -248,6 +248,30 @@ def describe(v: Verdict) -> str:
         return f"{v.metric} {v.verdict}"
     ci = f" [{f['ci_lo_pct']:+.1f}%, {f['ci_hi_pct']:+.1f}%]" if "ci_lo_pct" in f else ""
     return f"{v.metric} {f['change_pct']:+.1f}%{ci} {v.verdict}"
+
+
+def run_child(cmd: list[str], grace_s: float = 120.0) -> int:
+    """A probe's `bench run`, in its own process group, and stopped with bisect: a SIGTERMed (or Ctrl-C'd) bisect
+    left its probe running as an orphan. The child gets SIGTERM (its own clean path: servers stopped), then,
+    after `grace_s`, SIGKILL."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        return proc.wait()
+    except BaseException:
+        _stop_group(proc, grace_s)
+        raise
+
+
+def _stop_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 30.0)):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(wait_s)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def load_cache(path: Path, fingerprint: Mapping[str, Any]) -> Cache:

@@ -22,7 +22,7 @@ from typing import Protocol
 import psutil
 
 from bench.core.config import ServerConfig
-from bench.core.errors import ServerError
+from bench.core.errors import PortInUseError, ServerError
 from bench.core.files import open_nofollow
 from bench.core.secrets import auth_headers, split_userinfo
 from bench.run.diagnose import diagnose
@@ -223,7 +223,7 @@ class VllmServer:
 
     def start(self) -> None:
         if port_in_use(self.host, self.port):
-            raise ServerError(f"port {self.port} on {self.host} is in use (set server.port=0 to pick a free one)")
+            raise PortInUseError(f"port {self.port} on {self.host} is in use (set server.port=0 to pick a free one)")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         # Starts of one variant share its log: phases and diagnoses read only what this start wrote.
         self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
