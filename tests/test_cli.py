@@ -73,7 +73,7 @@ def test_unknown_variants_of_a_sweep_are_dropped_and_the_others_kept(capsys):
 
 def test_a_sweep_preset_naming_a_missing_variant_runs_the_rest(monkeypatch):
     # A user's conf/sweep/mine.yaml still lists a variant whose file was deleted.
-    monkeypatch.setattr(overrides, "sweep_params", lambda name: {"server": "single,gone,spec_ngram"})
+    monkeypatch.setattr(overrides.Sources, "sweep_params", lambda self, name: {"server": "single,gone,spec_ngram"})
     kept, unknown = drop_unknown_variants(["+sweep=mine"])
     assert kept == ["+sweep=mine", "hydra.sweeper.params.server=single,spec_ngram"] and unknown == ["gone"]
 

@@ -15,9 +15,9 @@ from matplotlib.text import Text
 from bench.analyze.sweep import load_sweep
 from bench.analyze.tables import answer_diffs, crossover, pareto_front, summary_table
 from bench.cli.overrides import name_sweep_runs, swept_keys
-from bench.core.paths import CONF_DIR
 from bench.core.config import register_schemas, to_bench_config
 from bench.core.files import RequestWriter, write_run
+from bench.core.paths import CONF_DIR
 from bench.core.records import OK, RequestRecord, RunResult
 from bench.report.build import analyze
 from bench.report.charts import load

@@ -111,13 +111,14 @@ def slo_table(folder: ResultsFolder | Path, requests: pd.DataFrame, baseline: st
     answers = _baseline_answers(requests, baseline)
     rows = []
     for d, run in as_folder(folder).runs():
-        if not slo.active(run.slo) or requests.empty:
+        objectives = dataclasses.asdict(run.spec.slo) if run.spec is not None else {}
+        if not slo.active(objectives) or requests.empty:
             continue
         mine = requests[requests["variant"] == d.name].to_dict("records")
         for r in mine:  # pandas turns a missing value into NaN; the checks expect None
             r["error"] = r["error"] if isinstance(r.get("error"), str) else None
         wall = run.replay_s or run.wall_clock_s
-        rows.append({"variant": run.variant, **slo.summarize(mine, run.slo, wall, answers)})
+        rows.append({"variant": run.variant, **slo.summarize(mine, objectives, wall, answers)})
     return pd.DataFrame(rows)
 
 
@@ -148,7 +149,7 @@ def load_params(folder: ResultsFolder | Path) -> pd.DataFrame:
     for _, run in as_folder(folder).runs():
         if not run.params:
             continue
-        base = run.server.config.get("name") or run.variant
+        base = (run.spec.server.name if run.spec is not None else "") or run.variant
         rows.append({"variant": run.variant, "base_variant": base, **run.params})
     return pd.DataFrame(rows)
 
@@ -219,7 +220,7 @@ def load_provenance(folder: ResultsFolder | Path) -> pd.DataFrame:
                 "host": p.get("host"),
                 "cpu": f"{p.get('cpu')} ({p.get('cpu_count')} cores)" if p.get("cpu") else None,
                 "gpus": ", ".join(f"{g.get('name')} (driver {g.get('driver')})" for g in gpus) or None,
-                "model": server.get("model_path") or (server.get("config") or {}).get("model"),
+                "model": server.get("model_path") or (run.spec.server.model if run.spec is not None else None),
                 "command": " ".join(map(str, server.get("command") or [])) or None,
             }
         )

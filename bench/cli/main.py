@@ -9,7 +9,7 @@ import threading
 import traceback
 from typing import Any, TextIO
 
-from bench.cli.exits import BAD_INPUT, INTERRUPTED, OK, internal_error
+from bench.core.exits import BAD_INPUT, INTERRUPTED, OK, internal_error
 from bench.core.paths import CONF_DIR
 from bench.core.secrets import redact_url
 

@@ -57,14 +57,6 @@ def config_dirs(flags: list[str]) -> list[Path]:
     return dirs
 
 
-def _one_line(e: BaseException) -> str:
-    """Hydra's multi-line refusal (and its cause: the key that is not in the schema) as one line, less the
-    config search path."""
-    text = f"{e} {e.__cause__}".split("Config search path")[0] if e.__cause__ else str(e).split("Config search path")[0]
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("full_key")]
-    return " ".join(lines)[:400]
-
-
 def _gpus_here() -> int:
     from bench.run.telemetry import gpu_count
 
@@ -78,12 +70,14 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 def run(args: list[str]) -> int:
     """Exit status: 0 every variant ok, 1 some variant not ok (or unknown), 2 bad input; Ctrl-C raises."""
     from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     from bench.cli.overrides import (
-        EXTRA_CONF_DIRS,
-        StartPlan,
+        Sources,
         drop_unknown_variants,
         name_sweep_runs,
+        one_line,
+        parse,
         plan_starts,
         ray_resources,
         rotated,
@@ -91,27 +85,29 @@ def run(args: list[str]) -> int:
     )
     from bench.core.config import register_schemas
     from bench.core.errors import ConfigError
+    from bench.run.runner import check_job
 
     register_schemas()  # the config groups' schemas, before anything composes the config
     flags, overrides = split_flags(args)
-    EXTRA_CONF_DIRS[:] = config_dirs(flags)
-    overrides, unknown = drop_unknown_variants(overrides)
+    src = Sources(tuple(config_dirs(flags)))
+    overrides, unknown = drop_unknown_variants(overrides, src)
     gpus_here = _gpus_here()
-    overrides = name_sweep_runs(ray_resources(slurm_gpus(overrides, gpus_here), gpus_here))
-    if unknown:  # the callback records them as failed runs, so the summary and the exit status show them
-        overrides.append(f"unknown_variants=[{','.join(unknown)}]")
+    overrides = name_sweep_runs(ray_resources(slurm_gpus(overrides, gpus_here, src), gpus_here, src), src)
     # SIGTERM (a CI job cancelled, `kill`) takes the same clean path as Ctrl-C.
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    told: set[str] = set()  # old config spellings already reported: once per command, not once per job
     if any(f.split("=")[0] in _NO_JOB_FLAGS for f in flags):
-        return _hydra([*flags, *overrides], {})
+        swept = [o.input_line for o in parse(overrides, strict=True) if o.is_sweep_override()]
+        if swept and not any(f in ("-m", "--multirun") for f in flags):
+            raise ConfigError(f"{swept[0]}: --cfg, --info and --help show one job; give one value")
+        return _hydra([*flags, *overrides], {}, told)
+    multirun = any(f in ("-m", "--multirun") for f in flags)
     try:
-        plan = plan_starts(overrides)
-    except ConfigError:
-        raise
-    except HydraException as e:  # a typo'd key, an unknown group option, a malformed override: one line
-        raise ConfigError(_one_line(e)) from None
-    except Exception:  # anything else Hydra's own run below says in its words
-        plan = StartPlan(1, None, overrides, [])
+        plan = plan_starts(overrides, src, multirun, check_job, told)
+    except (HydraException, OmegaConfBaseException) as e:  # a typo'd key, an unknown option, a wrong type
+        raise ConfigError(one_line(e)) from None
+    if unknown and plan.out_dirs:  # recorded as failed runs, so the summary, report and exit status show them
+        record_unknown(plan.out_dirs[0], unknown, src.known_variants())
     statuses: dict[str, str] = {}
     started = time.time()
     # One Hydra run per server start, every variant in it, the order rotated from start to start
@@ -122,7 +118,7 @@ def run(args: list[str]) -> int:
             variants = [f"server={','.join(rotated(plan.variants, k))}"] if plan.variants else []
             args_k = [*flags, *plan.rest, f"start={k}", *variants]
         args_k.append(f"last_start={str(k == plan.starts - 1).lower()}")
-        status = _hydra(args_k, statuses)
+        status = _hydra(args_k, statuses, told)
         if status:
             return status
     # Every variant ran to its end: 0 only if all of them completed, so scripts notice a failed one.
@@ -131,19 +127,19 @@ def run(args: list[str]) -> int:
     return 0 if all(s == "ok" for s in done) and not unknown else 1
 
 
-def _hydra(argv: list[str], statuses: dict[str, str]) -> int:
-    """One Hydra run (a job, or a multirun's jobs); each job's variant and status lands in `statuses`."""
-    import hydra
+def _hydra(argv: list[str], statuses: dict[str, str], told: set[str]) -> int:
+    """One Hydra run (a job, or a multirun's jobs) of the arguments `argv`, read by Hydra's own parser (not
+    sys.argv); each job's variant and status lands in `statuses`."""
+    from hydra._internal.utils import _run_hydra, get_args_parser
     from omegaconf import DictConfig
 
     from bench.core.errors import BenchError, ConfigError
 
     failed = [0]
 
-    @hydra.main(config_path=CONF_SEARCH_PATH, config_name="config", version_base="1.3")
     def task(cfg: DictConfig) -> None:
         try:
-            run_dir, status = run_job(cfg)
+            run_dir, status = run_job(cfg, told)
             statuses[run_dir] = status
         except BenchError as e:
             # Inside Hydra's runner: report here, one line, and stop the sweep.
@@ -153,23 +149,22 @@ def _hydra(argv: list[str], statuses: dict[str, str]) -> int:
             failed[0] = 2
             raise SystemExit(2) from None
         except Exception as e:  # Hydra would print the traceback and exit 1, which reads as a verdict
-            from bench.cli.exits import internal_error
+            from bench.core.exits import internal_error
 
             failed[0] = internal_error(e)
             raise SystemExit(failed[0]) from None
 
-    argv0 = sys.argv[0]
-    sys.argv = [argv0, *argv]
+    parser = get_args_parser()
     try:
-        task()
+        # hydra.main's own body, less its sys.argv: the arguments are this command's.
+        _run_hydra(args=parser.parse_args(argv), args_parser=parser, task_function=task,
+                   config_path=CONF_SEARCH_PATH, config_name="config")  # fmt: skip
     except SystemExit as e:
         # Hydra exits 1 after printing a config error of its own (typo, unknown group option).
         return 2 if e.code == 1 else int(e.code or 0)
     except ValueError as e:
         # Hydra's refusal of its own flags before any job runs ("Only one of --run, --multirun, --cfg ...").
         raise ConfigError(str(e).splitlines()[0]) from None
-    finally:
-        sys.argv = [argv0]
     return failed[0]
 
 
@@ -184,7 +179,7 @@ def statuses_on_disk(out_dirs: list[Path], since: float) -> list[str]:
     return out
 
 
-def run_job(cfg: Any) -> tuple[str, str]:
+def run_job(cfg: Any, told: set[str] | None = None) -> tuple[str, str]:
     """One variant's server start inside Hydra; returns the variant's folder and its status."""
     # One INFO line per request from the HTTP client would bury the progress bar.
     for name in ("httpx", "httpx2", "openai"):
@@ -195,7 +190,7 @@ def run_job(cfg: Any) -> tuple[str, str]:
     from bench.run.load import search_outcome
     from bench.run.runner import run_variant
 
-    bc = to_bench_config(cfg)
+    bc = to_bench_config(cfg, told)
     try:
         # One writer per run folder: a second `bench run` into it refuses (or waits, lock_wait_s) instead of
         # deleting the first one's requests file under it.
@@ -241,13 +236,11 @@ def redact_hydra_files(config: Any) -> None:
                 atomic_write_text(path, clean)
 
 
-def record_unknown(out_dir: Path, unknown: list[str]) -> None:
+def record_unknown(out_dir: Path, unknown: list[str], known: list[str]) -> None:
     """Unknown variants of a sweep get a failed run.json, so the summary, report and exit status show them."""
-    from bench.cli.overrides import known_variants
     from bench.core.files import write_run
     from bench.core.records import FAILED, RunResult
 
-    known = known_variants()
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     for name in unknown:
         (out_dir / name).mkdir(parents=True, exist_ok=True)
@@ -257,7 +250,7 @@ def record_unknown(out_dir: Path, unknown: list[str]) -> None:
 
 class SummaryCallback:
     """Hydra callback: the one-screen summary once a run or sweep ends. Its state is the job's config:
-    `last_start` (the summary follows a sweep's last server start only) and `unknown_variants`."""
+    `last_start` (the summary follows a sweep's last server start only)."""
 
     def _print(self, config: Any) -> None:
         from bench.report.build import write_report
@@ -275,9 +268,6 @@ class SummaryCallback:
     def on_job_start(self, config: Any, **kwargs: Any) -> None:
         """Hydra has just saved the job's config files: nothing secret stays in them (see redact_hydra_files)."""
         redact_hydra_files(config)
-
-    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
-        record_unknown(Path(config.out_dir), list(config.get("unknown_variants") or []))
 
     def on_run_end(self, config: Any, **kwargs: Any) -> None:
         self._print(config)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-import sys
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +15,6 @@ from omegaconf.errors import InterpolationResolutionError
 
 from bench.core import cpu
 from bench.core.errors import ConfigError
-from bench.core.folder import check_run_dir
 from bench.core.repeats import MAX_COUNT, to_repeats
 from bench.core.repeats import PREFIX_CACHE as PREFIX_CACHE  # re-exported: importers predate the move
 from bench.core.repeats import Repeats as Repeats
@@ -58,7 +56,8 @@ class ServerConfig:
     # Rendered as `--speculative-config '<json>'`; the `model` of a draft may be `bundled:NAME`.
     speculative_config: dict[str, Any] | None = None
     quantization: str | None = None
-    # `--distributed-executor-backend` (mp, ray, uni, external_launcher); None: vLLM picks (mp on one node).
+    # `--distributed-executor-backend` (mp, ray, uni, external_launcher); None: vLLM picks: `uni` (in-process) for a
+    # world size of 1, `mp` for several GPUs of one node, `ray` when a Ray placement group is already active.
     distributed_executor_backend: str | None = None
     # With the ray backend: a running cluster's address ("auto", "HOST:6379", "ray://HOST:10001"), or None for a
     # local head that bench starts for this server start and stops after it (bench/run/raycluster.py).
@@ -75,7 +74,7 @@ class ServerConfig:
     # None: the one running bench.
     python: str | None = None
     startup_timeout_s: float = 600.0
-    max_tokens: int | None = None  # the old spelling of request.max_tokens, read there (see MOVED)
+    max_tokens: int | None = None  # the old spelling of request.max_tokens, read there (migrate.CONFIG_MOVED)
     # Declared to give the baseline's greedy answers (speculation, parallelism): `compare` fails it when
     # its share of answers identical to the baseline's drops. A declaration, not part of the experiment.
     lossless: bool = False
@@ -105,7 +104,7 @@ class DatasetConfig:
     # Prompts longer than max_model_len - max_tokens (vLLM would refuse them with HTTP 400):
     # skip them (recorded), fail the variant before its server starts, or keep and send them anyway.
     too_long: str = "skip"
-    system_prompt: str | None = None  # the old spelling of request.system_prompt, read there (see MOVED)
+    system_prompt: str | None = None  # the old spelling of request.system_prompt (migrate.CONFIG_MOVED)
 
 
 @dataclass
@@ -118,11 +117,6 @@ class RequestConfig:
     temperature: float = 0.0
     # The QA sets are extractive: asked for the span alone, a small model's answer scores against the references.
     system_prompt: str = "Answer the question with a short span copied from the passage. Reply with the answer only."
-
-
-# Old spellings of moved keys -> their place now. Still read (users' configs, sweeps and stored multirun.yaml
-# files use them), moved on reading with one line on stderr, and named the old way where runs recorded them.
-MOVED = {"server.max_tokens": "request.max_tokens", "dataset.system_prompt": "request.system_prompt"}
 
 
 @dataclass
@@ -191,12 +185,10 @@ class BenchConfig:
     repeats: Any = field(default_factory=lambda: {"starts": 1, "passes": 1, "prefix_cache": "reset"})
     # Which server start this job is: set by the dispatcher (bench/cli/main.py), which interleaves the variants.
     start: int = 0
-    # Set by the dispatcher too: whether this is the sweep's last server start (the summary is printed after it),
-    # and the variants a sweep named that have no conf/server/NAME.yaml (recorded as failed runs).
+    # Set by the dispatcher too: whether this is the sweep's last server start (the summary is printed after it).
     last_start: bool = True
     # A run folder is written by one bench at a time: how long a second one waits for it (0: refuse at once).
     lock_wait_s: float = 0.0
-    unknown_variants: list[str] = field(default_factory=list)
     # Sample the server's CPU or GPUs every this many seconds (0 turns telemetry off).
     telemetry_interval_s: float = 0.1
     debug: bool = False
@@ -210,8 +202,11 @@ def register_schemas() -> None:
     cs.store(group="load", name="load_schema", node=LoadConfig)
 
 
-def to_bench_config(cfg: DictConfig) -> BenchConfig:
-    """The one conversion out of Hydra: after this, only typed dataclasses."""
+def to_bench_config(cfg: DictConfig, told: set[str] | None = None) -> BenchConfig:
+    """The one conversion out of Hydra: after this, only typed dataclasses. `told`: old spellings already
+    reported to the user (migrate.move_old_spellings), so a sweep's jobs say each once."""
+    from bench.core.migrate import move_old_spellings
+
     try:
         obj = OmegaConf.to_object(cfg)
     except MissingMandatoryValue as e:
@@ -219,7 +214,7 @@ def to_bench_config(cfg: DictConfig) -> BenchConfig:
     except InterpolationResolutionError as e:  # e.g. ${oc.env:BENCH_NEXT_PYTHON} unset (conf/server/single_next.yaml)
         raise ConfigError(f"{e.full_key}: {str(e).splitlines()[0]}") from None
     assert isinstance(obj, BenchConfig), type(obj)
-    move_old_spellings(obj)
+    move_old_spellings(obj, told)
     if obj.engine not in ENGINES:
         raise ConfigError(f"engine={obj.engine!r} is not one of {', '.join(ENGINES)}")
     obj.repeats = to_repeats(obj.repeats)
@@ -237,30 +232,12 @@ def to_bench_config(cfg: DictConfig) -> BenchConfig:
     return obj
 
 
-_told: set[str] = set()  # old spellings already reported in this process (a sweep converts one config per job)
-
-
-def move_old_spellings(cfg: BenchConfig) -> None:
-    """Values set under an old spelling (MOVED) go to their new place; the old field is left unset."""
-    for old, new in MOVED.items():
-        (group, key), (new_group, new_key) = old.split("."), new.split(".")
-        value = getattr(getattr(cfg, group), key)
-        if value is None:
-            continue
-        now, default = getattr(getattr(cfg, new_group), new_key), getattr(RequestConfig(), new_key)
-        if now not in (default, value):
-            raise ConfigError(f"{old}={value!r} and {new}={now!r}: set {new} only ({old} is its old spelling)")
-        if old not in _told:
-            _told.add(old)
-            print(f"bench: {old} is now {new}; read as {new}={value!r}", file=sys.stderr)
-        setattr(getattr(cfg, new_group), new_key, value)
-        setattr(getattr(cfg, group), key, None)
-
-
 def value_at(cfg: BenchConfig, key: str) -> Any:
-    """The value of a dotted key, an old spelling (MOVED) read at its new place."""
+    """The value of a dotted key, an old spelling read at its new place."""
+    from bench.core.migrate import current_key
+
     node: Any = dataclasses.asdict(cfg)
-    for part in MOVED.get(key, key).split("."):
+    for part in current_key(key).split("."):
         node = node.get(part) if isinstance(node, dict) else None
     return node
 
@@ -341,6 +318,8 @@ def check_settings(cfg: BenchConfig) -> None:
     check_endpoint(cfg.endpoint)
     check_server(cfg.server)
     check_request(cfg.request, cfg.server)
+    from bench.core.folder import check_run_dir  # folder reads records, whose RunSpec is made of these configs
+
     check_run_dir(cfg.out_dir, cfg.run_name)
 
 

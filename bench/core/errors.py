@@ -21,6 +21,10 @@ class EndpointError(BenchError):
     """An endpoint (endpoint mode) that does not answer as an OpenAI-compatible server: bad input, not a verdict."""
 
 
+class RecordError(ValueError):
+    """A stored record whose values cannot be what its type says (a count that is text, a list that is not)."""
+
+
 class CompareError(BenchError):
     """A results folder that cannot be compared."""
 

@@ -12,16 +12,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from bench.core.describe import replay_wall_clock
+from bench.core import migrate
 from bench.core.errors import BenchError, LinkError
-from bench.core.records import FAILED, REQUESTS_FILE, RUN_FILE, SCHEMA_VERSION, RecordError, RequestRecord, RunResult
+from bench.core.records import REQUESTS_FILE, RUN_FILE, RecordError, RequestRecord, RunResult
 from bench.core.secrets import redact_tree, redact_url
 
 log = logging.getLogger(__name__)
-
-
-# Keys renamed between versions, old -> new, applied when reading (RunResult's, then a trial's).
-RENAMED: dict[str, str] = {}
 
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # POSIX; elsewhere the is_symlink checks below are all there is
@@ -98,9 +94,6 @@ def write_run(run_dir: Path, result: RunResult) -> None:
     atomic_write_text(run_dir / RUN_FILE, text + "\n")
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(RunResult)}
-
-
 _warned: set[tuple[str, int, str]] = set()  # (file, mtime, message): readers call read_run several times per file
 
 
@@ -112,55 +105,27 @@ def _warn_once(path: Path, message: str) -> None:
 
 
 def read_run(run_dir: Path) -> RunResult | None:
-    """run.json of any schema version: renamed keys mapped, missing ones defaulted, unknown ones ignored
-    with one warning per file. None when there is no file, or it is not a JSON object of a run."""
+    """run.json of any schema version as today's records (bench/core/migrate.py), with one warning per file for
+    what it could not use. None when there is no file, or it is not a JSON object of a run."""
     path = run_dir / RUN_FILE
     if not path.exists():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: nested too deep
         _warn_once(path, f"not readable as JSON ({e})")
         return None
     if not isinstance(data, dict):
         _warn_once(path, "not a JSON object")
         return None
-    data = {RENAMED.get(k, k): v for k, v in data.items()}
-    data.setdefault("schema_version", 0)
-    data["variant"] = data.get("variant") or run_dir.name
-    data["status"] = data.get("status") or FAILED  # a run with no status cannot be trusted as complete
-    unknown = sorted(data.keys() - _FIELDS.keys())
-    if unknown:
-        version = data["schema_version"]
-        newer = isinstance(version, int) and version > SCHEMA_VERSION
-        why = f"written by a newer bench, schema {version} > {SCHEMA_VERSION}" if newer else "unknown to this bench"
-        _warn_once(path, f"ignoring {len(unknown)} key(s) ({why}): {', '.join(unknown)}")
-    # Missing or null keys take their defaults, so every reader can iterate the containers.
-    kept = {k: v for k, v in data.items() if k in _FIELDS and v is not None}
-    wrong = [f for f, t in _CONTAINERS.items() if f in kept and not isinstance(kept[f], t)]
-    if wrong:
-        _warn_once(path, f"wrong type for {', '.join(wrong)}")
-        return None
-    for name in ("trials", "starts"):  # an entry that is not an object is no trial or start: dropped
-        kept[name] = [x for x in kept.get(name, []) if isinstance(x, dict)]
     try:
-        result = RunResult(**kept)
-    except (RecordError, TypeError) as e:
+        result, notes = migrate.run_from_json(data, run_dir)
+    except RecordError as e:
         _warn_once(path, f"unreadable: {e}")
         return None
-    if (
-        isinstance(result.schema_version, int)
-        and result.schema_version < 4
-        and len({t.level for t in result.trials}) > 1
-    ):
-        result.wall_clock_s = replay_wall_clock(result.trials)  # schema 4's definition (records.SCHEMA_VERSION)
+    for note in notes:
+        _warn_once(path, note)
     return result
-
-
-_CONTAINERS: dict[str, type] = {
-    "trials": list, "starts": list, "stats": dict, "server_metrics": dict, "telemetry": list, "level_telemetry": list,
-    "server": dict, "provenance": dict,
-}  # fmt: skip
 
 
 class RequestWriter:

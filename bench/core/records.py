@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from bench.core.errors import RecordError as RecordError  # re-exported: where readers have always found it
 from bench.core.metric_registry import TRIAL_METRICS
+from bench.core.runspec import RunSpec
 
 REQUESTS_FILE = "requests.jsonl"
 RUN_FILE = "run.json"
@@ -31,7 +33,10 @@ log = logging.getLogger(__name__)
 #    reads older multi-level runs the same way, so old and new folders compare like with like.
 # 5: requests carry trace_id, and with `tracing.enabled` the server's phases (server_*_s, server_request_id); starts
 #    and the run gain `tracing` (spans received, joined, unmatched; the join rate per load level).
-SCHEMA_VERSION = 5
+# 6: `spec`, the run's RunSpec (bench/core/runspec.py): the resolved server, request, dataset, load, SLO, repeats,
+#    tracing and engine; server.config (the resolved server fields, with request.max_tokens among them) is gone
+#    into it. bench/core/migrate.py reads every older schema into today's records.
+SCHEMA_VERSION = 6
 TRIAL_RENAMED: dict[str, str] = {}
 
 # run.json status values. Only OK is complete: resume skips it and nothing else.
@@ -102,10 +107,6 @@ class RequestRecord:
             known[k] = _coerce(cls, k, known.get(k) if known.get(k) is not None else 0)
         known["level"] = _coerce(cls, "level", known.get("level") if known.get("level") is not None else 1.0)
         return cls(**known)
-
-
-class RecordError(ValueError):
-    """A part of run.json whose values cannot be what its record says (a count that is text, a list that is not)."""
 
 
 _HINTS: dict[type, dict[str, Any]] = {}
@@ -229,11 +230,9 @@ class Start(_Part):
 
 @dataclass
 class ServerInfo(_Part):
-    """The server a run measured: the variant's resolved config, and how it was started or reached."""
+    """How the server a run measured was started or reached (its settings are the run's spec.server)."""
 
-    config: dict[str, Any] = field(default_factory=dict)  # ServerConfig's fields as resolved (no api_key)
     engine: str | None = None  # cpu | cuda
-    prefix_cache: str | None = None  # reset | keep (config repeats.prefix_cache)
     command: list[str] = field(default_factory=list)  # the vLLM command line, secrets redacted
     model_path: str | None = None
     endpoint: str | None = None  # endpoint mode: the server bench did not start
@@ -306,10 +305,11 @@ class RunResult:
     provenance: Provenance = field(default_factory=Provenance)
     # Swept key -> this run's value, in a multirun that varies fields inside a variant (cli `sweep_params`).
     params: dict[str, Any] = field(default_factory=dict)
-    slo: dict[str, Any] = field(default_factory=dict)  # the objectives goodput counts (config `slo`)
     search: dict[str, Any] = field(default_factory=dict)  # load=sweep / slo_search: rates tried, the answer
     # tracing.enabled: requests joined to the server's spans over the run and per level, spans that matched none.
     tracing: dict[str, Any] = field(default_factory=dict)
+    # What the run measured (None only for a stored run too old to have recorded its server's settings).
+    spec: RunSpec | None = None
 
     def __post_init__(self) -> None:
         """Parts given as dicts (run.json, a test's fixture) become their records; RecordError if they cannot."""
@@ -319,6 +319,8 @@ class RunResult:
             self.server = ServerInfo.from_dict(self.server or {})
         if not isinstance(self.provenance, Provenance):
             self.provenance = Provenance.from_dict(self.provenance or {})
+        if isinstance(self.spec, Mapping):
+            self.spec = RunSpec.from_dict(self.spec)
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -326,6 +328,7 @@ class RunResult:
         out["starts"] = [s.to_dict() for s in self.starts]
         out["server"] = self.server.to_dict()
         out["provenance"] = self.provenance.to_dict()
+        out["spec"] = self.spec.to_dict() if self.spec is not None else None
         return out
 
 

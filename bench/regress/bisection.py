@@ -56,7 +56,7 @@ def _out_dir(s: Subject, o: Options) -> Path:
 
 
 def _env_changes(s: Subject, envs: Sequence[str]) -> dict[str, list[Difference]]:
-    good = s.good.server.config.get("python") if s.good.server else None
+    good = s.good.spec.server.python if s.good.spec is not None else None
     return {e: [Difference("server.python", good, e, True)] for e in envs}
 
 

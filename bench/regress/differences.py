@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
-from bench.core import cpu
-from bench.core.config import ServerConfig
+from bench.core import cpu, migrate
 from bench.core.records import RunResult
-from bench.run.provenance import redact_args, redact_env
+from bench.core.runspec import PARTS
+from bench.core.secrets import redact_env
 
 HASH = "config_hash"
-# Server fields that are no part of the experiment: a picked port, a declaration about the answers, and a
-# secret (stored as None). The config hash leaves out the first two as well (bench/run/runner.py config_hash).
-NOT_SETTINGS = ("port", "lossless", "api_key")
+# Fields that are no part of the experiment: a picked port, a declaration about the answers, a secret (stored as
+# None), where the tracing receiver listens and how long it waits. bench/core/identity.py leaves out the first two.
+NOT_SETTINGS = {("server", "port"), ("server", "lossless"), ("server", "api_key"), ("tracing", "listen"),
+                ("tracing", "wait_s")}  # fmt: skip
 # Recorded fields that enter the config hash: one of them differing explains a different hash. slo enters it
-# only under load=slo_search; counted always, since a run.json does not say which mode its hash was made under.
-HASHED = ("server.", "dataset.", "load.", "slo.", "engine", "cpu_isa", "tracing.")
-UNRECORDED = "no recorded field explains it: a dataset or load setting, which run.json does not record"
+# only under load=slo_search; counted always, as the hash of an older run does not say which mode it was made under.
+HASHED = ("server.", "request.", "dataset.", "load.", "slo.", "engine", "cpu_isa", "tracing.")
+UNRECORDED = "no recorded field explains it: an older run.json that did not record its workload (dataset, load)"
 Change = tuple[str, Any, Any]  # dotted key, one side's value, the other's
 
 
@@ -39,7 +40,10 @@ def _get(run: RunResult | Mapping[str, Any], name: str) -> Any:
 
 
 def recorded(run: RunResult | Mapping[str, Any]) -> dict[str, Any]:
-    """Dotted key -> value of what a run's figures depend on besides bench's code, as run.json records it."""
+    """Dotted key -> value of what a run's figures depend on besides bench's code, as run.json records it (a
+    run.json object of any schema is read as today's record first)."""
+    if isinstance(run, Mapping):
+        run = migrate.run_from_json(run, Path(str(run.get("variant") or ".")))[0]
     p = _get(run, "provenance")
     out: dict[str, Any] = {k: str(p.get(k)) for k in ("engine", "vllm_version", "torch_version", "cpu")}
     out["gpus"] = ", ".join(str(g.get("name")) for g in p.get("gpus") or []) or "none"
@@ -51,27 +55,25 @@ def recorded(run: RunResult | Mapping[str, Any]) -> dict[str, Any]:
     if drivers:
         out["driver"] = ", ".join(drivers)
     out |= {k: p[k] for k in ("python", "git_commit", "cpu_count") if p.get(k) is not None}
-    return out | _settings(run)
+    return out | settings(run)
 
 
-def _settings(run: RunResult | Mapping[str, Any]) -> dict[str, Any]:
-    """The variant's resolved server fields (secrets hidden), the prefix-cache policy, the SLO, the swept keys."""
-    server = _get(run, "server")
+def settings(run: RunResult) -> dict[str, Any]:
+    """Every field of the run's RunSpec (secrets already hidden there) as a dotted key, less the parts an older
+    run.json did not record (unknown there, never a difference); the swept keys outside the spec."""
+    spec = run.spec
     out: dict[str, Any] = {}
-    config = server.get("config")
-    if isinstance(config, dict):
-        # A field added to ServerConfig after the run was stored: the run had what its default gives.
-        full = dataclasses.asdict(ServerConfig()) | config
-        out = {f"server.{k}": v for k, v in full.items() if k not in NOT_SETTINGS}
-        out["server.extra_args"] = redact_args([str(a) for a in full.get("extra_args") or []])
-        out["server.env"] = redact_env(dict(full.get("env") or {}))
-    if "prefix_cache" in server:
-        out["repeats.prefix_cache"] = server["prefix_cache"]
-    out |= {f"slo.{k}": v for k, v in _get(run, "slo").items()}
-    out["tracing.enabled"] = bool(_get(run, "tracing").get("enabled"))  # runs before tracing existed: off
-    # A multirun's swept keys (load.concurrency=4): the only dataset and load settings run.json records.
-    # Swept server keys are in the server's fields already.
-    out |= {k: v for k, v in redact_env(_get(run, "params")).items() if not k.startswith("server.")}
+    if spec is not None:
+        tree = spec.to_dict()
+        for part in PARTS:
+            if part in spec.unrecorded:
+                continue
+            out |= {f"{part}.{k}": v for k, v in tree[part].items() if (part, k) not in NOT_SETTINGS}
+        out["engine"] = spec.engine
+        if spec.endpoint:
+            out["endpoint"] = spec.endpoint
+    params = _get(run, "params")
+    out |= {k: v for k, v in redact_env(params).items() if k.split(".", 1)[0] not in PARTS}
     return out
 
 

@@ -24,6 +24,7 @@ from bench.core.files import make_dir, no_link
 from bench.core.folder import ResultsFolder
 from bench.core.metric_registry import METRICS, TRIAL_METRICS
 from bench.core.records import OK, RunResult
+from bench.regress import differences
 from bench.regress.stats import hierarchical_interval, hierarchical_ratio_interval
 
 # The store is a folder of parquet files, one per added results folder, named by the run's time and a
@@ -50,6 +51,7 @@ PROVENANCE = {
     "gpu_driver": "GPU driver",
     "cpu_flags": "CPU capabilities",  # within one hardware string: the kernel library vLLM loads, say
     "config_hash": "config hash",
+    "settings": "settings",  # the run's RunSpec, field by field (stores of older bench: absent, so unknown)
 }
 # What a series never crosses: a trend line is one machine on one kind of hardware.
 SERIES = ["machine", "hardware", "variant", "metric", "level"]
@@ -123,10 +125,11 @@ def _provenance_row(run: RunResult, machine: str | None) -> dict[str, Any]:
         "torch_version": prov.get("torch_version"),
         "python": prov.get("python"),
         "engine": server.get("engine") or prov.get("engine"),
-        "model": (server.get("config") or {}).get("model") or prov.get("model"),
+        "model": (run.spec.server.model if run.spec is not None else None) or prov.get("model"),
         "gpu_driver": ", ".join(drivers) or None,
         "cpu_flags": json.dumps(prov.get("cpu_caps"), sort_keys=True) if prov.get("cpu_caps") else None,
         "config_hash": run.config_hash,
+        "settings": json.dumps(differences.settings(run), sort_keys=True, default=str) if run.spec else None,
         "started_at": run.started_at or prov.get("time"),
     }
 
@@ -277,10 +280,16 @@ def step_interval(before: Sequence[float], after: Sequence[float]) -> tuple[floa
 
 def provenance_changes(old: pd.Series, new: pd.Series) -> list[str]:
     """'vLLM 0.32.0 -> 0.33.0', 'config hash changed': what differs between two runs' provenance."""
-    out = []
+    out, named = [], False
     for col, name in PROVENANCE.items():
         a, b = old.get(col), new.get(col)
         if pd.isna(a) and pd.isna(b) or a == b:
+            continue
+        if col == "settings":  # which fields of the spec changed, each named; unknown on an older row
+            if not (pd.isna(a) or pd.isna(b)):
+                found = differences.changes(json.loads(a), json.loads(b))
+                out += [f"{k}: {differences.compact(x)} -> {differences.compact(y)}" for k, x, y in found]
+                named = bool(found)
             continue
         if col in ("commit", "config_hash"):
             out.append(f"{name} {str(a)[:8]} -> {str(b)[:8]}")
@@ -288,6 +297,8 @@ def provenance_changes(old: pd.Series, new: pd.Series) -> list[str]:
             out.append(f"{name} changed")
         else:
             out.append(f"{name} {a} -> {b}")
+    if named:  # the fields explain the new hash
+        out = [line for line in out if not line.startswith(f"{PROVENANCE['config_hash']} ")]
     return out
 
 

@@ -71,7 +71,7 @@ def _read(run_dir: Path) -> RunResult:
         raise BenchError(f"{run_dir / RUN_FILE}: unreadable")
     if run.status != OK:
         raise BenchError(f"{run_dir}: the variant is {run.status}, not ok: nothing to bisect against")
-    if run.server is None or not run.server.config:
+    if run.spec is None:
         raise BenchError(f"{run_dir}: run.json records no server config (a run of bench before 2026-11): re-run it")
     if run.server.endpoint:
         raise BenchError(f"{run_dir}: measured an endpoint bench did not start; bisect changes servers it starts")
@@ -129,13 +129,12 @@ def targets(s: Subject, thresholds: ThresholdsBase, metrics: Sequence[str] | Non
 
 def server_config(s: Subject, changes: Iterable[Difference], name: str) -> dict[str, Any]:
     """GOOD's resolved server fields with the changes applied: a variant file's content."""
-    server = json.loads(json.dumps(s.good.server.config if s.good.server else {}))
+    server = s.good.spec.to_dict()["server"] if s.good.spec is not None else {}
     for d in changes:
         if d.key.startswith("server."):
             set_dotted(server, d.key.removeprefix("server."), d.bad)
     server |= {"name": name, "port": 0}
-    # max_tokens: run.json keeps the old spelling's copy of request.max_tokens, which the workload sets.
-    kept = {k: v for k, v in server.items() if v is not None and k != "max_tokens"}
+    kept = {k: v for k, v in server.items() if v is not None}
     return {"defaults": ["server_schema", "_self_"], **kept}
 
 
@@ -167,7 +166,7 @@ class Prober:
             "sweep_name": "bisect",
             "baseline_variant": GOOD,
             "repeats": {"starts": self.starts, "passes": self.passes,
-                        "prefix_cache": (self.s.good.server and self.s.good.server.prefix_cache) or "reset"},
+                        "prefix_cache": self.s.good.spec.repeats.prefix_cache if self.s.good.spec else "reset"},
             "hydra": {"mode": "MULTIRUN"},
         }  # fmt: skip
         self._write(self.conf / "sweep" / f"{WORKLOAD}.yaml", preset, "# @package _global_\n")

@@ -22,7 +22,7 @@ METRICS = COMPARED
 UNREADABLE = "unreadable"  # a Side whose run.json could not be parsed
 
 
-BASELINE_VARIANT = "single"  # what the identical share is against (summary_table's default baseline)
+BASELINE_VARIANT = "single"  # what the identical share is against where no run says (runs before RunSpec)
 
 
 ONE_START = "one start a side: the interval does not cover restarts"
@@ -93,6 +93,12 @@ def _scores(requests: list[dict[str, Any]]) -> dict[str, list[float]]:
     return out
 
 
+def baseline_of(folder: ResultsFolder) -> str:
+    """The sweep's baseline variant as its runs recorded it (config baseline_variant), `single` for older runs."""
+    named = [run.spec.baseline_variant for _, run in folder.runs() if run.spec is not None]
+    return max(set(named), key=named.count) if named else BASELINE_VARIANT
+
+
 def load_results(sweep_dir: Path) -> dict[str, Side]:
     """Variant (folder name) -> Side, for every <variant>/run.json in a sweep's folder."""
     sweep_dir = Path(sweep_dir)
@@ -106,8 +112,9 @@ def load_results(sweep_dir: Path) -> dict[str, Side]:
     rows = {Path(r["run_dir"]).name: r for r in load_runs(folder).to_dict("records")}
     # Figures that need the whole folder: identical answers against its baseline, goodput's identical SLO.
     requests = load_requests(folder)
-    derived = summary_table(folder, BASELINE_VARIANT, requests).set_index("variant")
-    identical_by_start = identical_share_by_start(requests, BASELINE_VARIANT)
+    baseline = baseline_of(folder)
+    derived = summary_table(folder, baseline, requests).set_index("variant")
+    identical_by_start = identical_share_by_start(requests, baseline)
     for row in rows.values():
         if row.get("variant") in derived.index:
             extra = derived.loc[row["variant"]]
@@ -118,7 +125,7 @@ def load_results(sweep_dir: Path) -> dict[str, Side]:
         if run is None or row is None:
             out[d.name] = Side(UNREADABLE, f"{d / RUN_FILE} could not be parsed")
             continue
-        lossless = bool(run.server.config.get("lossless"))
+        lossless = run.spec is not None and run.spec.server.lossless
         levels = sorted({t.level for t in run.trials if t.phase == "fixed"})
         values = {m: float(row[m]) for m in METRICS if _number(row.get(m))}
         scores = _scores(folder.requests(d.name))

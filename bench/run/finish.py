@@ -32,7 +32,8 @@ def close(result: RunResult, entry: Start, run_dir: Path) -> None:
 
 def finish(result: RunResult, run_dir: Path) -> None:
     """Counts and stats from what is on disk, so an interrupted run reports exactly what it kept."""
-    result.status, result.reason = _status(result.starts)
+    planned = result.spec.repeats.starts if result.spec is not None else 1
+    result.status, result.reason = _status(result.starts, planned)
     result.startup_s = _sum([s.startup_s for s in result.starts])
     result.shutdown_s = _sum([s.shutdown_s for s in result.starts])
     result.server_metrics = _server_metrics(result.starts)
@@ -63,11 +64,16 @@ def final_status(status: str, n_requests: int, n_failed: int) -> str:
     return FAILED if n_failed == n_requests else PARTIAL
 
 
-def _status(starts: list[Start]) -> tuple[str, str | None]:
-    """The run's status: ok when every start is; else the first start that is not, and why."""
+def _status(starts: list[Start], planned: int) -> tuple[str, str | None]:
+    """The run's status: ok when every planned start is; else the first start that is not, and why. A run with
+    fewer starts than `repeats.starts` (a sweep between two starts, or one stopped there) is partial, never ok:
+    its noise between starts is not measured yet, and a baseline must not be made of it."""
     bad = [s for s in starts if s.status != OK]
-    if not bad:
+    done = {s.start for s in starts if s.status == OK}
+    if not bad and done >= set(range(planned)):
         return OK, None
+    if not bad:
+        return PARTIAL, f"{len(done)} of {planned} server starts measured; re-run the same command to resume"
     first = bad[0]
     reason = first.reason
     if len(starts) > 1 and reason:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -126,23 +127,23 @@ for messages in json.load(sys.stdin):
     # As vLLM's chat endpoint: the template writes the special tokens itself.
     print(len(tok(text, add_special_tokens=False)["input_ids"]))
 """
-_counted: dict[tuple[str, str], list[int]] = {}
 
 
 def prompt_tokens(model_path: str, conversations: list[list[dict[str, str]]]) -> list[int]:
     """Token counts as the server sees them: the served model's tokenizer, chat template applied. In a
     subprocess, so torch and transformers stay out of the harness; cached for the other variants of a sweep."""
-    payload = json.dumps(conversations, ensure_ascii=False)
-    key = (model_path, payload)
-    if key not in _counted:
-        proc = subprocess.run(
-            [sys.executable, "-c", _COUNT, model_path], input=payload, capture_output=True, text=True, encoding="utf-8"
-        )
-        if proc.returncode != 0:
-            tail = "\n".join(proc.stderr.strip().splitlines()[-3:])
-            raise DatasetError(f"could not tokenize the prompts with {model_path}'s tokenizer: {tail}")
-        _counted[key] = [int(n) for n in proc.stdout.split()]
-    return _counted[key]
+    return list(_count(model_path, json.dumps(conversations, ensure_ascii=False)))
+
+
+@functools.lru_cache(maxsize=8)
+def _count(model_path: str, payload: str) -> tuple[int, ...]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _COUNT, model_path], input=payload, capture_output=True, text=True, encoding="utf-8"
+    )
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-3:])
+        raise DatasetError(f"could not tokenize the prompts with {model_path}'s tokenizer: {tail}")
+    return tuple(int(n) for n in proc.stdout.split())
 
 
 def fit_prompts(

@@ -8,7 +8,6 @@ import json
 import os
 import platform
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -20,7 +19,6 @@ from bench.core.paths import PACKAGE_DIR
 from bench.core.secrets import redact_args, redact_env
 
 __all__ = ["collect", "of_python", "redact_args", "redact_env"]
-
 
 
 def _version(*dists: str) -> str | None:

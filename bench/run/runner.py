@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import sys
 from collections.abc import Iterator
@@ -11,10 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.core import cpu
+from bench.core import cpu, runspec
 from bench.core.config import (
     BenchConfig,
-    RequestConfig,
     ServerConfig,
     check_request,
     check_server,
@@ -24,6 +22,7 @@ from bench.core.config import (
 )
 from bench.core.errors import BenchError, ConfigError, EndpointError, MissingPartError, PortInUseError
 from bench.core.files import atomic_write_text, read_requests, read_run
+from bench.core.identity import config_hash
 from bench.core.records import (
     FAILED,
     INTERRUPTED,
@@ -38,6 +37,7 @@ from bench.core.records import (
     ServerInfo,
     Start,
 )
+from bench.core.runspec import RunSpec
 from bench.core.tracing import parse_listen
 from bench.run import launch, preflight, provenance, raycluster, telemetry, tracing
 from bench.run import load as loadplan
@@ -54,42 +54,10 @@ def pick_engine(engine: str) -> str:
     return "cuda" if telemetry.gpu_count() > 0 else "cpu"
 
 
-def config_hash(server: ServerConfig, cfg: BenchConfig, engine: str) -> str:
-    """What makes two runs comparable; resume re-runs a variant whose hash changed."""
-    fields = dataclasses.asdict(server)
-    fields.pop("port")  # a picked port is no part of the experiment
-    fields.pop("lossless")  # a declaration about the answers, not a setting
-    fields.pop("ray_address")  # which cluster, not what runs on it (provenance records the cluster)
-    # Came after runs were stored: left out unset (vLLM's own choice), so those runs still resume.
-    if fields["distributed_executor_backend"] is None:
-        fields.pop("distributed_executor_backend")
-    key: dict[str, Any] = {
-        "server": fields,
-        # dataset.too_long came after runs were stored: left out at its default, so those runs still resume.
-        "dataset": {k: v for k, v in dataclasses.asdict(cfg.dataset).items() if k != "too_long" or v != "skip"},
-        **loadplan.hash_key(cfg.load, cfg.slo),
-        "engine": engine,
-    }
-    _hash_request(key, cfg.request)
-    if cfg.tracing.enabled:  # the server exports a span per request: a cost of its own (README "Tracing")
-        key["tracing"] = True
-    if engine == "cpu" and not cfg.endpoint:  # the same settings run other kernels on another CPU
-        key["cpu"] = cpu.detect().as_dict()
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-# Where stored runs hashed a request's fields before the request group: with the server's and the dataset's.
-_REQUEST_HASHED_IN = {"max_tokens": "server", "system_prompt": "dataset"}
-
-
-def _hash_request(key: dict[str, Any], request: RequestConfig) -> None:
-    """The request's part of the config hash, placed as stored runs have it; later fields count only when set."""
-    defaults = dataclasses.asdict(RequestConfig())
-    for name, value in dataclasses.asdict(request).items():
-        if name in _REQUEST_HASHED_IN:
-            key[_REQUEST_HASHED_IN[name]][name] = value
-        elif value != defaults[name]:
-            key.setdefault("request", {})[name] = value
+def spec_of(cfg: BenchConfig, server: ServerConfig, engine: str) -> RunSpec:
+    """The run's RunSpec: `server` resolved for `engine`; the host CPU where the CPU engine picks kernels by it."""
+    host_cpu = cpu.detect().as_dict() if engine == "cpu" and not cfg.endpoint else None
+    return runspec.from_config(cfg, server, engine, host_cpu)
 
 
 def sweep_values(cfg: BenchConfig) -> dict[str, Any]:
@@ -117,9 +85,9 @@ def _drop_start(result: RunResult, run_dir: Path, start: int) -> None:
     atomic_write_text(run_dir / REQUESTS_FILE, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
 
 
-def run_variant(cfg: BenchConfig) -> RunResult:
-    """One server start of a variant (`cfg.start`), added to the variant's folder; start 0 begins it afresh.
-    Never raises for a failed start: the failure is the result. Ctrl-C is recorded, then re-raised."""
+def check_job(cfg: BenchConfig) -> ServerConfig:
+    """What a job's config can only be checked against once its engine is known: the load's pacing, the engine
+    profile, the variant resolved for that engine, the request against its context. The resolved server."""
     loadplan.check(cfg.load)
     engine = pick_engine(cfg.engine)
     if engine not in cfg.engines:
@@ -127,8 +95,17 @@ def run_variant(cfg: BenchConfig) -> RunResult:
     server = resolve_server(cfg.server, engine, cfg.engines[engine])
     check_server(server)
     check_request(cfg.request, server)
+    return server
+
+
+def run_variant(cfg: BenchConfig) -> RunResult:
+    """One server start of a variant (`cfg.start`), added to the variant's folder; start 0 begins it afresh.
+    Never raises for a failed start: the failure is the result. Ctrl-C is recorded, then re-raised."""
+    server = check_job(cfg)
+    engine = pick_engine(cfg.engine)
     run_dir = Path(cfg.out_dir) / cfg.run_name
-    chash = config_hash(server, cfg, engine)
+    spec = spec_of(cfg, server, engine)
+    chash = config_hash(spec)
     previous = read_run(run_dir)
     same = previous if previous is not None and previous.config_hash == chash else None
     if cfg.resume and same is not None and _start_done(same, cfg.start):
@@ -137,7 +114,7 @@ def run_variant(cfg: BenchConfig) -> RunResult:
             f"bench: {cfg.run_name}{where}: complete in {run_dir}, skipped (resume=false re-runs it)", file=sys.stderr
         )
         return same
-    result = _begin(cfg, server, engine, run_dir, chash, same)
+    result = _begin(cfg, spec, server, run_dir, chash, same)
     job = Job(cfg, server, engine, run_dir, result, Start(start=cfg.start, status=FAILED, started_at=now()))
     try:
         _run(job)
@@ -158,7 +135,7 @@ def run_variant(cfg: BenchConfig) -> RunResult:
 
 
 def _begin(
-    cfg: BenchConfig, server: ServerConfig, engine: str, run_dir: Path, chash: str, same: RunResult | None
+    cfg: BenchConfig, spec: RunSpec, server: ServerConfig, run_dir: Path, chash: str, same: RunResult | None
 ) -> RunResult:
     """The record this start adds to: the same run's (a later start keeps the starts so far), else a new one."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -169,19 +146,13 @@ def _begin(
         return same
     for name in (REQUESTS_FILE, TELEMETRY_FILE, SERVER_LOG):
         (run_dir / name).unlink(missing_ok=True)
-    result = RunResult(variant=cfg.run_name, status=FAILED, config_hash=chash, started_at=now())
+    result = RunResult(variant=cfg.run_name, status=FAILED, config_hash=chash, started_at=now(), spec=spec)
     result.params = sweep_values(cfg)
-    result.slo = dataclasses.asdict(cfg.slo)
-    found = provenance.collect() | {"engine": engine} | provenance.of_python(server.python)
+    found = provenance.collect() | {"engine": spec.engine} | provenance.of_python(server.python)
     result.provenance = Provenance.from_dict(found)
     if raycluster.ray_connected():  # a job the Ray launcher placed: on which node of which cluster
         result.provenance.ray = raycluster.describe()
-    config = dataclasses.asdict(server) | {"env": provenance.redact_env(server.env), "api_key": None}
-    config["max_tokens"] = cfg.request.max_tokens  # where run.json has always kept it
-    prefix_cache = to_repeats(cfg.repeats).prefix_cache
-    result.server = ServerInfo(config=config, engine=engine, prefix_cache=prefix_cache)
-    if cfg.tracing.enabled:  # recorded as a setting: compare and bisect name it when two runs differ in it
-        result.tracing = {"enabled": True}
+    result.server = ServerInfo(engine=spec.engine)
     return result
 
 

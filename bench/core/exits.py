@@ -1,4 +1,5 @@
-"""The exit-code contract of every verb (README, --help), and the one way a crash is reported."""
+"""The exit-code contract of every verb (README, --help), and the one way a crash is reported: one module that
+the CLI and the verbs that run bench in a subprocess (bisect's probes) both read."""
 
 from __future__ import annotations
 
