@@ -173,14 +173,29 @@ def read_requests(run_dir: Path, bad: list[str] | None = None) -> Iterator[dict[
                     continue
                 why = f"a JSON {type(obj).__name__}, not an object"
             skipped.append(f"line {n}: {why}")
+    _skipped[_stamp(path)] = skipped
     if skipped:
         if bad is not None:
             bad += skipped
         _warn_once(path, f"{len(skipped)} unreadable line(s) left out: {'; '.join(skipped[:5])}")
 
 
+# (file, mtime, size) -> the lines read_requests left out of it, so saying so later (compare) reads no file twice.
+_skipped: dict[tuple[str, int, int], list[str]] = {}
+
+
+def _stamp(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return str(path.resolve()), st.st_mtime_ns, st.st_size
+
+
 def unreadable_lines(run_dir: Path) -> list[str]:
     """`line N: why` for every line of the run's requests.jsonl that is not a request's JSON object."""
+    path = run_dir / REQUESTS_FILE
+    if not path.is_file():
+        return []
+    if (known := _skipped.get(_stamp(path))) is not None:
+        return list(known)
     bad: list[str] = []
     for _ in read_requests(run_dir, bad):
         pass
