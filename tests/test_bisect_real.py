@@ -28,7 +28,7 @@ def test_a_probe_applies_the_change_beside_good_and_the_queueing_shows(tmp_path:
     bad = tmp_path / "bad"
     shutil.copytree(good, bad)
     run = json.loads((bad / "single" / "run.json").read_text())
-    run["server"]["config"]["extra_args"] = ["--max-num-seqs", "1"]
+    run["spec"]["server"]["extra_args"] = ["--max-num-seqs", "1"]
     (bad / "single" / "run.json").write_text(json.dumps(run))
 
     s = probes.subject(good, bad, None)

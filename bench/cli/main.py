@@ -35,7 +35,7 @@ verbs:
   baseline promote RESULTS --to results/baselines/MACHINE/SWEEP
                              make a results folder the machine's baseline, with its provenance
   bisect GOOD BAD [--variant V] [--envs PY1,PY2]
-                             which of BAD's changes makes GOOD regress: real probes, ddmin or binary search
+                             each of BAD's changes that makes GOOD regress, with what it explains
 
 run examples:
   python -m bench run                              server=single on the default engine

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.core.paths import CONF_DIR
+from bench.core.repeats import Repeats
 
 # Keys whose sweep does not name runs apart: the variant already names them; hydra's own; where runs go.
 _UNNAMED_KEYS = ("server", "run_name", "out_dir", "sweep_name", "sweep_params")
@@ -282,6 +283,8 @@ class StartPlan:
     rest: list[str]  # the overrides less the variants' sweep, which the dispatcher sets per start
     out_dirs: list[Path]  # where the runs land: statuses of jobs a launcher ran elsewhere are read there
     jobs: int = 1  # how many jobs one start runs (variants x other swept values), each checked
+    repeats: Repeats = field(default_factory=Repeats)  # the first job's: how the rounds end (until, max_minutes)
+    baseline_variant: str = "single"
 
 
 def plan_starts(
@@ -331,7 +334,9 @@ def plan_starts(
     out_dir = OmegaConf.select(cfg, "out_dir", throw_on_resolution_failure=False)
     rest = [o for o in overrides if o not in drop]
     starts = max(to_repeats(j.repeats).starts for j in jobs)
-    return StartPlan(starts, variants, rest, [Path(str(out_dir))] if out_dir else [], len(jobs))
+    first = to_repeats(jobs[0].repeats)
+    return StartPlan(starts, variants, rest, [Path(str(out_dir))] if out_dir else [], len(jobs), first,
+                     jobs[0].baseline_variant)  # fmt: skip
 
 
 def _combinations(swept: list[Any], preset: dict[str, str]) -> list[list[str]]:

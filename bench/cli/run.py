@@ -110,6 +110,7 @@ def run(args: list[str]) -> int:
         record_unknown(plan.out_dirs[0], unknown, src.known_variants())
     statuses: dict[str, str] = {}
     started = time.time()
+    round_s: list[float] = []
     # One Hydra run per server start, every variant in it, the order rotated from start to start
     # (overrides.job_order): a multirun runs its jobs in sweeper order, so the interleaving is made here.
     for k in range(plan.starts):
@@ -118,13 +119,34 @@ def run(args: list[str]) -> int:
             variants = [f"server={','.join(rotated(plan.variants, k))}"] if plan.variants else []
             args_k = [*flags, *plan.rest, f"start={k}", *variants]
         args_k.append(f"last_start={str(k == plan.starts - 1).lower()}")
+        t0 = time.time()
         status = _hydra(args_k, statuses, told)
         if status:
             return status
+        round_s.append(time.time() - t0)
+        if _rounds_end(plan, k + 1, round_s, time.time() - started):
+            break
     # Every variant ran to its end: 0 only if all of them completed, so scripts notice a failed one.
     # Jobs a launcher (submitit...) ran in other processes left their statuses on disk.
     done = list(statuses.values()) or statuses_on_disk(plan.out_dirs, since=started)
     return 0 if all(s == "ok" for s in done) and not unknown else 1
+
+
+def _rounds_end(plan: Any, done: int, round_s: list[float], elapsed_s: float) -> bool:
+    """Whether the sweep stops after `done` rounds (repeats.until=clear, repeats.max_minutes): recorded in every
+    run.json, said on one line, and the summary printed, which the last start's callback would have done."""
+    from bench.regress import rounds
+
+    if not plan.out_dirs or (plan.repeats.until == "fixed" and plan.repeats.max_minutes is None):
+        return False
+    decision = rounds.after_round(plan.out_dirs[0], plan.repeats, plan.baseline_variant, done, round_s, elapsed_s)
+    if decision is None:
+        return False
+    rounds.record(plan.out_dirs[0], decision)
+    print(f"bench: rounds: {decision['verdict']} after {done} of {plan.starts}: {decision['reason']}", file=sys.stderr)
+    if done < plan.starts:
+        print_summary(plan.out_dirs[0], plan.baseline_variant)
+    return True
 
 
 def _hydra(argv: list[str], statuses: dict[str, str], told: set[str]) -> int:
@@ -248,22 +270,26 @@ def record_unknown(out_dir: Path, unknown: list[str], known: list[str]) -> None:
         write_run(out_dir / name, RunResult(variant=name, status=FAILED, reason=reason, finished_at=now))
 
 
+def print_summary(out_dir: Path, baseline_variant: str) -> None:
+    """The one-screen summary of a finished sweep, and where its results and report are."""
+    from bench.report.build import write_report
+    from bench.report.console import format_summary, quality_note, startup_phases, time_split
+
+    report, sweep = write_report(out_dir, baseline_variant)
+    folder = sweep.folder or out_dir
+    lines = [format_summary(sweep.summary), quality_note(folder), time_split(sweep.summary), startup_phases(folder)]
+    print("", *[line for line in lines if line], sep="\n")
+    print(f"results: {out_dir}\nreport:  {report}")
+
+
 class SummaryCallback:
     """Hydra callback: the one-screen summary once a run or sweep ends. Its state is the job's config:
     `last_start` (the summary follows a sweep's last server start only)."""
 
     def _print(self, config: Any) -> None:
-        from bench.report.build import write_report
-        from bench.report.console import format_summary, quality_note, startup_phases, time_split
-
         out_dir = Path(config.out_dir)
-        if not out_dir.is_dir() or not config.get("last_start", True):
-            return
-        report, sweep = write_report(out_dir, config.baseline_variant)
-        folder = sweep.folder or out_dir
-        lines = [format_summary(sweep.summary), quality_note(folder), time_split(sweep.summary), startup_phases(folder)]
-        print("", *[line for line in lines if line], sep="\n")
-        print(f"results: {out_dir}\nreport:  {report}")
+        if out_dir.is_dir() and config.get("last_start", True):
+            print_summary(out_dir, config.baseline_variant)
 
     def on_job_start(self, config: Any, **kwargs: Any) -> None:
         """Hydra has just saved the job's config files: nothing secret stays in them (see redact_hydra_files)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -150,6 +151,10 @@ def baseline(args: list[str]) -> int:
     return 0
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def bisect(args: list[str]) -> int:
     from bench.regress.bisect import Budget
     from bench.regress.bisection import Options, exit_status
@@ -158,17 +163,18 @@ def bisect(args: list[str]) -> int:
 
     p = argparse.ArgumentParser(
         prog="python -m bench bisect",
-        description="Which of BAD's changes makes GOOD regress: each probe runs GOOD's variant with some changes "
-        "applied beside GOOD itself (interleaved server starts) and judges it as compare does. Exit 1 when a "
-        "regression is reproduced and located, 0 when there is none to bisect (docs/regression.md).",
+        description="Which of BAD's changes make GOOD regress, each named with the metrics it explains: each probe "
+        "runs GOOD's variant with some changes applied beside GOOD itself (interleaved server starts, a round at a "
+        "time until the answer is clear) and judges it as compare does. Exit 1 when a regression is reproduced "
+        "and located, 0 when there is none to bisect (docs/regression.md).",
     )
     p.add_argument("good", type=Path, help="results folder (or variant folder) of the good run, e.g. the baseline")
     p.add_argument("bad", type=Path, help="results folder (or variant folder) of the bad run, e.g. tonight's")
     p.add_argument("--variant", help="the variant to bisect (default: the only one, or the folder given)")
-    p.add_argument("--out", type=Path, help="where probes go (default: results/bisect/GOOD-BAD-VARIANT); "
-                   "re-run the same command to resume an interrupted search")  # fmt: skip
-    p.add_argument("--starts", type=_count, default=3, help="server starts a side in each probe (default 3: compare's "
-                   "interval over starts needs three or more)")  # fmt: skip
+    p.add_argument("--out", type=Path, help="where probes go (default: results/bisect/GOOD-BAD-VARIANT), not inside "
+                   "GOOD or BAD; re-run the same command to resume an interrupted search")  # fmt: skip
+    p.add_argument("--starts", type=_count, default=3, help="server starts a side in each probe at most, one round "
+                   "at a time (default 3: compare's interval over starts needs three or more)")  # fmt: skip
     p.add_argument("--passes", type=_count, default=2, help="passes over the dataset per start (default 2)")
     p.add_argument("--max-probes", type=_count, help="stop after this many new probes")
     p.add_argument("--max-minutes", type=_minutes, help="stop starting probes after this many minutes of probes")
@@ -183,6 +189,7 @@ def bisect(args: list[str]) -> int:
     if missing or (a.envs is not None and len(envs) < 2):
         raise BenchError(f"--envs {a.envs!r}: two or more interpreters that exist (not found: {', '.join(missing)})")
     seconds = a.max_minutes * 60 if a.max_minutes is not None else None
+    signal.signal(signal.SIGTERM, _interrupted)  # as Ctrl-C: the probe under way stops its server, exit 130
     o = Options(a.variant, a.out, a.starts, a.passes, Budget(a.max_probes, seconds), a.metric, envs)
     result, text = search(a.good, a.bad, o, load_thresholds(a.thresholds))
     print(text)

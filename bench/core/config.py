@@ -182,7 +182,7 @@ class BenchConfig:
     resume: bool = True
     # Fresh server starts x passes over the dataset in each: {starts: S, passes: P, prefix_cache: reset};
     # a plain number is the older form (passes in one start). A Repeats after to_bench_config.
-    repeats: Any = field(default_factory=lambda: {"starts": 1, "passes": 1, "prefix_cache": "reset"})
+    repeats: Any = field(default_factory=lambda: dataclasses.asdict(Repeats()))
     # Which server start this job is: set by the dispatcher (bench/cli/main.py), which interleaves the variants.
     start: int = 0
     # Set by the dispatcher too: whether this is the sweep's last server start (the summary is printed after it).

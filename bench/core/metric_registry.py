@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+# The compile cache's state before a server start (bench/run/compile_cache.py).
+CACHE_STATES = ("cold", "warm")
 # Where a metric is shown. Order within each view follows the table's order.
 SUMMARY, CONSOLE, MARKDOWN = "summary", "console", "markdown"
 
@@ -29,6 +31,9 @@ class MetricSpec:
     from_server: bool = False
     # compare shows the change and gives no verdict unless a thresholds file sets one (compare.REPORTED).
     informational: bool = False
+    # One figure per server start (start-up, bench/core/startup.py), not per pass: compare resamples starts, history
+    # draws one point a night; summary.csv has its column only where a run measured it, as from_server's.
+    per_start: bool = False
 
     def format(self, value: object) -> str:
         """The value as a view shows it; '-' for none."""
@@ -116,6 +121,10 @@ REGISTRY: tuple[MetricSpec, ...] = (
     # Peak GPU memory, or the server's RSS on the CPU engine.
     MetricSpec("mem_peak_mib", "mem peak", "MiB", False, ".0f", suffix=" MiB", threshold=0.10, views=_MD),
     MetricSpec("startup_s", "start-up", "s", False, ".1f", suffix=" s"),
+    # Time to healthy per start, by the compile cache's state before it: cold (this configuration's first start
+    # compiles) and warm (later starts reuse its cache) are two rows, never compared with each other.
+    *(MetricSpec(f"startup_{c}_s", f"start-up, {c} cache", "s", False, ".1f", suffix=" s", threshold=0.10,
+                 views=_MD, only_when_measured=True, per_start=True) for c in CACHE_STATES),
     MetricSpec("shutdown_s", "shutdown", "s", False, ".1f", suffix=" s"),
     MetricSpec("replay_s", "replay", "s", None, ".1f", suffix=" s"),
 )  # fmt: skip

@@ -17,6 +17,7 @@ from bench.core.errors import ConfigError, RecordError
 from bench.core.records import FAILED, SCHEMA_VERSION, RunResult
 from bench.core.repeats import Repeats
 from bench.core.runspec import RunSpec, part
+from bench.core.secrets import redact_args, redact_env
 
 # --- configs -------------------------------------------------------------------------------------------------
 # Old spellings of moved keys -> their place now. Still read (users' configs, sweeps and stored multirun.yaml
@@ -121,6 +122,11 @@ def _spec_of_older_run(result: RunResult, older: dict[str, Any], run_dir: Path, 
     if not isinstance(stored, Mapping):
         return None
     config = dict(stored)
+    # Older benches redacted the environment's secrets but kept a secret flag's value in extra_args: a spec never.
+    if isinstance(config.get("extra_args"), list):
+        config["extra_args"] = redact_args([str(a) for a in config["extra_args"]])
+    if isinstance(config.get("env"), Mapping):
+        config["env"] = redact_env({str(k): v for k, v in config["env"].items()})
     request: dict[str, Any] = {}
     if config.get("max_tokens") is not None:  # where run.json has always kept the request's max_tokens
         request["max_tokens"] = config["max_tokens"]

@@ -204,6 +204,9 @@ def _number(name: str, value: Any) -> float:
     return float(value)
 
 
+_UNSET_LEFT_OUT = ("tracing", "compile_cache", "compile_cache_bytes")  # Start.to_dict: absent rather than null
+
+
 @dataclass
 class Start(_Part):
     """One server start of a variant: its status, timings and what was measured around its replay."""
@@ -215,6 +218,10 @@ class Start(_Part):
     finished_at: str = ""
     startup_s: float | None = None  # server start to healthy
     startup_phases_s: dict[str, float] = field(default_factory=dict)
+    # The compile cache before this start (cold: nothing compiled yet for this configuration; warm: an earlier start
+    # filled it) and its compiled artifacts' bytes once healthy; None for an endpoint and for older results.
+    compile_cache: str | None = None
+    compile_cache_bytes: int | None = None
     shutdown_s: float | None = None  # SIGTERM to every process gone and the port free
     counters: dict[str, float] | None = None  # /metrics counters, after minus before the replay
     kv_cache_usage_peak: float | None = None
@@ -223,9 +230,9 @@ class Start(_Part):
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """An untraced start's entry as before tracing existed."""
+        """An untraced start's entry as before tracing existed (and an endpoint's as before compile caches)."""
         out = super().to_dict()
-        return {k: v for k, v in out.items() if k != "tracing" or v is not None}
+        return {k: v for k, v in out.items() if k not in _UNSET_LEFT_OUT or v is not None}
 
 
 @dataclass
@@ -308,6 +315,8 @@ class RunResult:
     search: dict[str, Any] = field(default_factory=dict)  # load=sweep / slo_search: rates tried, the answer
     # tracing.enabled: requests joined to the server's spans over the run and per level, spans that matched none.
     tracing: dict[str, Any] = field(default_factory=dict)
+    # repeats.until=clear or max_minutes: why the sweep's rounds stopped, after how many (bench/regress/rounds.py).
+    rounds: dict[str, Any] = field(default_factory=dict)
     # What the run measured (None only for a stored run too old to have recorded its server's settings).
     spec: RunSpec | None = None
 

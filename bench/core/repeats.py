@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.core.errors import ConfigError
 
-__all__ = ["MAX_COUNT", "PREFIX_CACHE", "Repeats", "to_repeats"]
+__all__ = ["MAX_COUNT", "PREFIX_CACHE", "UNTIL", "Repeats", "to_repeats"]
 
 PREFIX_CACHE = ("reset", "keep")
+UNTIL = ("fixed", "clear")  # every start as planned; or stop once the verdict is clear (bench/regress/rounds.py)
 # The most of anything countable that sizes work (starts, passes, requests, levels, sweep points, probes): far beyond
 # any real benchmark, and small enough that a typo (1e18 requests, 2**64 starts) is refused, not run or crashed on.
 MAX_COUNT = 10**6
@@ -26,6 +28,13 @@ class Repeats:
     # VLLM_SERVER_DEV_MODE=1 for it; bench sets it on the servers it starts). keep: later passes over the
     # same prompts hit the cache left by earlier ones (their TTFT then measures the cache).
     prefix_cache: str = "reset"
+    # fixed: `starts` rounds. clear: `starts` is a cap; after each round (two at least) the sequential rule of
+    # docs/regression.md stops at a clear regression or a clear no-regression of every variant against the
+    # baseline variant, or against `against`, a stored baseline folder (a nightly: rounds on this side only).
+    until: str = "fixed"
+    against: str | None = None
+    # A deadline for the whole sweep: no round is started that the pace so far says would end past it.
+    max_minutes: float | None = None
 
 
 def to_repeats(value: Any) -> Repeats:
@@ -46,6 +55,12 @@ def to_repeats(value: Any) -> Repeats:
             f"repeats={value!r} is out of range: starts and passes whole numbers in 1..{MAX_COUNT:,},"
             f" prefix_cache one of {', '.join(PREFIX_CACHE)}"
         )
+    if out.until not in UNTIL:
+        raise ConfigError(f"repeats.until={out.until!r} is not one of {', '.join(UNTIL)}")
+    if out.max_minutes is not None and not (isinstance(out.max_minutes, (int, float)) and 0 < out.max_minutes < 1e6):
+        raise ConfigError(f"repeats.max_minutes={out.max_minutes!r} is out of range: a number of minutes > 0")
+    if out.against is not None and not (Path(out.against) / ".").is_dir():
+        raise ConfigError(f"repeats.against={out.against!r}: no results folder there (a stored baseline's)")
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +13,7 @@ from bench.regress.differences import HASH, UNRECORDED, compact, field_changes, 
 
 FOUND, NO_REGRESSION, BUDGET_SPENT, NOTHING = "found", "no regression", "budget spent", "nothing to apply"
 CACHE_VERSION = 1
-# Levels of a verdict (_Search.verdict): 1 one observation, 2 best of 3, 3 best of 5. A verdict the search acts
+# Levels of a verdict (Search.verdict): 1 one observation, 2 best of 3, 3 best of 5. A verdict the search acts
 # on is confirmed; an answer it names, sure. With probes that err 1 time in 20, a confirmed verdict errs about
 # 1 time in 140 and a sure one 1 time in 1000 (tests/test_bisect.py measures what that gives a search).
 CONFIRM, SURE = 2, 3
@@ -77,9 +78,11 @@ class Probe:
     figures: dict[str, float] = field(default_factory=dict)  # the effect, e.g. change_pct, ci_lo_pct, ci_hi_pct
     cost_s: float = 0.0  # what the probe took, start-up included: what the time budget counts
     note: str = ""  # the verdict in words: `wall_clock_s +18% [+12%, +25%]`
+    metrics: tuple[str, ...] = ()  # the judged metrics it regressed on (none while regressed: the variant failed)
+    changes_pct: dict[str, float] = field(default_factory=dict)  # each judged metric's change, in %
 
 
-# Subset -> its observations in the order made. Several only where the search asked again (see _Search.verdict).
+# Subset -> its observations in the order made. Several only where the search asked again (see Search.verdict).
 Cache = dict[frozenset[str], list[Probe]]
 Oracle = Callable[[frozenset[str]], bool | Probe]
 
@@ -91,12 +94,25 @@ def cache_to_json(cache: Cache) -> dict[str, Any]:
 
 
 def cache_from_json(data: Mapping[str, Any]) -> Cache:
-    """cache_to_json's output read back; keys a newer bench added to a probe are ignored."""
+    """cache_to_json's output read back; keys a newer bench added to a probe are ignored. A value of the wrong
+    type is a TypeError (the caller's bad input), never a probe that would mislead or crash the search later."""
     names = {f.name for f in dataclasses.fields(Probe)}
-    return {
-        frozenset(e["subset"]): [Probe(**{k: v for k, v in o.items() if k in names}) for o in e["observations"]]
-        for e in data.get("probes", [])
-    }
+
+    def probe(o: Mapping[str, Any]) -> Probe:
+        kept = {k: v for k, v in o.items() if k in names}
+        p = Probe(**kept | {"metrics": tuple(kept.get("metrics", ()))})
+        numbers = [p.cost_s, *p.figures.values(), *p.changes_pct.values()]
+        if not (
+            isinstance(p.regressed, bool) and isinstance(p.note, str) and all(isinstance(m, str) for m in p.metrics)
+            and all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in numbers)
+        ):  # fmt: skip
+            raise TypeError(f"a probe of the wrong shape: {str(dict(o))[:200]}")
+        return p
+
+    probes = data.get("probes", [])
+    if not isinstance(probes, list):
+        raise TypeError("probes is not a list")
+    return {frozenset(e["subset"]): [probe(o) for o in e["observations"]] for e in probes}
 
 
 @dataclass(frozen=True)
@@ -137,18 +153,20 @@ class SearchResult:
         return next((a.probe for a in self.asked if a.subset == subset and a.probe.regressed), None)
 
 
-class _BudgetSpent(Exception):
+class BudgetSpent(Exception):
     pass
 
 
 @dataclass
-class _Search:
+class Search:
     """Observations through the cache, within the budget; the search functions ask it for verdicts."""
 
     oracle: Oracle
     cache: Cache
     budget: Budget
     save: Callable[[Cache], None] | None = None
+    # What an observation says: regressed at all, or (bench/regress/causes.py) on the metrics searched for now.
+    judge: Callable[[Probe], bool] = lambda p: p.regressed
     asked: list[Asked] = field(default_factory=list)
     used: set[tuple[frozenset[str], int]] = field(default_factory=set)
     run: int = 0
@@ -163,7 +181,7 @@ class _Search:
         if not cached:
             b = self.budget
             if (b.probes is not None and self.run >= b.probes) or (b.seconds is not None and self.spent_s >= b.seconds):
-                raise _BudgetSpent
+                raise BudgetSpent
             out = self.oracle(subset)
             seen = self.cache[subset] = [*seen, out if isinstance(out, Probe) else Probe(bool(out))]
             self.run, self.spent_s = self.run + 1, self.spent_s + seen[i].cost_s
@@ -172,7 +190,7 @@ class _Search:
         if (subset, i) not in self.used:
             self.used.add((subset, i))
             self.asked.append(Asked(subset, seen[i], cached))
-        return seen[i].regressed
+        return self.judge(seen[i])
 
     def verdict(self, subset: frozenset[str], level: int) -> bool:
         """Regressed, by the majority of up to 2 x level - 1 observations (stopping once `level` agree). A subset
@@ -199,7 +217,7 @@ def _split(c: list[str], n: int) -> list[list[str]]:
     return [c[len(c) * i // n : len(c) * (i + 1) // n] for i in range(n)]
 
 
-def _ddmin(s: _Search, c: list[str]) -> list[str]:
+def _ddmin(s: Search, c: list[str]) -> list[str]:
     """Zeller's ddmin from a failing set c: 1-minimal by the first observation of every pass."""
     n = 2
     while len(c) >= 2:
@@ -216,7 +234,7 @@ def _ddmin(s: _Search, c: list[str]) -> list[str]:
     return c
 
 
-def _minimal(s: _Search, changes: list[str]) -> list[str] | None:
+def minimal(s: Search, changes: list[str]) -> list[str] | None:
     """ddmin, then its answer checked: the passes that make it 1-minimal confirmed (one that was an error sends
     the search on from the smaller set), its regression made sure (an error sends it back to the start, where
     the cache answers again for free). None: BAD's changes do not regress after all. The empty set is GOOD."""
@@ -240,7 +258,7 @@ def ddmin(
 ) -> SearchResult:  # fmt: skip
     """The smallest set of `changes` that, applied to GOOD, regresses (oracle(subset) -> regressed). The cache is
     filled in place (save gets it after every probe); given an earlier search's cache, no probe is asked twice."""
-    s = _Search(oracle, {} if cache is None else cache, budget or Budget(), save)
+    s = Search(oracle, {} if cache is None else cache, budget or Budget(), save)
     if not changes:
         return s.result(NOTHING, ())
     everything = frozenset(changes)
@@ -249,13 +267,13 @@ def ddmin(
         if not (s.verdict(everything, CONFIRM) or s.verdict(everything, SURE)):
             return s.result(NO_REGRESSION, ())
         s.best = everything
-        found = _minimal(s, list(changes))
-    except _BudgetSpent:
+        found = minimal(s, list(changes))
+    except BudgetSpent:
         return s.result(BUDGET_SPENT, [x for x in changes if x in s.best])
     return s.result(NO_REGRESSION, ()) if found is None else s.result(FOUND, found)
 
 
-def _bisect(s: _Search, items: Sequence[str]) -> tuple[int, int]:
+def _bisect(s: Search, items: Sequence[str]) -> tuple[int, int]:
     """Binary search between items[0], GOOD, and the last item, which regresses: the last pass and first fail."""
     lo, hi = 0, len(items) - 1
     while hi - lo > 1:
@@ -275,7 +293,7 @@ def bisect_ordered(
     """The first of `items` (environments in order, GOOD's first, BAD's last) that regresses, by binary search.
     Every verdict moves the search, so each is confirmed, and the two that name the answer made sure (an error
     sends the search again, the cache answering for free). items[0] is GOOD itself, taken as passing."""
-    s = _Search(lambda subset: oracle(next(iter(subset))), {} if cache is None else cache, budget or Budget(), save)
+    s = Search(lambda subset: oracle(next(iter(subset))), {} if cache is None else cache, budget or Budget(), save)
     if len(items) < 2:
         return s.result(NOTHING, ())
     last = frozenset([items[-1]])
@@ -285,7 +303,7 @@ def bisect_ordered(
             lo, hi = _bisect(s, items)
             if s.verdict(frozenset([items[hi]]), SURE) and (lo == 0 or not s.verdict(frozenset([items[lo]]), SURE)):
                 return s.result(FOUND, [items[hi]], items[lo])
-    except _BudgetSpent:
+    except BudgetSpent:
         lo, hi = sorted(items.index(x) for x in s.best)
         return s.result(BUDGET_SPENT, [items[hi]], items[lo])
     return s.result(NO_REGRESSION, ())

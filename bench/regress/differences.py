@@ -13,9 +13,12 @@ from bench.core.secrets import redact_env
 
 HASH = "config_hash"
 # Fields that are no part of the experiment: a picked port, a declaration about the answers, a secret (stored as
-# None), where the tracing receiver listens and how long it waits. bench/core/identity.py leaves out the first two.
+# None), where the tracing receiver listens and how long it waits, and when the rounds of starts end (a nightly
+# against its baseline stops at a clear answer; its baseline ran the fixed plan). bench/core/identity.py leaves
+# out the first two.
 NOT_SETTINGS = {("server", "port"), ("server", "lossless"), ("server", "api_key"), ("tracing", "listen"),
-                ("tracing", "wait_s")}  # fmt: skip
+                ("tracing", "wait_s"), ("repeats", "until"), ("repeats", "against"),
+                ("repeats", "max_minutes")}  # fmt: skip
 # Recorded fields that enter the config hash: one of them differing explains a different hash. slo enters it
 # only under load=slo_search; counted always, as the hash of an older run does not say which mode it was made under.
 HASHED = ("server.", "request.", "dataset.", "load.", "slo.", "engine", "cpu_isa", "tracing.")

@@ -19,6 +19,7 @@ import pandas as pd
 import ruptures
 from scipy import stats
 
+from bench.core import startup
 from bench.core.errors import BenchError
 from bench.core.files import make_dir, no_link
 from bench.core.folder import ResultsFolder
@@ -176,6 +177,11 @@ def run_points(results_dir: Path, machine: str | None = None, interval: Interval
                 counts = {"n_starts": len(starts), "n_passes": sum(len(s) for s in starts)}
                 figures = {"metric": metric, "level": level, "value": point, "low": low, "high": high}
                 rows.append(base | figures | counts)
+        # Start-up: one figure per start, cold and warm apart; only where the run recorded the cache's state.
+        for metric, values in (startup.by_cache(run.starts) if run.status == OK else {}).items():
+            point, low, high = interval([[v] for v in values])
+            figures = {"metric": metric, "level": 1.0, "value": point, "low": low, "high": high}
+            rows.append(base | figures | {"n_starts": len(values), "n_passes": len(values)})
     return pd.DataFrame(rows).assign(store_schema=STORE_SCHEMA)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,20 +17,20 @@ from typing import Any
 import yaml
 
 from bench.core.errors import BenchError
+from bench.core.exits import BAD_INPUT, INTERRUPTED
 from bench.core.files import atomic_write_text, make_dir, read_run
 from bench.core.records import OK, RUN_FILE, RunResult
+from bench.regress import sequential
 from bench.regress.bisect import Cache, Difference, Probe, cache_from_json, cache_to_json, differences
 from bench.regress.compare import REGRESSION, ThresholdsBase, Verdict, compare_results
 from bench.regress.differences import ABSENT
-from bench.regress.sides import load_pair, load_results
+from bench.regress.sides import Side, load_pair, load_results
 
 GOOD = "bisect_good"  # GOOD's configuration as a variant of every probe
 WORKLOAD = "bisect_workload"  # the sweep preset that replays GOOD's workload
-# The parts of GOOD's composed config a probe replays as they were: what was asked of the server, and how.
-# Not the server (the probe's variants are), not where results go, not repeats (the bisect budget sets it).
-WORKLOAD_KEYS = ("model", "engine", "engines", "dataset", "load", "request", "slo", "telemetry_interval_s")
-# The probe's `bench run` speaks bench/cli/exits.py's contract (regress sits below cli, so not imported from it).
-BAD_INPUT, INTERRUPTED = 2, 130
+# The parts of GOOD's RunSpec a probe replays as they were: what was asked of the server, and how. Not the server
+# (the probe's variants are), not repeats (bisect's --starts and --passes set them).
+WORKLOAD_PARTS = ("request", "dataset", "load", "slo")
 
 
 @dataclass(frozen=True)
@@ -72,23 +71,12 @@ def _read(run_dir: Path) -> RunResult:
     if run.status != OK:
         raise BenchError(f"{run_dir}: the variant is {run.status}, not ok: nothing to bisect against")
     if run.spec is None:
-        raise BenchError(f"{run_dir}: run.json records no server config (a run of bench before 2026-11): re-run it")
+        raise BenchError(
+            f"{run_dir}: run.json records no RunSpec (a run too old for its settings to be rebuilt): re-run it"
+        )
     if run.server.endpoint:
         raise BenchError(f"{run_dir}: measured an endpoint bench did not start; bisect changes servers it starts")
     return run
-
-
-def composed_config(run_dir: Path) -> dict[str, Any]:
-    """GOOD's composed config as Hydra saved it: the run's .hydra/config.yaml, else its sweep's multirun.yaml."""
-    for path in (run_dir / ".hydra" / "config.yaml", run_dir.parent / "multirun.yaml"):
-        if path.is_file():
-            try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8"))
-            except (yaml.YAMLError, UnicodeDecodeError) as e:
-                raise BenchError(f"{path}: not a readable config ({str(e).splitlines()[0]})") from None
-            if isinstance(data, dict):
-                return data
-    raise BenchError(f"{run_dir}: neither .hydra/config.yaml nor ../multirun.yaml: the workload it replayed is unknown")
 
 
 def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
@@ -104,21 +92,27 @@ def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
         tree[leaf] = value
 
 
-def workload(good_dir: Path, good: RunResult) -> dict[str, Any]:
-    """What GOOD replayed, and how: its composed config's workload parts, with a multirun's swept values."""
-    config = composed_config(good_dir)
-    out = {k: config[k] for k in WORKLOAD_KEYS if k in config}
-    for key, value in (good.params or {}).items():
-        if not key.startswith("server."):
-            set_dotted(out, key, value)
-    return out
+def workload_of(good: RunResult, where: Path) -> dict[str, Any]:
+    """What GOOD replayed, and how, as a sweep preset's content: its RunSpec's workload (the one place bisect learns
+    it; no Hydra file is read). Refused where run.json does not record it: a probe would replay something else."""
+    spec = good.spec
+    if spec is None:
+        raise BenchError(f"{where}: run.json records no RunSpec, so what it replayed is unknown: re-run GOOD")
+    missing = [p for p in WORKLOAD_PARTS if p in spec.unrecorded]
+    if missing:
+        raise BenchError(
+            f"{where}: its run.json does not record the {', '.join(missing)} it replayed (a run stored before bench "
+            "recorded them, without its Hydra files): re-run GOOD with this bench"
+        )
+    tree = spec.to_dict()
+    return {"engine": spec.engine, **{p: tree[p] for p in WORKLOAD_PARTS}, "tracing": tree["tracing"]}
 
 
 def subject(good: Path, bad: Path, variant: str | None) -> Subject:
     good_dir = variant_dir(good, variant)
     bad_dir = variant_dir(bad, variant or good_dir.name)
     g, b = _read(good_dir), _read(bad_dir)
-    return Subject(good_dir, bad_dir, g, b, tuple(differences(g, b)), workload(good_dir, g))
+    return Subject(good_dir, bad_dir, g, b, tuple(differences(g, b)), workload_of(g, good_dir))
 
 
 def targets(s: Subject, thresholds: ThresholdsBase, metrics: Sequence[str] | None) -> list[Verdict]:
@@ -143,9 +137,34 @@ def probe_name(keys: Iterable[str]) -> str:
     return "probe_" + hashlib.sha1("\n".join(sorted(keys)).encode()).hexdigest()[:8]
 
 
+# After each interleaved round (one start a side) of a probe: whether its answer is clear, given both sides so
+# far, the rounds run and the cap (--starts). stop_rule picks bench/regress/sequential.py's rule, or a fixed number.
+Stop = Callable[[Side, Side, int, int], bool]
+
+
+def fixed_rounds(good: Side, probe: Side, rounds: int, cap: int) -> bool:
+    """The fixed design: every probe runs its cap of rounds, whatever they show."""
+    return rounds >= cap
+
+
+def stop_rule(thresholds: ThresholdsBase, metrics: Sequence[str]) -> Stop:
+    """The sequential rule's stop (bench/regress/sequential.py: regression or no regression once clear, on the
+    timings among `metrics`); the fixed design where no timing is judged."""
+    timings = [m for m in metrics if m in sequential.TIMINGS]
+    if not timings:  # memory or answers only: judged on the finished probe, one more start adds nothing clearer
+        return fixed_rounds
+
+    def stop(good: Side, probe: Side, rounds: int, cap: int) -> bool:
+        plan = sequential.Plan(max_rounds=cap)
+        return rounds >= cap or sequential.decide_sides(good, probe, thresholds, plan, rounds, timings).stop
+
+    return stop
+
+
 @dataclass
 class Prober:
-    """Runs probes in `root`: one `bench run` each of GOOD and GOOD-with-changes, interleaved start by start."""
+    """Runs probes in `root`: GOOD and GOOD-with-changes, one interleaved round at a time until `stop` says the
+    answer is clear (at most `starts` rounds), then judged on every metric BAD regressed on."""
 
     s: Subject
     root: Path
@@ -155,6 +174,7 @@ class Prober:
     metrics: list[str]  # compare's metrics a probe judges: BAD's regressed ones
     changes_of: Callable[[frozenset[str]], list[Difference]]
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr)
+    stop: Stop = fixed_rounds
 
     @property
     def conf(self) -> Path:
@@ -176,9 +196,11 @@ class Prober:
         make_dir(path.parent)
         atomic_write_text(path, head + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
-    def command(self, name: str, out_dir: Path) -> list[str]:
+    def command(self, name: str, out_dir: Path, rounds: int | None = None) -> list[str]:
+        """The probe's `bench run`; with `rounds`, up to that many starts (those done are resumed, not re-run)."""
+        more = [] if rounds is None else [f"repeats.starts={rounds}"]
         return [sys.executable, "-m", "bench", "run", "--config-dir", str(self.conf), f"+sweep={WORKLOAD}",
-                f"server={GOOD},{name}", f"out_dir={out_dir}"]  # fmt: skip
+                f"server={GOOD},{name}", *more, f"out_dir={out_dir}"]  # fmt: skip
 
     def __call__(self, subset: frozenset[str], index: int) -> Probe:
         name = probe_name(subset)
@@ -188,31 +210,67 @@ class Prober:
         what = "; ".join(str(d) for d in changes) or "(none)"
         self.log(f"bench: bisect: probe {out_dir.name}: {what}")
         t0 = time.monotonic()
-        code = run_child(self.command(name, out_dir))
-        cost = time.monotonic() - t0
-        if code in (INTERRUPTED, -signal.SIGINT, -signal.SIGTERM):  # stopped by the user: Ctrl-C reaches it too
+        for rounds in range(1, self.starts + 1):
+            self._round(self.command(name, out_dir, rounds), out_dir)
+            good, probe = self._sides(out_dir, name)
+            if probe is None or self.stop(good, probe, rounds, self.starts):
+                break
+        result = self.judge(out_dir, name, time.monotonic() - t0)
+        if rounds < self.starts:
+            result = dataclasses.replace(result, note=f"{result.note} (clear after {rounds} of {self.starts} rounds)")
+        self.log(f"bench: bisect: probe {out_dir.name}: {'regressed' if result.regressed else 'passes'}: {result.note}")
+        return result
+
+    def _round(self, command: list[str], out_dir: Path) -> None:
+        """One round's `bench run`; its exit status kept to the contract (bench/core/exits.py)."""
+        code = run_child(command)
+        if code in (INTERRUPTED, -signal.SIGINT, -signal.SIGTERM):  # stopped by the user, or a signal sent to it
             raise KeyboardInterrupt
         if code == BAD_INPUT:
             raise BenchError(f"probe {out_dir}: bench run refused its input: see its output above")
         if code not in (0, 1):  # a crash or a kill (the OOM killer): neither a verdict nor the user's bad input
             raise RuntimeError(f"probe {out_dir}: bench run exited {code}: see its output above")
-        probe = self.judge(out_dir, name, cost)
-        self.log(f"bench: bisect: probe {out_dir.name}: {'regressed' if probe.regressed else 'passes'}: {probe.note}")
-        return probe
 
-    def judge(self, out_dir: Path, name: str, cost_s: float) -> Probe:
+    def _sides(self, out_dir: Path, name: str) -> tuple[Side, Side | None]:
+        """GOOD's side, which must have run, and the probe's (None where it did not run ok: nothing to wait for)."""
         sides = load_results(out_dir)
         good, probe = sides.get(GOOD), sides.get(name)
         if good is None or good.status != OK:
             why = good.reason if good else "no run"
             raise BenchError(f"probe {out_dir}: GOOD's own configuration did not run ok ({why}): it says nothing")
-        if probe is None or probe.status != OK:
+        return good, probe if probe is not None and probe.status == OK else None
+
+    def judge(self, out_dir: Path, name: str, cost_s: float) -> Probe:
+        good, probe = self._sides(out_dir, name)
+        if probe is None:
             # The changes stop the variant (a server that will not start, every request failing): BAD ran, so
             # this subset alone is worse than BAD, which counts as regressed; the note says how.
-            return Probe(True, {}, cost_s, f"failed: {probe.reason if probe else 'no run'}")
+            side = load_results(out_dir).get(name)
+            return Probe(True, {}, cost_s, f"failed: {side.reason if side else 'no run'}")
         verdicts = compare_results({"v": good}, {"v": probe}, self.thresholds, self.metrics)
-        regressed = any(v.verdict == REGRESSION for v in verdicts)
-        return Probe(regressed, figures(headline(verdicts)), cost_s, note(verdicts))
+        bad = tuple(v.metric for v in verdicts if v.verdict == REGRESSION)
+        pct = {v.metric: v.change_pct for v in verdicts if v.change_pct is not None}
+        return Probe(bool(bad), figures(headline(verdicts)), cost_s, note(verdicts), bad, pct)
+
+
+STOP_WAIT_S = 120.0  # for a probe's bench run to stop its server after an interrupt (a start-up ends first)
+
+
+def run_child(command: list[str]) -> int:
+    """A probe's `bench run`, its exit status. In a session of its own, so that one interrupt reaches it once: on
+    Ctrl-C or SIGTERM to bisect it gets one SIGTERM (bench run's Ctrl-C) and the time to stop its server, rather
+    than the SIGKILL subprocess.run sends, which left that server running."""
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        raise
 
 
 def headline(verdicts: Sequence[Verdict]) -> Verdict | None:
@@ -247,30 +305,6 @@ def describe(v: Verdict) -> str:
         return f"{v.metric} {v.verdict}"
     ci = f" [{f['ci_lo_pct']:+.1f}%, {f['ci_hi_pct']:+.1f}%]" if "ci_lo_pct" in f else ""
     return f"{v.metric} {f['change_pct']:+.1f}%{ci} {v.verdict}"
-
-
-def run_child(cmd: list[str], grace_s: float = 120.0) -> int:
-    """A probe's `bench run`, in its own process group, and stopped with bisect: a SIGTERMed (or Ctrl-C'd) bisect
-    left its probe running as an orphan. The child gets SIGTERM (its own clean path: servers stopped), then,
-    after `grace_s`, SIGKILL."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, start_new_session=True)
-    try:
-        return proc.wait()
-    except BaseException:
-        _stop_group(proc, grace_s)
-        raise
-
-
-def _stop_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 30.0)):
-        try:
-            os.killpg(proc.pid, sig)
-            proc.wait(wait_s)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def load_cache(path: Path, fingerprint: Mapping[str, Any]) -> Cache:

@@ -10,6 +10,7 @@ from typing import Any, TypeGuard
 import numpy as np
 
 from bench.analyze.tables import identical_share_by_start, load_requests, load_runs, summary_table
+from bench.core import startup
 from bench.core.errors import CompareError
 from bench.core.folder import ResultsFolder
 from bench.core.metric_registry import COMPARED
@@ -130,7 +131,7 @@ def load_results(sweep_dir: Path) -> dict[str, Side]:
         values = {m: float(row[m]) for m in METRICS if _number(row.get(m))}
         scores = _scores(folder.requests(d.name))
         if len(levels) < 2:
-            per_trial = _per_trial(run.trials)
+            per_trial = _per_trial(run.trials) | {m: [[x] for x in v] for m, v in startup.by_cache(run.starts).items()}
             if lossless and len(identical_by_start.get(d.name, [])) >= 2:  # one figure per start
                 per_trial["identical_to_baseline"] = [[x] for x in identical_by_start[d.name]]
             out[d.name] = Side(run.status, run.reason, values, per_trial, _context(run), lossless, scores)

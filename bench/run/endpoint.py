@@ -19,6 +19,8 @@ class RemoteServer:
     def __init__(self, url: str, api_key: str | None) -> None:
         self.startup_s: float | None = None
         self.startup_phases_s: dict[str, float] = {}
+        self.compile_cache: str | None = None
+        self.compile_cache_bytes: int | None = None
         self.shutdown_s: float | None = None
         self.log_offset = 0
         self.base_url = url.rstrip("/").removesuffix("/v1")

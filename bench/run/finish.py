@@ -33,6 +33,8 @@ def close(result: RunResult, entry: Start, run_dir: Path) -> None:
 def finish(result: RunResult, run_dir: Path) -> None:
     """Counts and stats from what is on disk, so an interrupted run reports exactly what it kept."""
     planned = result.spec.repeats.starts if result.spec is not None else 1
+    if result.rounds.get("stop"):  # the sweep stopped at a clear answer (or its deadline): that many were planned
+        planned = int(result.rounds.get("stopped_after") or planned)
     result.status, result.reason = _status(result.starts, planned)
     result.startup_s = _sum([s.startup_s for s in result.starts])
     result.shutdown_s = _sum([s.shutdown_s for s in result.starts])

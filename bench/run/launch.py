@@ -13,7 +13,7 @@ from bench.core.config import BenchConfig, ServerConfig
 from bench.core.errors import ConfigError, ServerError
 from bench.core.records import SERVER_LOG, RunResult
 from bench.core.secrets import redact_url
-from bench.run import provenance, raycluster
+from bench.run import compile_cache, provenance, raycluster
 from bench.run.endpoint import RemoteServer
 from bench.run.models import resolve_model
 from bench.run.server import Server, VllmServer, build_command, free_port
@@ -85,6 +85,8 @@ def serve(
         result.server.command, result.server.model_path = provenance.redact_args(cmd), model
 
     draft_path = resolve_model(draft) if draft else None
+    # After the config hash (runner): where the cache lives is no part of what is measured.
+    server = dataclasses.replace(server, env=compile_cache.root_env(server.env, run_dir))
     return _local(server, model, draft_path, run_dir / SERVER_LOG, on_command, result, otlp)
 
 
@@ -103,5 +105,8 @@ def _local(
         if cluster is not None:
             result.provenance.ray = cluster
             server = dataclasses.replace(server, env={**server.env, **env})
+        cache = compile_cache.state(server.env, log.parent)
         with start_server(server, model, draft, log, on_command, otlp) as srv:
+            srv.compile_cache, srv.compile_cache_bytes = cache, compile_cache.size_bytes(server.env)
+            compile_cache.mark_started(server.env, log.parent)
             yield srv

@@ -239,6 +239,7 @@ def _note_start(job: Job, srv: Server, model: str | None) -> None:
         job.result.server.served_model_name = job.server.served_model_name
     job.entry.startup_s = srv.startup_s
     job.entry.startup_phases_s = dict(srv.startup_phases_s)
+    job.entry.compile_cache, job.entry.compile_cache_bytes = srv.compile_cache, srv.compile_cache_bytes
     if job.engine == "cpu" and model is not None:  # the kernel library vLLM really loaded
         job.result.server.kernel_library_loaded = cpu.loaded_library(srv.pids())
 

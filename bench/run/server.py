@@ -163,6 +163,8 @@ class Server(Protocol):
     models: list[str]  # what a remote endpoint says it serves; empty for ours (named by the config)
     startup_s: float | None
     startup_phases_s: dict[str, float]  # empty for a remote endpoint
+    compile_cache: str | None  # cold | warm before this start (bench/run/compile_cache.py); None for an endpoint
+    compile_cache_bytes: int | None  # its compiled artifacts once healthy
     shutdown_s: float | None
     log_offset: int  # where this start's lines begin in its log (a variant's starts share one)
 
@@ -196,6 +198,8 @@ class VllmServer:
         self.startup_s: float | None = None
         # Seconds spent in each start-up phase (startup_phase), in the order seen: where start-up goes.
         self.startup_phases_s: dict[str, float] = {}
+        self.compile_cache: str | None = None
+        self.compile_cache_bytes: int | None = None
         self.log_offset = 0
         self.shutdown_s: float | None = None
         self.models: list[str] = []
