@@ -57,7 +57,9 @@ def test_the_run_verb_refuses_in_one_line(override: str, tmp_path: Path) -> None
                                    ["--max-probes", str(10**20)], ["--starts", "0"], ["--passes", "-1"]])  # fmt: skip
 def test_bisect_flags_are_finite_and_bounded(flags: list[str], tmp_path: Path) -> None:
     p = bench("bisect", str(tmp_path / "good"), str(tmp_path / "bad"), *flags, cwd=tmp_path)
+    errors = [line for line in p.stderr.splitlines() if "error:" in line]  # bench's line, or argparse's for "1e9"
     assert p.returncode == 2 and "Traceback" not in p.stderr and flags[0] in p.stderr, p.stderr[-2000:]
+    assert len(errors) == 1
 
 
 @pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])

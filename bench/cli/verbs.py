@@ -13,6 +13,7 @@ from pathlib import Path
 from bench.core.errors import BenchError
 from bench.core.files import run_dirs
 from bench.core.records import RUN_FILE
+from bench.core.repeats import MAX_COUNT
 
 
 def _results_dir(path: Path | None, what: str = "results folder") -> None:
@@ -22,30 +23,6 @@ def _results_dir(path: Path | None, what: str = "results folder") -> None:
         raise BenchError(f"no {what} at {path}")
     if not list(run_dirs(path)):
         raise BenchError(f"no runs in {path} (a run is a folder with run.json): nothing to analyze")
-
-
-def _count(text: str) -> int:
-    """An argparse type: a whole number in 1..MAX_COUNT (probes, starts, passes)."""
-    from bench.core.repeats import MAX_COUNT
-
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= n <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"{text} is out of range: 1..{MAX_COUNT:,}")
-    return n
-
-
-def _minutes(text: str) -> float:
-    """An argparse type: a finite number of minutes > 0 (NaN never ended a bisection)."""
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(x) and 0 < x <= 60 * 24 * 366):
-        raise argparse.ArgumentTypeError(f"{text} is out of range: a finite number of minutes > 0, at most a year")
-    return x
 
 
 def analyze(args: list[str]) -> int:
@@ -173,17 +150,24 @@ def bisect(args: list[str]) -> int:
     p.add_argument("--variant", help="the variant to bisect (default: the only one, or the folder given)")
     p.add_argument("--out", type=Path, help="where probes go (default: results/bisect/GOOD-BAD-VARIANT), not inside "
                    "GOOD or BAD; re-run the same command to resume an interrupted search")  # fmt: skip
-    p.add_argument("--starts", type=_count, default=3, help="server starts a side in each probe at most, one round "
+    p.add_argument("--starts", type=int, default=3, help="server starts a side in each probe at most, one round "
                    "at a time (default 3: compare's interval over starts needs three or more)")  # fmt: skip
-    p.add_argument("--passes", type=_count, default=2, help="passes over the dataset per start (default 2)")
-    p.add_argument("--max-probes", type=_count, help="stop after this many new probes")
-    p.add_argument("--max-minutes", type=_minutes, help="stop starting probes after this many minutes of probes")
+    p.add_argument("--passes", type=int, default=2, help="passes over the dataset per start (default 2)")
+    p.add_argument("--max-probes", type=int, help="stop after this many new probes")
+    p.add_argument("--max-minutes", type=float, help="stop starting probes after this many minutes of probes")
     p.add_argument("--metric", action="extend", nargs="+", choices=list(METRICS), metavar="NAME",
                    help="judge probes on these metrics (default: those that regressed from GOOD to BAD)")  # fmt: skip
     p.add_argument("--thresholds", type=Path, metavar="FILE", help="as for compare")
     p.add_argument("--envs", metavar="PY1,PY2,...", help="bisect an ordered list of server interpreters instead "
                    "(server.python; GOOD's first, BAD's last), e.g. venvs of successive vLLM versions")  # fmt: skip
     a = p.parse_args(args)
+    if not (1 <= a.starts <= MAX_COUNT and 1 <= a.passes <= MAX_COUNT):
+        raise BenchError(f"--starts {a.starts} --passes {a.passes} is out of range: each must be in 1..{MAX_COUNT:,}")
+    # Not `<= 0` alone: NaN compares false with everything, and a search bounded by NaN or inf minutes never stops.
+    if (a.max_probes is not None and not 1 <= a.max_probes <= MAX_COUNT) or (
+        a.max_minutes is not None and not (math.isfinite(a.max_minutes) and a.max_minutes > 0)
+    ):
+        raise BenchError(f"--max-probes (1..{MAX_COUNT:,}) and --max-minutes must be finite and > 0")
     envs = [e.strip() for e in (a.envs or "").split(",") if e.strip()]
     missing = [e for e in envs if not Path(e).is_file()]
     if missing or (a.envs is not None and len(envs) < 2):
