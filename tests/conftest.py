@@ -15,12 +15,19 @@ from pathlib import Path
 
 import psutil
 import pytest
+from hypothesis import HealthCheck, settings
 
 from bench.core.files import RequestWriter, write_run
 from bench.core.records import FAILED, OK, PARTIAL, RequestRecord, RunResult
 from bench.run.telemetry import Sample, write_samples
 
 T0 = 1_800_000_000.0  # epoch seconds; any fixed clock will do
+
+# The generated suites (tests/test_generated.py, tests/test_fuzz_files.py): `ci` keeps them to a few minutes on
+# two cores; HYPOTHESIS_PROFILE=deep draws ten times as many cases. No deadline: a shared machine's timing varies.
+settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=False)
+settings.register_profile("deep", parent=settings.get_profile("ci"), max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def _requests(run_dir: Path, n: int, latency_s: float, f1: float) -> None:

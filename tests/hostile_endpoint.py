@@ -7,18 +7,43 @@ models_401: /v1/models refused. models_html: /v1/models answers an HTML page. re
 route answers HTML (everything else works). chunk_list: stream chunks that are JSON lists. absurd_usage: usage
 claims a billion output tokens. http500: every completion fails with 500. stall: the stream stalls after its
 first chunk.
+basic_auth: every route needs HTTP basic auth as admin / BASIC_PASSWORD (it holds @), else 401.
+bad_chunks: every other request (the warm-up, the first, answers well; so do the odd ones, and the run goes on)
+sends the next wrong-shaped chunk of BAD_CHUNKS in turn: delta a string, content a number, content a lone UTF-16
+surrogate, a chunk nested 100k deep, usage counts that are text, finish_reason a list.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 import sys
+from typing import Any
 
 from aiohttp import web
 
 MODE, PORT = sys.argv[1], int(sys.argv[2])
+BASIC_PASSWORD = "hunter@2-planted"
+# kind -> one wrong-shaped chunk, sent in place of a request's first token (usage_text: of its usage chunk)
+BAD_CHUNKS = {
+    "delta_string": b'data: {"choices": [{"index": 0, "delta": "word", "finish_reason": null}]}\n\n',
+    "content_number": b'data: {"choices": [{"index": 0, "delta": {"content": 42}, "finish_reason": null}]}\n\n',
+    "surrogate": b'data: {"choices": [{"index": 0, "delta": {"content": "\\ud800"}, "finish_reason": null}]}\n\n',
+    "deep": b"data: " + b"[" * 100_000 + b"]" * 100_000 + b"\n\n",
+    "usage_text": b'data: {"choices": [], "usage": {"prompt_tokens": "ten", "completion_tokens": "4"}}\n\n',
+    "finish_list": b'data: {"choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": [1]}]}\n\n',
+}
+_served = [0]
+
+
+@web.middleware
+async def basic_auth(request: web.Request, handler: Any) -> web.StreamResponse:
+    wanted = "Basic " + base64.b64encode(f"admin:{BASIC_PASSWORD}".encode()).decode()
+    if MODE == "basic_auth" and request.headers.get("Authorization") != wanted:
+        return web.json_response({"error": "basic auth needed"}, status=401)
+    return await handler(request)
 
 
 def _chunk(content: str | None, finish: str | None = None, usage: dict | None = None) -> bytes:
@@ -37,14 +62,21 @@ async def chat(request: web.Request) -> web.StreamResponse:
     usage = {"prompt_tokens": 10, "completion_tokens": 10**9 if MODE == "absurd_usage" else n, "total_tokens": 10 + n}
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await resp.prepare(request)
+    _served[0] += 1
+    kind = list(BAD_CHUNKS)[(_served[0] // 2 - 1) % len(BAD_CHUNKS)] if MODE == "bad_chunks" else None
+    if _served[0] % 2:
+        kind = None
     for i in range(n):
+        if kind not in (None, "usage_text") and i == 0:
+            await resp.write(BAD_CHUNKS[kind])
+            continue
         if MODE == "chunk_list":
             await resp.write(b"data: [1, 2, 3]\n\n")
             continue
         await resp.write(_chunk(" word", "length" if i == n - 1 else None))
         if MODE == "stall":
             await asyncio.sleep(600)
-    await resp.write(_chunk(None, usage=usage))
+    await resp.write(BAD_CHUNKS["usage_text"] if kind == "usage_text" else _chunk(None, usage=usage))
     await resp.write(b"data: [DONE]\n\n")
     return resp
 
@@ -76,7 +108,7 @@ def not_http() -> None:
 if __name__ == "__main__":
     if MODE == "not_http":
         not_http()
-    a = web.Application()
+    a = web.Application(middlewares=[basic_auth])
     routes = [web.post("/v1/chat/completions", chat), web.get("/v1/models", models)]
     a.add_routes([*routes, web.post("/reset_prefix_cache", reset)])
     web.run_app(a, host="127.0.0.1", port=PORT, access_log=None, print=None)

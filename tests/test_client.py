@@ -112,3 +112,30 @@ def test_a_stream_without_usage_is_an_error_and_a_failure_ends_when_it_failed() 
 def test_no_chunk_at_all_has_no_ttft() -> None:
     r = feed(Clock(), [(0.1, sse(USAGE))]).record(ITEM, 0, 0, 0, 1.0, None)
     assert r.ttft_s is None and r.ttft_visible_s is None and r.tpot_s is None and r.itl_s == []
+
+
+WRONG_SHAPES = {
+    "delta a string": b'data: {"choices": [{"index": 0, "delta": "word"}]}\n\n',
+    "content a number": b'data: {"choices": [{"index": 0, "delta": {"content": 42}}]}\n\n',
+    "a lone surrogate": b'data: {"choices": [{"index": 0, "delta": {"content": "\\ud800"}}]}\n\n',
+    "finish_reason a list": b'data: {"choices": [{"index": 0, "delta": {}, "finish_reason": [1]}]}\n\n',
+    "nested 100k deep": b"data: " + b"[" * 100_000 + b"]" * 100_000 + b"\n\n",
+    "invalid UTF-8": b'data: {"choices": [{"delta": {"content": "\xff\xfe"}}]}\n\n',
+}
+
+
+@pytest.mark.parametrize("chunk", list(WRONG_SHAPES.values()), ids=list(WRONG_SHAPES))
+def test_a_wrong_shaped_chunk_is_a_value_error_of_that_request(chunk: bytes) -> None:
+    s = _Stream(Clock())
+    with pytest.raises(ValueError, match="not an OpenAI stream chunk|codec|Expecting"):
+        s.add_sse(chunk)
+    s.fail(ValueError("x"))
+    rec = s.record(ITEM, 0, 0, 0, 1.0, None)
+    assert rec.error and json.dumps(rec.error, ensure_ascii=False).encode("utf-8")  # writable as UTF-8
+
+
+def test_usage_counts_that_are_text_fail_the_request_not_the_run() -> None:
+    s = _Stream(Clock(), max_tokens=8)
+    s.add_sse(sse(delta("a")) + sse({"choices": [], "usage": {"prompt_tokens": "ten", "completion_tokens": "4"}}))
+    rec = s.record(ITEM, 0, 0, 0, 1.0, None)  # computing TPOT from "4" crashed the whole run
+    assert rec.error is not None and "not a count" in rec.error and rec.output_tokens is None

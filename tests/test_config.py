@@ -123,7 +123,7 @@ def test_pp2_on_cpu_is_compiled_not_eager():
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("load.concurrency=-1", "load.concurrency=-1 is out of range: must be an integer >= 1"),
+        ("load.concurrency=-1", "load.concurrency=-1 is out of range: must be a whole number in 1..1,000,000"),
         ("load.concurrency=0", "load.concurrency=0 is out of range"),
         ("load.request_rate=0", "load.request_rate=0.0 is out of range: must be > 0"),
         ("load.levels=[1,-2]", "every level must be > 0"),

@@ -99,3 +99,19 @@ def test_empty_dataset_and_bad_sample_size(tmp_path):
 def test_hf_source_needs_a_name():
     with pytest.raises(DatasetError, match="hf_name"):
         load_dataset(DatasetConfig(source="hf", path=""))
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('{"data": [{"paragraphs": [{"context": "\\ud800", "qas": []}]}]}', "lone surrogate"),
+        ("[" * 100_000 + "]" * 100_000, "nested deeper"),
+    ],
+    ids=["lone surrogate", "nested 100k deep"],
+)
+def test_a_hostile_dataset_file_is_one_dataset_error(tmp_path, text, says):
+    path = tmp_path / "qa.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(DatasetError, match=says) as e:
+        load_dataset(DatasetConfig(path=str(path)))
+    assert len(str(e.value).splitlines()) == 1

@@ -252,3 +252,26 @@ def test_a_traced_server_exports_over_http_to_the_receiver_and_a_second_endpoint
     mine = ServerConfig(model="/m", extra_args=["--otlp-traces-endpoint=http://collector:4317"])
     with pytest.raises(ConfigError, match="extra_args sets --otlp-traces-endpoint"):
         make_server(mine, "/m", None, tmp_path / "log", "http://127.0.0.1:9/v1/traces")
+
+
+def test_a_gzip_bomb_is_refused_after_decompression_without_taking_its_size_in_memory():
+    import tracemalloc
+
+    from bench.run.tracing import MAX_BODY, BodyTooLarge, decode_body
+
+    bomb = gzip.compress(b"\0" * (MAX_BODY + (16 << 20)), compresslevel=9)  # ~80 MiB inflated, ~80 KiB sent
+    assert len(bomb) < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(BodyTooLarge):
+            decode_body(bomb, "gzip", limit=1 << 20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20  # the limit and a step, not the bomb's 80 MiB
+    body = export(new_trace()[0])
+    assert decode_body(gzip.compress(body) + gzip.compress(b""), "gzip") == body  # several members still read
+    with Receiver() as rx:
+        assert post(rx, bomb, "gzip")[0] == 413
+        assert post(rx, body)[0] == 200
+    assert rx.collected.bad_bodies == 1

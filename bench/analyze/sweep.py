@@ -20,6 +20,7 @@ from bench.analyze.tables import (
     telemetry_timeline,
     write_summary,
 )
+from bench.core.errors import LinkError
 from bench.core.folder import ResultsFolder, as_folder
 
 
@@ -44,6 +45,8 @@ def _try(errors: list[str], what: str, fn: Callable[[], pd.DataFrame]) -> pd.Dat
     """A table that cannot be read becomes empty, and the report says why, instead of the sweep's end crashing."""
     try:
         return fn()
+    except LinkError:  # not a table that failed: bad input, refused before anything is written through it
+        raise
     except Exception as e:
         errors.append(f"{what}: {type(e).__name__}: {e}")
         return pd.DataFrame()
@@ -63,7 +66,7 @@ def load_sweep(
     timeline = _try(errors, "telemetry timeline", lambda: telemetry_timeline(telemetry, requests))
     provenance = _try(errors, "provenance", lambda: load_provenance(folder))
     # load_runs skips a torn run.json (a killed writer); say so, or the variant would just be missing.
-    errors += folder.problems()
+    errors += folder.problems() + folder.line_problems()
     trials = _try(errors, "trials", lambda: load_trials(folder))
     params = _try(errors, "swept parameters", lambda: load_params(folder))
     searches = _try(errors, "load searches", lambda: load_searches(folder))

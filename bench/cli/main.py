@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import textwrap
+import threading
 import traceback
+from typing import Any, TextIO
 
 from bench.core.exits import BAD_INPUT, INTERRUPTED, MEANINGS, OK, internal_error
 from bench.core.paths import CONF_DIR
+from bench.core.secrets import redact_url
 
 __all__ = ["CONF_DIR", "HELP", "main"]
 
@@ -73,7 +77,57 @@ def _help() -> str:
 HELP = _help()
 
 
+class _PipeSafe:
+    """stdout or stderr that outlives a closed pipe (`bench compare A B | head -1`): once the reader is gone, what
+    is written goes to /dev/null, so the verb finishes and exits with its own code, with no traceback."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._gone()
+
+    def _gone(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())  # the buffered rest, and the interpreter's last flush, land there
+        os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (a CI job cancelled, `kill`) takes Ctrl-C's path: children stopped, exit 130
+
+
 def main(argv: list[str]) -> int:
+    """The verb's exit code; stdout/stderr made safe for a closed pipe and SIGTERM made Ctrl-C, for every verb."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _PipeSafe(sys.stdout), _PipeSafe(sys.stderr)  # type: ignore[assignment]
+    on_term = (
+        signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() else None
+    )
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = streams
+        if on_term is not None:
+            signal.signal(signal.SIGTERM, on_term)
+
+
+def _main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(HELP)
         return OK
@@ -91,11 +145,11 @@ def main(argv: list[str]) -> int:
     except BenchError as e:
         if os.environ.get("BENCH_DEBUG") == "1":
             traceback.print_exc()
-        print(f"bench: error: {e}", file=sys.stderr)
+        print(redact_url(f"bench: error: {e}"), file=sys.stderr)
         return BAD_INPUT
     except OSError as e:  # a path bench was given that cannot be read or written: the user's to fix
         where = f": {e.filename}" if e.filename else ""
-        print(f"bench: error: {e.strerror or e}{where}", file=sys.stderr)
+        print(redact_url(f"bench: error: {e.strerror or e}{where}"), file=sys.stderr)
         return BAD_INPUT
     except KeyboardInterrupt:
         print(

@@ -13,6 +13,7 @@ from pathlib import Path
 from bench.core.errors import BenchError
 from bench.core.files import run_dirs
 from bench.core.records import RUN_FILE
+from bench.core.repeats import MAX_COUNT
 
 
 def _results_dir(path: Path | None, what: str = "results folder") -> None:
@@ -152,8 +153,8 @@ def bisect(args: list[str]) -> int:
     p.add_argument("--variant", help="the variant to bisect (default: the only one, or the folder given)")
     p.add_argument("--out", type=Path, help="where probes go (default: results/bisect/GOOD-BAD-VARIANT), not inside "
                    "GOOD or BAD; re-run the same command to resume an interrupted search")  # fmt: skip
-    p.add_argument("--starts", type=int, default=3, help="server starts a side in each probe at most, one round at a "
-                   "time (default 3: compare's interval over starts needs three or more)")  # fmt: skip
+    p.add_argument("--starts", type=int, default=3, help="server starts a side in each probe at most, one round "
+                   "at a time (default 3: compare's interval over starts needs three or more)")  # fmt: skip
     p.add_argument("--passes", type=int, default=2, help="passes over the dataset per start (default 2)")
     p.add_argument("--max-probes", type=int, help="stop after this many new probes")
     p.add_argument("--max-minutes", type=float, help="stop starting probes after this many minutes of probes")
@@ -163,13 +164,13 @@ def bisect(args: list[str]) -> int:
     p.add_argument("--envs", metavar="PY1,PY2,...", help="bisect an ordered list of server interpreters instead "
                    "(server.python; GOOD's first, BAD's last), e.g. venvs of successive vLLM versions")  # fmt: skip
     a = p.parse_args(args)
-    if a.starts < 1 or a.passes < 1:
-        raise BenchError(f"--starts {a.starts} --passes {a.passes} is out of range: each must be >= 1")
+    if not (1 <= a.starts <= MAX_COUNT and 1 <= a.passes <= MAX_COUNT):
+        raise BenchError(f"--starts {a.starts} --passes {a.passes} is out of range: each must be in 1..{MAX_COUNT:,}")
     # Not `<= 0` alone: NaN compares false with everything, and a search bounded by NaN or inf minutes never stops.
-    if (a.max_probes is not None and a.max_probes < 1) or (
+    if (a.max_probes is not None and not 1 <= a.max_probes <= MAX_COUNT) or (
         a.max_minutes is not None and not (math.isfinite(a.max_minutes) and a.max_minutes > 0)
     ):
-        raise BenchError("--max-probes and --max-minutes must be finite and > 0")
+        raise BenchError(f"--max-probes (1..{MAX_COUNT:,}) and --max-minutes must be finite and > 0")
     envs = [e.strip() for e in (a.envs or "").split(",") if e.strip()]
     missing = [e for e in envs if not Path(e).is_file()]
     if missing or (a.envs is not None and len(envs) < 2):

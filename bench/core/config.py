@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import urllib.parse
 from dataclasses import dataclass, field
@@ -14,9 +15,9 @@ from omegaconf.errors import InterpolationResolutionError
 
 from bench.core import cpu
 from bench.core.errors import ConfigError
+from bench.core.repeats import MAX_COUNT, to_repeats
 from bench.core.repeats import PREFIX_CACHE as PREFIX_CACHE  # re-exported: importers predate the move
 from bench.core.repeats import Repeats as Repeats
-from bench.core.repeats import to_repeats
 from bench.core.secrets import redact_url
 from bench.core.tracing import TracingConfig, check_listen
 
@@ -241,23 +242,33 @@ def value_at(cfg: BenchConfig, key: str) -> Any:
     return node
 
 
+def _finite(value: object) -> bool:
+    """No NaN or infinity anywhere in a value: `inf` seconds never time out, NaN compares false both ways."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return all(_finite(v) for v in value)
+    return True
+
+
 # Every checked key's valid range, as the refusal says it and docs/reference/config.md lists it (one text for both).
 RANGES: dict[str, str] = {
-    "load.concurrency": "must be an integer >= 1",
+    "load.concurrency": f"must be a whole number in 1..{MAX_COUNT:,}",
     "load.request_rate": "must be > 0, or null",
     "load.burstiness": "must be > 0",
-    "load.levels": "every level must be > 0; concurrency levels must be whole numbers"
+    "load.levels": f"every level must be > 0, at most {MAX_COUNT:,} levels; concurrency levels must be whole numbers"
     " (rate levels need load.request_rate)",
-    "load.max_requests": "must be >= 1, or null for the whole dataset",
+    "load.max_requests": f"must be a whole number in 1..{MAX_COUNT:,}, or null for the whole dataset",
     "load.max_duration_s": "must be > 0, or null",
     "load.request_timeout_s": "must be > 0",
-    "load.warmup_requests": "must be >= 0",
-    "load.sweep_points": "must be >= 1",
-    "load.search_max_levels": "must be >= 1",
+    "load.warmup_requests": f"must be a whole number in 0..{MAX_COUNT:,}",
+    "load.sweep_points": f"must be a whole number in 1..{MAX_COUNT:,}",
+    "load.search_max_levels": f"must be a whole number in 1..{MAX_COUNT:,}",
+    "load.search_tolerance": "must be in (0, 1)",
     "load.search_max_s": "must be > 0",
     "load.client": f"one of {', '.join(CLIENTS)}",
     "load.mode": f"one of {', '.join(LOAD_MODES)}",
-    "dataset.sample_size": "must be >= 1, or null for every question",
+    "dataset.sample_size": f"must be a whole number in 1..{MAX_COUNT:,}, or null for every question",
     "dataset.too_long": f"one of {', '.join(TOO_LONG)}",
     "lock_wait_s": "must be >= 0 (0: refuse a folder another bench writes)",
     "telemetry_interval_s": "must be >= 0 (0: off)",
@@ -284,6 +295,8 @@ RANGES: dict[str, str] = {
 
 
 def _need(ok: bool, key: str, value: object, context: str = "") -> None:
+    if not _finite(value):
+        raise ConfigError(f"{key}={value!r} is out of range: must be a finite number")
     if not ok:
         raise ConfigError(f"{key}={value!r} is out of range: {RANGES[key]}{context}")
 
@@ -292,24 +305,49 @@ def _positive(key: str, value: float | None, optional: bool = False) -> None:
     _need((optional and value is None) or (value is not None and value > 0), key, value)
 
 
+def _count(key: str, value: int | None, low: int = 1, optional: bool = False) -> None:
+    """A number of things that sizes work: a whole number in low..MAX_COUNT."""
+    ok = (optional and value is None) or (value is not None and low <= value <= MAX_COUNT)
+    _need(ok, key, value)
+
+
+def check_finite(node: object, key: str = "") -> None:
+    """Every float of the config, wherever it is (a field no other check reads included), finite."""
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        children: dict[str, object] = {f.name: getattr(node, f.name) for f in dataclasses.fields(node)}
+    elif isinstance(node, dict):
+        children = {str(k): v for k, v in node.items()}
+    elif isinstance(node, (list, tuple)):
+        children = {f"{i}": v for i, v in enumerate(node)}
+    else:
+        if not _finite(node):
+            raise ConfigError(f"{key}={node!r} is out of range: must be a finite number")
+        return
+    for name, child in children.items():
+        check_finite(child, f"{key}.{name}" if key else name)
+
+
 def check_settings(cfg: BenchConfig) -> None:
     """Every value a run depends on, checked before anything starts: one line with the valid range."""
     load, ds = cfg.load, cfg.dataset
-    _need(load.concurrency >= 1, "load.concurrency", load.concurrency)
+    check_finite(cfg)
+    _count("load.concurrency", load.concurrency)
     _positive("load.request_rate", load.request_rate, optional=True)
     _positive("load.burstiness", load.burstiness)
     for v in load.levels:
         _need(v > 0, "load.levels", list(load.levels))
     if load.request_rate is None:
         _need(all(float(v).is_integer() for v in load.levels), "load.levels", list(load.levels))
-    _need(load.max_requests is None or load.max_requests >= 1, "load.max_requests", load.max_requests)
+    _need(len(load.levels) <= MAX_COUNT, "load.levels", f"[{len(load.levels)} levels]")
+    _count("load.max_requests", load.max_requests, optional=True)
     _positive("load.max_duration_s", load.max_duration_s, optional=True)
     _positive("load.request_timeout_s", load.request_timeout_s)
-    _need(load.warmup_requests >= 0, "load.warmup_requests", load.warmup_requests)
-    _need(load.sweep_points >= 1, "load.sweep_points", load.sweep_points)
-    _need(load.search_max_levels >= 1, "load.search_max_levels", load.search_max_levels)
+    _count("load.warmup_requests", load.warmup_requests, low=0)
+    _count("load.sweep_points", load.sweep_points)
+    _count("load.search_max_levels", load.search_max_levels)
+    _need(0 < load.search_tolerance < 1, "load.search_tolerance", load.search_tolerance)
     _positive("load.search_max_s", load.search_max_s)
-    _need(ds.sample_size is None or ds.sample_size >= 1, "dataset.sample_size", ds.sample_size)
+    _count("dataset.sample_size", ds.sample_size, optional=True)
     _need(ds.too_long in TOO_LONG, "dataset.too_long", ds.too_long)
     _need(cfg.lock_wait_s >= 0, "lock_wait_s", cfg.lock_wait_s)
     _need(cfg.telemetry_interval_s >= 0, "telemetry_interval_s", cfg.telemetry_interval_s)

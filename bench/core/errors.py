@@ -27,3 +27,16 @@ class RecordError(ValueError):
 
 class CompareError(BenchError):
     """A results folder that cannot be compared."""
+
+
+class LinkError(BenchError):
+    """A symbolic link where bench would write: bench writes through no link it did not make (bad input)."""
+
+
+class PortInUseError(BenchError):
+    """A port bench was told to use (tracing.listen, server.port) is taken: bad input for the command, exit 2."""
+
+
+class MissingPartError(BenchError):
+    """An optional part a setting needs is not installed (Ray, the AWQ tool's venv): the message names the command
+    that installs it. Bad input for the command, exit 2."""

@@ -31,7 +31,10 @@ def internal_error(e: BaseException) -> int:
     stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
     log = Path(tempfile.gettempdir()) / f"bench-crash-{stamp}-{os.getpid()}.log"
     try:
-        log.write_text(redact_url("".join(traceback.format_exception(e))), encoding="utf-8")
+        # A new file only, never through a link: the folder is /tmp, shared with every user of the machine.
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(redact_url("".join(traceback.format_exception(e))))
         where = f"traceback in {log}"
     except OSError:
         where = "traceback could not be saved; BENCH_DEBUG=1 prints it"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl
 import os
 import socket
@@ -14,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.errors import BenchError, ConfigError
-from bench.core.files import read_requests, read_run, run_dirs
-from bench.core.records import RUN_FILE, RunResult
+from bench.core.files import make_dir, no_link, read_requests, read_run, run_dirs
+from bench.core.records import REQUESTS_FILE, RUN_FILE, RunResult
 
 
 class ResultsFolder:
@@ -28,6 +29,7 @@ class ResultsFolder:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._requests: dict[str, list[dict[str, Any]]] = {}
+        self._bad_lines: dict[str, list[str]] = {}
 
     def __repr__(self) -> str:
         return f"ResultsFolder({str(self.path)!r})"
@@ -59,8 +61,17 @@ class ResultsFolder:
     def requests(self, name: str) -> list[dict[str, Any]]:
         """The variant's requests.jsonl as its records' dicts, up to a torn last line; [] when there is none."""
         if name not in self._requests:
-            self._requests[name] = list(read_requests(self.path / name))
+            self._bad_lines[name] = []
+            self._requests[name] = list(read_requests(self.path / name, self._bad_lines[name]))
         return self._requests[name]
+
+    def line_problems(self) -> list[str]:
+        """The requests.jsonl lines left out so far (torn, not UTF-8, not an object), by variant and line number."""
+        return [
+            f"{name}/{REQUESTS_FILE}: {len(bad)} unreadable line(s) left out ({'; '.join(bad[:3])})"
+            for name, bad in self._bad_lines.items()
+            if bad
+        ]
 
     def problems(self) -> list[str]:
         return [f"{d.name}: {RUN_FILE} unreadable, variant left out" for d in self.unreadable]
@@ -104,9 +115,14 @@ def locked(run_dir: Path, wait_s: float = 0.0) -> Iterator[None]:
     """The run folder for this process alone while the block runs. A second writer refuses in one line naming
     the holder, or waits up to `wait_s`. An flock dies with its process, so a crashed run's lock is taken over
     by the next run without anyone removing a file."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    make_dir(run_dir)
+    path = no_link(run_dir / LOCK_FILE)  # a linked lock file was truncated and overwritten: the user's file
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            no_link(path)
+        raise
     try:
         deadline = time.monotonic() + wait_s
         while True:

@@ -9,10 +9,13 @@ from typing import Any
 
 from bench.core.errors import ConfigError
 
-__all__ = ["PREFIX_CACHE", "UNTIL", "Repeats", "to_repeats"]
+__all__ = ["MAX_COUNT", "PREFIX_CACHE", "UNTIL", "Repeats", "to_repeats"]
 
 PREFIX_CACHE = ("reset", "keep")
 UNTIL = ("fixed", "clear")  # every start as planned; or stop once the verdict is clear (bench/regress/rounds.py)
+# The most of anything countable that sizes work (starts, passes, requests, levels, sweep points, probes): far beyond
+# any real benchmark, and small enough that a typo (1e18 requests, 2**64 starts) is refused, not run or crashed on.
+MAX_COUNT = 10**6
 
 
 @dataclass
@@ -46,9 +49,11 @@ def to_repeats(value: Any) -> Repeats:
         raise ConfigError(
             f"repeats={value!r}: give a number of passes or {{starts: S, passes: P, prefix_cache: reset}}"
         )
-    if out.starts < 1 or out.passes < 1 or out.prefix_cache not in PREFIX_CACHE:
+    counts = (out.starts, out.passes)
+    if not all(_count(n) for n in counts) or out.prefix_cache not in PREFIX_CACHE:
         raise ConfigError(
-            f"repeats={value!r} is out of range: starts and passes >= 1, prefix_cache one of {', '.join(PREFIX_CACHE)}"
+            f"repeats={value!r} is out of range: starts and passes whole numbers in 1..{MAX_COUNT:,},"
+            f" prefix_cache one of {', '.join(PREFIX_CACHE)}"
         )
     if out.until not in UNTIL:
         raise ConfigError(f"repeats.until={out.until!r} is not one of {', '.join(UNTIL)}")
@@ -57,3 +62,7 @@ def to_repeats(value: Any) -> Repeats:
     if out.against is not None and not (Path(out.against) / ".").is_dir():
         raise ConfigError(f"repeats.against={out.against!r}: no results folder there (a stored baseline's)")
     return out
+
+
+def _count(n: Any) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_COUNT

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.errors import BenchError
-from bench.core.files import atomic_write_text
+from bench.core.files import atomic_write_text, no_link, read_json_object
 from bench.core.folder import ResultsFolder
 from bench.core.records import OK, REQUESTS_FILE, RUN_FILE, SUMMARY_FILE, RunResult
 from bench.run import provenance
@@ -33,6 +33,8 @@ def promote(results: Path, to: Path, reason: str, allow_failed: bool = False) ->
     folder = ResultsFolder(results)
     runs = _promotable(folder, allow_failed)
     _check_target(results, to)
+    no_link(to)
+    no_link(to / PREVIOUS_DIR)  # a linked previous/ would have its user's files moved in
     record = _record(results, to, reason, runs)
     to.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=to.parent, prefix=f".{to.name}."))
@@ -122,8 +124,8 @@ def _swap(staging: Path, to: Path) -> None:
 
 def _generation_name(baseline: Path) -> str:
     try:
-        when = json.loads((baseline / PROVENANCE_FILE).read_text(encoding="utf-8")).get("promoted_at") or ""
-    except (OSError, ValueError):
+        when = read_json_object(baseline / PROVENANCE_FILE, "baseline record").get("promoted_at") or ""
+    except (OSError, BenchError):
         when = ""
     return re.sub(r"[^0-9A-Za-z]", "", str(when))[:15] or dt.datetime.now().strftime("%Y%m%dT%H%M%S")
 
@@ -135,7 +137,7 @@ def _record(results: Path, to: Path, reason: str, runs: dict[str, RunResult]) ->
         "source": str(results.resolve()),
         "reason": reason,
         "bench_commit": provenance.collect().get("git_commit"),
-        "replaces": json.loads(previous.read_text()).get("promoted_at") if previous.is_file() else None,
+        "replaces": read_json_object(previous, "baseline record").get("promoted_at") if previous.is_file() else None,
         "variants": {
             name: {
                 "status": run.status,

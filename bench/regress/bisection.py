@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.errors import BenchError
-from bench.core.files import atomic_write_text
+from bench.core.files import atomic_write_text, make_dir
 from bench.core.folder import locked
 from bench.regress.bisect import (
     BUDGET_SPENT,
@@ -81,7 +81,7 @@ def bisect(good: Path, bad: Path, o: Options, thresholds: ThresholdsBase) -> tup
     else:
         return None, "no regression from GOOD to BAD in any metric (name one with --metric to search anyway)"
     metrics = sorted(o.metrics or {v.metric for v in regressed})
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     with locked(out):  # one search per folder: a second would run the same probes into the same folders
         by_key = {d.key: d for d in s.applicable}
         envs = _env_changes(s, o.envs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from bench.core.errors import ConfigError
 from bench.core.metric_registry import COMPARED, MetricSpec
 from bench.core.paths import CONF_DIR
 from bench.core.records import OK
+from bench.core.repeats import MAX_COUNT
 from bench.regress.sides import ONE_START, Side, load_pair
 from bench.regress.stats import NoiseSplit, hierarchical_ratio_interval, noise_split, paired_question_diff
 
@@ -108,6 +110,12 @@ def load_thresholds(path: Path | None = None) -> ThresholdsBase:
         raise ConfigError(f"{path}: {str(e).splitlines()[0]}") from None
     th = OmegaConf.to_object(merged)
     assert isinstance(th, ThresholdsBase)
+    # NaN compares false with everything: a NaN threshold rated a +34,822 % slowdown "within noise".
+    values = {f.name: getattr(th, f.name) for f in dataclasses.fields(th)}
+    if not_finite := [k for k, v in values.items() if isinstance(v, float) and not math.isfinite(v)]:
+        raise ConfigError(f"{path}: {', '.join(not_finite)} must be finite numbers (not NaN or infinity)")
+    if th.resamples > MAX_COUNT:
+        raise ConfigError(f"{path}: resamples={th.resamples} is out of range: at most {MAX_COUNT:,}")
     negative = [m for m in METRICS if (getattr(th, m) or 0) < 0]
     if negative or min(th.noise_multiple, th.min_threshold) < 0 or not 0 < th.confidence < 1 or th.resamples < 1:
         raise ConfigError(f"{path}: thresholds must be >= 0, 0 < confidence < 1 and resamples >= 1")

@@ -21,6 +21,7 @@ from scipy import stats
 
 from bench.core import startup
 from bench.core.errors import BenchError
+from bench.core.files import make_dir, no_link
 from bench.core.folder import ResultsFolder
 from bench.core.metric_registry import METRICS, TRIAL_METRICS
 from bench.core.records import OK, RunResult
@@ -195,9 +196,8 @@ def _file_name(points: pd.DataFrame) -> str:
 def add(results_dir: Path, store: Path, machine: str | None = None, interval: Interval = night_interval) -> Path | None:
     """Adds a results folder to the store; returns its file, or None when that run is already there."""
     points = run_points(results_dir, machine, interval)
-    folder = Path(store) / RUNS
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / _file_name(points)
+    folder = make_dir(no_link(Path(store)) / RUNS)
+    path = no_link(folder / _file_name(points))
     if path.exists():
         return None
     # Written aside (a dot-name the readers skip), then linked into place: link fails if a concurrent add of
@@ -227,6 +227,13 @@ def _read_points(path: Path) -> pd.DataFrame:
     missing = {"run_time", "variant", "metric", "level"} - set(df.columns)
     if missing:
         raise BenchError(f"{path}: not a history file bench wrote (no {', '.join(sorted(missing))} column)")
+    try:  # checked here, per file, so a wrong-typed column is named with its file instead of crashing the report
+        pd.to_datetime(df["run_time"], utc=True, format="ISO8601")
+        for col in ("value", "level"):
+            if col in df:
+                pd.to_numeric(df[col]).astype(float)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise BenchError(f"{path}: not a history file bench wrote (a wrong-typed column: {e}); move it out") from None
     return df
 
 

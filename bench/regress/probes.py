@@ -18,7 +18,7 @@ import yaml
 
 from bench.core.errors import BenchError
 from bench.core.exits import BAD_INPUT, INTERRUPTED
-from bench.core.files import atomic_write_text, read_run
+from bench.core.files import atomic_write_text, make_dir, read_run
 from bench.core.records import OK, RUN_FILE, RunResult
 from bench.regress import sequential
 from bench.regress.bisect import Cache, Difference, Probe, cache_from_json, cache_to_json, differences
@@ -193,7 +193,7 @@ class Prober:
         self._write(self.conf / "server" / f"{GOOD}.yaml", server_config(self.s, [], GOOD))
 
     def _write(self, path: Path, data: dict[str, Any], head: str = "") -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(path.parent)
         atomic_write_text(path, head + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
     def command(self, name: str, out_dir: Path, rounds: int | None = None) -> list[str]:
@@ -316,7 +316,7 @@ def load_cache(path: Path, fingerprint: Mapping[str, Any]) -> Cache:
         if data.get("subject") != fingerprint:
             raise BenchError(f"{path} holds another search's probes: give another --out, or remove that folder")
         return cache_from_json(data)
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, KeyError, TypeError, ValueError) as e:
+    except (ValueError, AttributeError, KeyError, TypeError, IndexError, RecursionError) as e:
         raise BenchError(f"{path}: corrupt probe cache ({e}): give another --out, or remove it") from None
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from bench.analyze.tables import answer_diffs
+from bench.core.errors import LinkError
+from bench.core.files import atomic_write_text
 from bench.report.contents import Report
 
 DIFFS_FILE = "answer_diffs.csv"
@@ -15,6 +17,8 @@ def write(report: Report) -> None:
     try:
         diffs = answer_diffs(sweep.requests, baseline)
         if not sweep.requests.empty and baseline in set(sweep.requests["variant"]):
-            diffs.to_csv(report.results_dir / DIFFS_FILE, index=False)
+            atomic_write_text(report.results_dir / DIFFS_FILE, diffs.to_csv(index=False))
+    except LinkError:
+        raise
     except Exception as e:
         sweep.errors.append(f"{DIFFS_FILE}: {type(e).__name__}: {e}")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+from bench.core.files import atomic_write_text, make_dir, no_link, write_bytes
 from bench.core.records import OK
 from bench.regress.history import (
     MIN_NIGHTS,
@@ -51,15 +52,15 @@ def report(
     if metrics:
         df = df[df["metric"].isin(metrics)]
     out_dir = Path(out_dir or Path(store) / REPORT_DIR)
-    (out_dir / "charts").mkdir(parents=True, exist_ok=True)
+    make_dir(no_link(out_dir) / "charts")
     changes = find_changes(df)
     pngs = []
     for stem, fig in trend_figures(df, changes):
         data = png(fig, dpi=110)
-        (out_dir / "charts" / f"{stem}.png").write_bytes(data)
+        write_bytes(out_dir / "charts" / f"{stem}.png", data)
         pngs.append((stem, data))
     index = out_dir / "index.html"
-    index.write_text(_page(df, changes, pngs, exit_status(changes)), encoding="utf-8")
+    atomic_write_text(index, _page(df, changes, pngs, exit_status(changes)))
     return index, changes
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.analyze.tables import formatted, metrics_shown, summary_view
+from bench.core.files import atomic_write_text
 from bench.core.metric_registry import CONSOLE
 from bench.report.contents import Chart, Report
 from bench.report.notes import notes
@@ -25,7 +26,7 @@ def write(report: Report) -> Path:
         text = render(report)
     except Exception:  # the report must still say something
         text = page("bench report failed", [error_box(f"report failed: {traceback.format_exc()}")])
-    path.write_text(text, encoding="utf-8")
+    atomic_write_text(path, text)
     return path
 
 

@@ -10,6 +10,8 @@ import matplotlib
 from matplotlib.figure import Figure
 
 from bench.analyze.sweep import Sweep
+from bench.core.errors import LinkError
+from bench.core.files import make_dir, write_bytes
 from bench.report.charts.registry import CHARTS, ChartSpec, drawn
 from bench.report.contents import Chart
 
@@ -25,7 +27,7 @@ def png(fig: Figure, dpi: int = DPI) -> bytes:
 
 def render_charts(sweep: Sweep, charts_dir: Path, baseline: str = "single", prefix: str = "") -> list[Chart]:
     """Each chart as charts_dir/<prefix><name>.png and .svg; a chart that fails is reported, its old files removed."""
-    charts_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(charts_dir)  # a `charts` link to a user's folder would receive the charts
     shown = drawn(sweep, baseline)
     for spec in CHARTS:
         if spec not in shown:  # left out this time: an earlier run's picture would mislead
@@ -39,10 +41,14 @@ def _render(spec: ChartSpec, sweep: Sweep, baseline: str, stem: Path) -> Chart:
     try:
         fig = spec.draw(sweep, baseline)
         chart.png = png(fig)
-        png_path.write_bytes(chart.png)
+        write_bytes(png_path, chart.png)
         # Text stays text in the SVG: smaller files, and the labels can be searched and copied.
+        svg = io.BytesIO()
         with matplotlib.rc_context({"svg.fonttype": "none"}):
-            fig.savefig(svg_path, format="svg")
+            fig.savefig(svg, format="svg")
+        write_bytes(svg_path, svg.getvalue())
+    except LinkError:
+        raise
     except Exception as e:
         chart.error = f"{type(e).__name__}: {e}"
         chart.error += "\n" + "".join(traceback.format_exception(e)[-3:])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.analyze.tables import summary_view
+from bench.core.files import atomic_write_text
 from bench.report.contents import Report
 from bench.report.images import CHARTS_DIR
 
@@ -21,7 +22,7 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 
 def write(report: Report) -> None:
-    (report.results_dir / SUMMARY_MD).write_text(render(report), encoding="utf-8")
+    atomic_write_text(report.results_dir / SUMMARY_MD, render(report))
 
 
 def render(report: Report) -> str:

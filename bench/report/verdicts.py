@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.core.errors import CompareError
+from bench.core.files import atomic_write_text, run_dirs, unreadable_lines
+from bench.core.records import REQUESTS_FILE, RUN_FILE
 from bench.regress.compare import (
     IMPROVEMENT,
     METRICS,
@@ -112,12 +114,18 @@ def report(
     if markdown_path:
         try:
             markdown_path.parent.mkdir(parents=True, exist_ok=True)
-            markdown_path.write_text(markdown, encoding="utf-8")
+            atomic_write_text(markdown_path, markdown)
         except OSError as e:
             raise CompareError(f"--markdown {markdown_path}: cannot write it ({e.strerror or e})") from None
     if os.environ.get("GITHUB_STEP_SUMMARY"):  # set by GitHub Actions: the job's summary page
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as f:
             f.write(markdown)
+    for side, folder in (("baseline", baseline_dir), ("current", current_dir)):
+        # A question whose line is unreadable is left out of the pairing: said, never a quietly smaller pairing.
+        for run_dir in [folder] if (folder / RUN_FILE).is_file() else list(run_dirs(folder)):
+            if bad := unreadable_lines(run_dir):
+                print(f"bench: compare: {side} {run_dir.name}/{REQUESTS_FILE}: {len(bad)} unreadable line(s) left out"
+                      f" of the pairing ({'; '.join(bad[:3])})", file=sys.stderr)  # fmt: skip
     print(f"bench: compare: {summary_line(verdicts)}", file=sys.stderr)
     unreadable = [side.reason or "" for side in (*baseline.values(), *current.values()) if side.status == UNREADABLE]
     if unreadable:  # a corrupt side is bad input, never a quiet MISSING row that exits 0

@@ -18,6 +18,7 @@ from bench.core.clock import wall
 from bench.core.config import CLIENTS, RequestConfig
 from bench.core.records import RequestRecord
 from bench.core.scoring import score
+from bench.core.secrets import auth_headers, split_userinfo
 from bench.run.dataset import QAItem
 from bench.run.load import Level, Pacing
 from bench.run.tracing import new_trace
@@ -27,26 +28,30 @@ from bench.run.tracing import new_trace
 # request rate (benchmarks/client_overhead.py), so it measures the client. `openai` is for those who
 # want the official SDK's own overhead in the numbers.
 # A torn stream or connection, a timeout, a body that is not JSON: recorded on the request, never raised.
-_REQUEST_ERRORS = (aiohttp.ClientError, openai.APIError, OSError, ValueError, asyncio.TimeoutError)
+# RecursionError: a chunk nested deeper than json goes (the SDK parses it itself); it lost the request's record.
+_REQUEST_ERRORS = (aiohttp.ClientError, openai.APIError, OSError, ValueError, asyncio.TimeoutError, RecursionError)
 
 
 def make_async_client(base_url: str, api_key: str | None, timeout_s: float, concurrency: int) -> openai.AsyncOpenAI:
     import httpx2
 
+    url, basic = split_userinfo(base_url)  # user-info is sent as basic auth, over the SDK's bearer header
+
     # The pool is sized to the load: a request never queues for a connection inside the client.
     limits = httpx2.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
     # max_retries=0: a retried request would hide a server fault and distort its latency.
     return openai.AsyncOpenAI(
-        base_url=f"{base_url}/v1",
+        base_url=f"{url}/v1",
         api_key=api_key or "EMPTY",
+        default_headers={"Authorization": basic} if basic else None,
         timeout=timeout_s,
         max_retries=0,
         http_client=openai.DefaultAsyncHttpx2Client(limits=limits, timeout=timeout_s),
     )
 
 
-def make_session(api_key: str | None, timeout_s: float, concurrency: int) -> aiohttp.ClientSession:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+def make_session(base_url: str, api_key: str | None, timeout_s: float, concurrency: int) -> aiohttp.ClientSession:
+    headers = auth_headers(base_url, api_key)
     connector = aiohttp.TCPConnector(limit=concurrency + 4, keepalive_timeout=60)
     return aiohttp.ClientSession(connector=connector, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s))
 
@@ -80,6 +85,25 @@ class RequestTemplate:
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+
+
+def _text(choice: dict[str, Any], inner: str | None, key: str) -> str | None:
+    """A choice's text field (`delta.content`, `finish_reason`): a string that UTF-8 can encode, or None. Anything
+    else is a chunk of the wrong shape, which fails its request (ValueError) and lets the run go on."""
+    node = choice.get(inner) if inner else choice
+    if node is None:
+        return None
+    if not isinstance(node, dict):
+        raise ValueError(f"not an OpenAI stream chunk: {inner} is {type(node).__name__}, not an object")
+    value = node.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"not an OpenAI stream chunk: {key} is {type(value).__name__}, not text")
+    if value:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"not an OpenAI stream chunk: {key} is not valid Unicode (a lone surrogate)") from None
+    return value
 
 
 class _Stream:
@@ -119,13 +143,13 @@ class _Stream:
             # text is still empty (a partial character) is a gap all the same.
             self.chunk_times.append(now)
         for choice in choices or ():
-            content = (choice.get("delta") or {}).get("content")
+            content = _text(choice, "delta", "content")
             if content:
                 self.parts.append(content)
                 if self.first_text is None:
                     self.first_text = now
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
+            if finish := _text(choice, None, "finish_reason"):
+                self.finish_reason = finish
 
     def add_sse(self, buffer: bytes) -> bytes:
         """Feed raw SSE bytes; returns the unfinished last line, to be prefixed to the next read."""
@@ -133,7 +157,11 @@ class _Stream:
         for line in lines:
             line = line.strip()
             if line.startswith(b"data:") and (data := line[5:].strip()) != b"[DONE]":
-                self.add(json.loads(data))
+                try:
+                    chunk = json.loads(data)
+                except RecursionError:  # nested deeper than the parser goes: not a chunk, and not a crash
+                    raise ValueError("not an OpenAI stream chunk: nested too deep") from None
+                self.add(chunk)
         return rest
 
     def _bad_usage(self, out: Any) -> str | None:
@@ -147,7 +175,8 @@ class _Stream:
         return None
 
     def fail(self, e: BaseException) -> None:
-        self.error = f"{type(e).__name__}: {e}"[:500]
+        # An endpoint's text quoted in the reason may hold what UTF-8 cannot encode (a lone surrogate).
+        self.error = f"{type(e).__name__}: {e}"[:500].encode("utf-8", "backslashreplace").decode("utf-8")
 
     def record(
         self, item: QAItem, index: int, start: int, repeat: int, level: float, scheduled: float | None
@@ -157,12 +186,15 @@ class _Stream:
         t1 = self.chunk_times[-1] if self.chunk_times and not self.error else self.clock()
         answer = "".join(self.parts).strip()
         usage = self.usage or {}
+        bad_usage = self._bad_usage(usage.get("completion_tokens"))
+        if bad_usage:  # figures no server could have sent are not used, only named
+            usage = {}
         out = usage.get("completion_tokens")
         first = self.chunk_times[0] if self.chunk_times else None
         itl = [b - a for a, b in zip(self.chunk_times, self.chunk_times[1:], strict=False)]
         # vLLM's definition: time per output token after the first, so TTFT is not counted twice.
         tpot = (t1 - first) / (out - 1) if first is not None and out and out > 1 else None
-        error = self.error or (None if self.usage else "stream ended without a usage chunk") or self._bad_usage(out)
+        error = self.error or (None if self.usage else "stream ended without a usage chunk") or bad_usage
         s = score(answer, item.answers)
         return RequestRecord(
             index=index,
@@ -237,8 +269,9 @@ def _client(endpoint: Endpoint, concurrency: int) -> tuple[_Post, Callable[[], A
     if endpoint.client == "openai":
         sdk = make_async_client(endpoint.base_url, endpoint.api_key, endpoint.timeout_s, concurrency)
         return partial(_post_openai, sdk), sdk.close
-    session = make_session(endpoint.api_key, endpoint.timeout_s, concurrency)
-    return partial(_post_aiohttp, session, f"{endpoint.base_url}/v1/chat/completions"), session.close
+    session = make_session(endpoint.base_url, endpoint.api_key, endpoint.timeout_s, concurrency)
+    url = split_userinfo(endpoint.base_url)[0]
+    return partial(_post_aiohttp, session, f"{url}/v1/chat/completions"), session.close
 
 
 async def _replay(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,16 @@ def parse_squad(path: Path) -> list[QAItem]:
         raise DatasetError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from e
     except UnicodeDecodeError as e:
         raise DatasetError(f"{path}: not UTF-8 text ({e.reason})") from e
+    except RecursionError:
+        raise DatasetError(
+            f"{path}: nested deeper than a SQuAD-format file is ({sys.getrecursionlimit()} levels)"
+        ) from None
+    try:  # a lone UTF-16 surrogate (\ud800) parses, then fails every prompt sent and every line written
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise DatasetError(
+            f"{path}: text that is not valid Unicode (a lone surrogate at character {e.start})"
+        ) from None
     articles = _field(doc, "data", list, path.name)
     items = []
     for a, article in enumerate(articles):

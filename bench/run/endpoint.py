@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 
 from bench.core.errors import EndpointError
-from bench.core.secrets import redact_url
+from bench.core.secrets import auth_headers, redact_url, split_userinfo
 
 
 class RemoteServer:
@@ -28,9 +28,10 @@ class RemoteServer:
         self.models: list[str] = []
 
     def __enter__(self) -> RemoteServer:
-        req = urllib.request.Request(f"{self.base_url}/v1/models")
-        if self.api_key:
-            req.add_header("Authorization", f"Bearer {self.api_key}")
+        # The URL's user-info goes as basic auth (urllib would read it as part of the host).
+        req = urllib.request.Request(f"{split_userinfo(self.base_url)[0]}/v1/models")
+        for k, v in auth_headers(self.base_url, self.api_key).items():
+            req.add_header(k, v)
         shown = redact_url(self.base_url)
         try:
             with urllib.request.urlopen(req, timeout=10) as r:

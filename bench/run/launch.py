@@ -12,6 +12,7 @@ from pathlib import Path
 from bench.core.config import BenchConfig, ServerConfig
 from bench.core.errors import ConfigError, ServerError
 from bench.core.records import SERVER_LOG, RunResult
+from bench.core.secrets import redact_url
 from bench.run import compile_cache, provenance, raycluster
 from bench.run.endpoint import RemoteServer
 from bench.run.models import resolve_model
@@ -76,7 +77,7 @@ def serve(
     serving `model` (a local path), exporting its spans to `otlp` when given."""
     if cfg.endpoint or model is None:
         remote = RemoteServer(cfg.endpoint or "", server.api_key)
-        result.server.endpoint = remote.base_url
+        result.server.endpoint = redact_url(remote.base_url)
         return remote
     draft = (server.speculative_config or {}).get("model")
 

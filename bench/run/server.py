@@ -22,7 +22,9 @@ from typing import Protocol
 import psutil
 
 from bench.core.config import ServerConfig
-from bench.core.errors import ServerError
+from bench.core.errors import PortInUseError, ServerError
+from bench.core.files import open_nofollow
+from bench.core.secrets import auth_headers, split_userinfo
 from bench.run.diagnose import diagnose
 from bench.run.models import shape_of
 from bench.run.provenance import redact_args
@@ -130,9 +132,9 @@ def reset_prefix_cache(base_url: str, api_key: str | None = None, attempts: int 
     """Empty the server's prefix cache, so every pass meets the same cache state. False where the server
     does not offer it (not in dev mode, an endpoint elsewhere); vLLM refuses (success false) while blocks
     are held by running requests, so it is retried briefly."""
-    req = urllib.request.Request(f"{base_url}/reset_prefix_cache", method="POST", data=b"")
-    if api_key:
-        req.add_header("Authorization", f"Bearer {api_key}")
+    req = urllib.request.Request(f"{split_userinfo(base_url)[0]}/reset_prefix_cache", method="POST", data=b"")
+    for k, v in auth_headers(base_url, api_key).items():
+        req.add_header(k, v)
     for _ in range(attempts):
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
@@ -225,11 +227,11 @@ class VllmServer:
 
     def start(self) -> None:
         if port_in_use(self.host, self.port):
-            raise ServerError(f"port {self.port} on {self.host} is in use (set server.port=0 to pick a free one)")
+            raise PortInUseError(f"port {self.port} on {self.host} is in use (set server.port=0 to pick a free one)")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         # Starts of one variant share its log: phases and diagnoses read only what this start wrote.
         self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with self.log_path.open("ab") as log:
+        with open_nofollow(self.log_path, "ab") as log:
             log.write(f"$ {' '.join(redact_args(self.cmd))}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(

@@ -16,6 +16,7 @@ import numpy as np
 import psutil
 
 from bench.core import clock
+from bench.core.files import open_nofollow
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ class Sampler:
 def write_samples(path: Path, samples: list[Sample], append: bool = False) -> None:
     """One CSV; `append` adds a later server start's samples under the same header."""
     header = not (append and path.exists() and path.stat().st_size)
-    with path.open("a" if append else "w", newline="") as f:
+    with open_nofollow(path, "a" if append else "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=[fl.name for fl in fields(Sample)])
         if header:
             w.writeheader()

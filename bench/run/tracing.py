@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 import threading
 import time
@@ -85,16 +84,32 @@ def parse_export(body: bytes) -> tuple[list[ServerSpan], list[str]]:
     return spans, other
 
 
-def decode_body(body: bytes, encoding: str) -> bytes:
-    """The exporter's body as sent: gzip when OTEL_EXPORTER_OTLP_COMPRESSION=gzip, else as is."""
+def decode_body(body: bytes, encoding: str, limit: int = MAX_BODY) -> bytes:
+    """The exporter's body as sent: gzip when OTEL_EXPORTER_OTLP_COMPRESSION=gzip, else as is. Decompressed in
+    steps and refused past `limit`: the cap on the compressed size alone let a 1 MiB gzip body take 2 GB."""
     encoding = encoding.strip().lower()
-    if encoding == "gzip":
-        return gzip.decompress(body)
-    if encoding == "deflate":
-        return zlib.decompress(body)
     if encoding in ("", "identity"):
         return body
-    raise ValueError(f"unsupported Content-Encoding {encoding!r}")
+    if encoding not in ("gzip", "deflate"):
+        raise ValueError(f"unsupported Content-Encoding {encoding!r}")
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    out, rest = bytearray(), body
+    while rest:  # gzip may hold several members, one after the other
+        d = zlib.decompressobj(wbits)
+        data = rest
+        while data:
+            out += d.decompress(data, limit + 1 - len(out))
+            if len(out) > limit:
+                raise BodyTooLarge(f"decompressed body over {limit} bytes")
+            data = d.unconsumed_tail
+        if not d.eof:
+            raise ValueError("truncated compressed body")
+        rest = d.unused_data if encoding == "gzip" else b""
+    return bytes(out)
+
+
+class BodyTooLarge(ValueError):
+    """A body over MAX_BODY, compressed or not: answered 413."""
 
 
 @dataclass
@@ -137,6 +152,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._answer(413, b"body too large")
             body = decode_body(self.rfile.read(length), self.headers.get("Content-Encoding") or "")
             spans, other = parse_export(body)
+        except BodyTooLarge:
+            with self.server.collected.lock:
+                self.server.collected.bad_bodies += 1
+            return self._answer(413, b"body too large")
         except (ValueError, OSError, EOFError, DecodeError, zlib.error) as e:
             with self.server.collected.lock:
                 self.server.collected.bad_bodies += 1
