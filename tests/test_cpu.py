@@ -96,7 +96,11 @@ def test_compare_context_tells_an_avx2_box_from_an_avx512_bf16_one(tmp_path):
 
 def test_the_config_hash_of_a_cpu_run_changes_with_the_cpu(tmp_path, monkeypatch):
     from bench.core.config import BenchConfig, DatasetConfig, ServerConfig
-    from bench.run.runner import config_hash
+    from bench.core.identity import config_hash as spec_hash
+    from bench.run.runner import spec_of
+
+    def config_hash(server: ServerConfig, cfg: BenchConfig, engine: str) -> str:
+        return spec_hash(spec_of(cfg, server, engine))
 
     vllm = _fake_vllm(tmp_path)
     cfg = BenchConfig(dataset=DatasetConfig(path="data/qa.json"))

@@ -12,7 +12,7 @@ import pytest
 
 from bench.analyze.tables import load_provenance, load_requests, load_trials, summary_table
 from bench.cli import verbs
-from bench.core import files as results
+from bench.core import migrate
 from bench.core.files import read_run, run_dirs, write_run
 from bench.core.records import OK, RUN_FILE, SCHEMA_VERSION, RunResult, trial_key
 from bench.regress.compare import ALL_METRICS, MISSING, NOISE, REGRESSION, REPORTED, compare_dirs, exit_code
@@ -139,7 +139,7 @@ def test_a_missing_status_is_not_read_as_complete(tmp_path: Path) -> None:
 def test_renamed_keys_are_mapped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cur = copy_sweep(CPU_REF, tmp_path / "cur")
     edit_run(cur / "single", lambda d: d.update(replay_wall_s=d.pop("replay_s")))
-    monkeypatch.setattr(results, "RENAMED", {"replay_wall_s": "replay_s"})
+    monkeypatch.setattr(migrate, "RENAMED", {"replay_wall_s": "replay_s"})
     run, ref = read_run(cur / "single"), read_run(CPU_REF / "single")
     assert run is not None and ref is not None and run.replay_s == ref.replay_s is not None
 
