@@ -105,7 +105,7 @@ def fields_table(cls: type, prefix: str, ranges: dict[str, str]) -> list[str]:
 
 
 def config_page() -> str:
-    from bench.core import config
+    from bench.core import checks, config
     from bench.core.repeats import Repeats
     from bench.core.tracing import TracingConfig
 
@@ -119,7 +119,7 @@ def config_page() -> str:
         out += [f"| `{name}` | `{_cell(note)}` |" if note else f"| `{name}` | |" for name, note in opts]
         out.append("")
     out += ["`engine=`: " + ", ".join(f"`{e}`" for e in config.ENGINES) + " (auto: CUDA where NVML sees a GPU).", ""]
-    ranges = getattr(config, "RANGES", {})
+    ranges = checks.RANGES
     out += ["## Fields", ""]
     sections: list[tuple[str, type, str]] = [
         ("top level", config.BenchConfig, ""), ("server.", config.ServerConfig, "server."),

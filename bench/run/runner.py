@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.core import cpu, runspec
+from bench.core.checks import check_request, check_server
 from bench.core.config import (
     BenchConfig,
     ServerConfig,
-    check_request,
-    check_server,
     resolve_server,
     to_repeats,
     value_at,
