@@ -16,12 +16,18 @@ from bench.core.secrets import redact_url
 OK, VERDICT, BAD_INPUT, INTERNAL, INTERRUPTED = 0, 1, 2, 3, 130
 # What each code means, for --help and docs/reference/exit-codes.md (both made from this table).
 MEANINGS: dict[int, str] = {
-    OK: "success: every variant ok (run), no regression (compare, history report), nothing to bisect (bisect)",
-    VERDICT: "a verdict: some variant not ok (run), a regression (compare, history report), a culprit (bisect)",
-    BAD_INPUT: "bad input: an unknown name, a value out of range, a malformed or corrupt file, a bad path, "
-    "an endpoint that does not answer as an OpenAI server, a port in use, a run folder another bench is writing",
+    OK: "success: every variant ok (run), no regression (compare, history report), nothing to bisect (bisect), "
+    "the report written (analyze), the figures kept (history add, baseline promote)",
+    VERDICT: "a verdict, and only a verdict: some variant not ok (run), a regression (compare, history report), "
+    "a regression reproduced and its culprits named (bisect)",
+    BAD_INPUT: "bad input, in one line, every verb: an unknown name, a value out of range (NaN and infinity "
+    "included, counts above 10^6), a malformed or corrupt file (run.json, requests.jsonl, baseline.json, a history "
+    "file, a bisect cache), a bad path, a symbolic link where bench would write, an endpoint that does not answer "
+    "as an OpenAI server, a port in use (server.port, tracing.listen), a run folder another bench is writing, an "
+    "optional part not installed (Ray, the AWQ tool: the line names the command that installs it)",
     INTERNAL: "internal error: a bug in bench; one line here, the traceback in the log file it names",
-    INTERRUPTED: "interrupted (Ctrl-C, SIGTERM): servers stopped, finished results kept; re-run to resume",
+    INTERRUPTED: "interrupted (Ctrl-C, SIGTERM), every verb: servers and a bisect's probe stopped, finished results "
+    "kept; re-run the same command to resume. A closed output pipe (compare A B | head -1) ends nothing early",
 }
 
 
