@@ -152,3 +152,20 @@ def test_history_names_a_change_in_the_spec(tmp_path: Path) -> None:
     assert provenance_changes(older, pd.Series(_provenance_row(b, "m"))) == [
         f"config hash {a.config_hash[:8]} -> {b.config_hash[:8]}"
     ]
+
+
+def test_a_run_stopped_between_its_starts_is_no_baseline(tmp_path: Path) -> None:
+    """Ctrl-C just after the first of three starts: run.json says partial, and promote refuses it."""
+    from bench.core.errors import BenchError
+    from bench.regress.baseline import promote
+    from bench.run.finish import finish
+
+    out = tmp_path / "nightly"
+    write(out, spec("repeats={starts: 3, passes: 3}"), [1.0, 1.1, 0.9])
+    run = read_run(out / "single")
+    assert run is not None
+    finish(run, out / "single")
+    write_run(out / "single", run)
+    assert run.status == PARTIAL and "1 of 3 server starts" in (run.reason or "")
+    with pytest.raises(BenchError, match="partial"):
+        promote(out, tmp_path / "baselines" / "m" / "nightly", "first night")
