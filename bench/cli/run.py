@@ -125,6 +125,7 @@ def run(args: list[str]) -> int:
             return status
         round_s.append(time.time() - t0)
         if _rounds_end(plan, k + 1, round_s, time.time() - started):
+            statuses.clear()  # the runs' statuses as the early stop made them (complete), read back from disk
             break
     # Every variant ran to its end: 0 only if all of them completed, so scripts notice a failed one.
     # Jobs a launcher (submitit...) ran in other processes left their statuses on disk.
