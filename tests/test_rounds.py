@@ -84,3 +84,30 @@ def test_until_and_the_deadline_are_checked() -> None:
     for bad in ({"until": "soon"}, {"max_minutes": 0}, {"max_minutes": float("nan")}, {"against": "/nonexistent"}):
         with pytest.raises(ConfigError):
             to_repeats(bad)
+
+
+def test_the_dispatcher_stops_a_sweep_whose_answer_is_clear(tmp_path: Path) -> None:
+    """An A/B of two variants against one instant endpoint (the same server: nothing differs) with
+    repeats.until=clear: the sweep ends at the rule's answer, no later than its cap, and every run says why."""
+    import subprocess
+    import sys
+
+    from bench.run.server import VllmServer, free_port
+
+    endpoint = str(Path(__file__).resolve().parents[1] / "benchmarks" / "instant_endpoint.py")
+    port = free_port("127.0.0.1")
+    out = tmp_path / "ab"
+    with VllmServer([sys.executable, endpoint, str(port), "4"], "127.0.0.1", port, tmp_path / "e.log", {}, 30):
+        p = subprocess.run(
+            [sys.executable, "-m", "bench", "run", "-m", "server=single,spec_ngram", f"endpoint=http://127.0.0.1:{port}",
+             f"out_dir={out}", "dataset.sample_size=6", "repeats.prefix_cache=keep", "repeats.until=clear",
+             "repeats.starts=4", "repeats.passes=2", "telemetry_interval_s=0"],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "bench: rounds: " in p.stderr
+    for variant in ("single", "spec_ngram"):
+        run = read_run(out / variant)
+        assert run is not None and run.status == OK, (variant, run and run.reason)
+        done = run.rounds["stopped_after"]
+        assert run.rounds["stop"] and 2 <= done <= 4 and len(run.starts) == done
