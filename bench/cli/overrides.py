@@ -285,6 +285,7 @@ class StartPlan:
     jobs: int = 1  # how many jobs one start runs (variants x other swept values), each checked
     repeats: Repeats = field(default_factory=Repeats)  # the first job's: how the rounds end (until, max_minutes)
     baseline_variant: str = "single"
+    report: bool = True  # the first job's config `report`: charts and report.html at the end
 
 
 def plan_starts(
@@ -336,7 +337,7 @@ def plan_starts(
     starts = max(to_repeats(j.repeats).starts for j in jobs)
     first = to_repeats(jobs[0].repeats)
     return StartPlan(starts, variants, rest, [Path(str(out_dir))] if out_dir else [], len(jobs), first,
-                     jobs[0].baseline_variant)  # fmt: skip
+                     jobs[0].baseline_variant, jobs[0].report)  # fmt: skip
 
 
 def _combinations(swept: list[Any], preset: dict[str, str]) -> list[list[str]]:

@@ -146,7 +146,7 @@ def _rounds_end(plan: Any, done: int, round_s: list[float], elapsed_s: float) ->
     rounds.record(plan.out_dirs[0], decision)
     print(f"bench: rounds: {decision['verdict']} after {done} of {plan.starts}: {decision['reason']}", file=sys.stderr)
     if done < plan.starts:
-        print_summary(plan.out_dirs[0], plan.baseline_variant)
+        print_summary(plan.out_dirs[0], plan.baseline_variant, plan.report)
     return True
 
 
@@ -271,16 +271,21 @@ def record_unknown(out_dir: Path, unknown: list[str], known: list[str]) -> None:
         write_run(out_dir / name, RunResult(variant=name, status=FAILED, reason=reason, finished_at=now))
 
 
-def print_summary(out_dir: Path, baseline_variant: str) -> None:
-    """The one-screen summary of a finished sweep, and where its results and report are."""
+def print_summary(out_dir: Path, baseline_variant: str, render: bool = True) -> None:
+    """The one-screen summary of a finished sweep, and where its results and report are; `render` false writes
+    the summary tables without drawing a chart (config `report`)."""
+    from bench.analyze.sweep import load_sweep
     from bench.report.build import write_report
     from bench.report.console import format_summary, quality_note, startup_phases, time_split
 
-    report, sweep = write_report(out_dir, baseline_variant)
+    if render:
+        report, sweep = write_report(out_dir, baseline_variant)
+    else:
+        report, sweep = None, load_sweep(out_dir, baseline_variant, write=True)
     folder = sweep.folder or out_dir
     lines = [format_summary(sweep.summary), quality_note(folder), time_split(sweep.summary), startup_phases(folder)]
     print("", *[line for line in lines if line], sep="\n")
-    print(f"results: {out_dir}\nreport:  {report}")
+    print(f"results: {out_dir}" + (f"\nreport:  {report}" if report else ""))
 
 
 class SummaryCallback:
@@ -290,7 +295,7 @@ class SummaryCallback:
     def _print(self, config: Any) -> None:
         out_dir = Path(config.out_dir)
         if out_dir.is_dir() and config.get("last_start", True):
-            print_summary(out_dir, config.baseline_variant)
+            print_summary(out_dir, config.baseline_variant, bool(config.get("report", True)))
 
     def on_job_start(self, config: Any, **kwargs: Any) -> None:
         """Hydra has just saved the job's config files: nothing secret stays in them (see redact_hydra_files)."""

@@ -186,6 +186,9 @@ class BenchConfig:
     last_start: bool = True
     # A run folder is written by one bench at a time: how long a second one waits for it (0: refuse at once).
     lock_wait_s: float = 0.0
+    # At the sweep's end: charts and report.html as well as the summary tables. false: the tables alone, what a
+    # bisect probe or a nightly round reads (nobody opens their charts).
+    report: bool = True
     # Sample the server's CPU or GPUs every this many seconds (0 turns telemetry off).
     telemetry_interval_s: float = 0.1
     debug: bool = False

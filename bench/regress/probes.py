@@ -199,8 +199,9 @@ class Prober:
     def command(self, name: str, out_dir: Path, rounds: int | None = None) -> list[str]:
         """The probe's `bench run`; with `rounds`, up to that many starts (those done are resumed, not re-run)."""
         more = [] if rounds is None else [f"repeats.starts={rounds}"]
+        # report=false: a probe is judged from its summary tables; nobody opens its charts (issue: no waste).
         return [sys.executable, "-m", "bench", "run", "--config-dir", str(self.conf), f"+sweep={WORKLOAD}",
-                f"server={GOOD},{name}", *more, f"out_dir={out_dir}"]  # fmt: skip
+                f"server={GOOD},{name}", "report=false", *more, f"out_dir={out_dir}"]  # fmt: skip
 
     def __call__(self, subset: frozenset[str], index: int) -> Probe:
         name = probe_name(subset)
