@@ -98,7 +98,8 @@ def test_server_that_never_becomes_healthy_is_a_failed_variant(tmp_path):
     assert vllm_processes() == []
 
 
-def test_port_in_use_is_a_failed_variant_with_the_reason(tmp_path):
+def test_port_in_use_is_bad_input_recorded_with_the_reason(tmp_path):
+    """A port in use is the user's to fix (the exit contract's 2, not a verdict); run.json still says why."""
     require_engine()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -111,8 +112,8 @@ def test_port_in_use_is_a_failed_variant_with_the_reason(tmp_path):
             timeout=300,
         )
     run = json.loads((tmp_path / "single" / "run.json").read_text())
-    assert p.returncode == 1 and f"port {port} on 127.0.0.1 is in use" in run["reason"]
-    assert f"port {port}" in p.stderr and "Traceback" not in p.stderr
+    assert p.returncode == 2 and f"port {port} on 127.0.0.1 is in use" in run["reason"]
+    assert run["status"] == "failed" and f"port {port}" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_server_killed_mid_replay_keeps_the_measured_requests(tmp_path):
