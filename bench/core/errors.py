@@ -33,7 +33,7 @@ class LinkError(BenchError):
     """A symbolic link where bench would write: bench writes through no link it did not make (bad input)."""
 
 
-class PortInUseError(BenchError):
+class PortInUseError(ServerError):
     """A port bench was told to use (tracing.listen, server.port) is taken: bad input for the command, exit 2."""
 
 

@@ -108,6 +108,14 @@ def _result(data: dict[str, Any], notes: list[str]) -> RunResult:
         raise RecordError(f"wrong type for {', '.join(wrong)}")
     for name in ("trials", "starts"):  # an entry that is not an object is no trial or start: dropped
         kept[name] = [x for x in kept.get(name, []) if isinstance(x, dict)]
+    for name in ("telemetry", "level_telemetry"):  # per device: readers key them by their device's name
+        bad = [
+            i
+            for i, x in enumerate(kept.get(name, []))
+            if not isinstance(x, dict) or not isinstance(x.get("device"), str)
+        ]
+        if bad:
+            raise RecordError(f"{name}[{bad[0]}] is not a device's figures (an object with a device name)")
     try:
         return RunResult(**kept)
     except TypeError as e:
