@@ -218,5 +218,5 @@ def test_long_prompts_kept_on_purpose_make_the_variant_partial_with_the_servers_
     # The suite's one real run at the default dtype (cpu_sweep pins float32): the library and dtype this CPU calls for.
     caps = cpu.detect()
     assert run["server"]["kernel_library_loaded"] == caps.kernel_library
-    assert run["server"]["config"]["dtype"] == ("bfloat16" if caps.native_bf16 else "float32")
+    assert run["spec"]["server"]["dtype"] == ("bfloat16" if caps.native_bf16 else "float32")
     assert run["provenance"]["cpu_caps"] == caps.as_dict()
