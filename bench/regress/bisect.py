@@ -130,14 +130,10 @@ class Asked:
     cached: bool  # answered from the cache of an earlier, interrupted search
 
 
-@dataclass(frozen=True)
-class SearchResult:
-    status: str  # FOUND | NO_REGRESSION | BUDGET_SPENT | NOTHING
-    # FOUND: the 1-minimal set of changes that regresses (ordered search: the first bad item); BUDGET_SPENT: the
-    # smallest set established to regress so far.
-    culprit: tuple[str, ...]
-    asked: tuple[Asked, ...]  # every observation the search used, in order
-    last_good: str | None = None  # ordered search: the item before the culprit, where the interval starts
+class Spent:
+    """What a search spent: the probes it ran (cached answers cost nothing) and their time. Needs `asked`."""
+
+    asked: tuple[Asked, ...]
 
     @property
     def probes_run(self) -> int:
@@ -146,6 +142,16 @@ class SearchResult:
     @property
     def cost_s(self) -> float:
         return sum(a.probe.cost_s for a in self.asked if not a.cached)
+
+
+@dataclass(frozen=True)
+class SearchResult(Spent):
+    status: str  # FOUND | NO_REGRESSION | BUDGET_SPENT | NOTHING
+    # FOUND: the 1-minimal set of changes that regresses (ordered search: the first bad item); BUDGET_SPENT: the
+    # smallest set established to regress so far.
+    culprit: tuple[str, ...]
+    asked: tuple[Asked, ...]  # every observation the search used, in order
+    last_good: str | None = None  # ordered search: the item before the culprit, where the interval starts
 
     def effect(self) -> Probe | None:
         """The culprit's own regressing probe: what it does to the figures."""

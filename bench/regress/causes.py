@@ -21,6 +21,7 @@ from bench.regress.bisect import (
     Oracle,
     Probe,
     Search,
+    Spent,
     minimal,
 )
 
@@ -35,7 +36,7 @@ class Culprit:
 
 
 @dataclass(frozen=True)
-class Causes:
+class Causes(Spent):
     """What a search for every cause found, and what it could not explain."""
 
     status: str  # FOUND (one culprit or more) | NO_REGRESSION | BUDGET_SPENT | NOTHING
@@ -58,14 +59,6 @@ class Causes:
     def culprit(self) -> tuple[str, ...]:
         """Every culprit's changes (budget spent: with the set under search), as one search's answer."""
         return tuple(k for c in self.culprits for k in c.keys) + self.open_set
-
-    @property
-    def probes_run(self) -> int:
-        return sum(not a.cached for a in self.asked)
-
-    @property
-    def cost_s(self) -> float:
-        return sum(a.probe.cost_s for a in self.asked if not a.cached)
 
 
 def regressed_on(metrics: Iterable[str]) -> Callable[[Probe], bool]:
